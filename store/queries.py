@@ -1,0 +1,100 @@
+"""Read-only queries the dashboard (and reports) use. Values always go in as parameters."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .connection import connect
+from .schema import current_version
+from .stats import wilson_interval
+
+
+def has_runs(db_path: str | Path) -> bool:
+    with connect(db_path, read_only=True) as con:
+        if current_version(con) == 0:
+            return False
+        return con.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
+
+
+def list_runs(db_path: str | Path) -> pd.DataFrame:
+    """One row per run, newest first, with item counts and accuracy over answered items."""
+    with connect(db_path, read_only=True) as con:
+        return con.execute("""
+            SELECT r.run_id, r.study, r.dataset, r.model_id, r.status, r.started_at, r.finished_at,
+                   r.n_items,
+                   count(p.item_id) FILTER (WHERE p.status = 'ok')     AS n_done,
+                   count(p.item_id) FILTER (WHERE p.status = 'failed') AS n_failed,
+                   avg(p.correct::INTEGER) FILTER (WHERE p.status = 'ok') AS accuracy
+            FROM runs r LEFT JOIN predictions p USING (run_id)
+            GROUP BY ALL
+            ORDER BY r.started_at DESC
+        """).df()
+
+
+def run_overview(db_path: str | Path, run_id: str) -> dict[str, Any]:
+    """Model, dataset, prompt and the headline counts for one run."""
+    with connect(db_path, read_only=True) as con:
+        run = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).df()
+        if run.empty:
+            raise KeyError(f"no run named {run_id!r}")
+        counts = con.execute("""
+            SELECT count(*) FILTER (WHERE status = 'ok')                 AS n_done,
+                   count(*) FILTER (WHERE status = 'failed')             AS n_failed,
+                   count(DISTINCT image_id)                              AS n_images,
+                   count(*) FILTER (WHERE answer = 'uncertain')          AS n_uncertain,
+                   sum(correct::INTEGER) FILTER (WHERE status = 'ok')    AS n_correct,
+                   avg(yes_no_mass) FILTER (WHERE status = 'ok')         AS mean_yes_no_mass
+            FROM prediction_details WHERE run_id = ?
+        """, [run_id]).df().iloc[0].to_dict()
+    overview = run.iloc[0].to_dict()
+    overview["config"] = json.loads(overview["config"])
+    overview["package_versions"] = json.loads(overview["package_versions"])
+    overview.update({k: (None if pd.isna(v) else v) for k, v in counts.items()})
+    n_done = overview["n_done"] or 0
+    overview["accuracy"] = (overview["n_correct"] or 0) / n_done if n_done else None
+    low, high = wilson_interval(overview["n_correct"] or 0, n_done)
+    overview["accuracy_ci"] = (float(low), float(high))
+    return overview
+
+
+def conditions(db_path: str | Path, run_id: str) -> list[str]:
+    with connect(db_path, read_only=True) as con:
+        rows = con.execute("SELECT DISTINCT condition FROM prediction_details WHERE run_id = ? AND status = 'ok'"
+                           " AND condition IS NOT NULL ORDER BY condition", [run_id]).fetchall()
+    return [r[0] for r in rows]
+
+
+def condition_accuracy(db_path: str | Path, run_id: str, conditions: list[str] | None = None) -> pd.DataFrame:
+    """Accuracy per condition, split by ground truth ('yes', 'no', and 'all'), with
+    95% Wilson intervals. "uncertain" answers count as wrong; failed items are excluded."""
+    with connect(db_path, read_only=True) as con:
+        df = con.execute("""
+            SELECT condition, coalesce(ground_truth, 'all') AS ground_truth,
+                   count(*) AS n, sum(correct::INTEGER) AS n_correct
+            FROM prediction_details
+            WHERE run_id = ? AND status = 'ok'
+              AND (? IS NULL OR list_contains(?, condition))
+            GROUP BY GROUPING SETS ((condition, ground_truth), (condition))
+            ORDER BY condition, ground_truth
+        """, [run_id, conditions, conditions]).df()
+    df["n"] = df["n"].astype(int)
+    df["n_correct"] = df["n_correct"].fillna(0).astype(int)
+    df["accuracy"] = df["n_correct"] / df["n"]
+    df["ci_low"], df["ci_high"] = wilson_interval(df["n_correct"], df["n"])
+    return df
+
+
+def predictions(db_path: str | Path, run_id: str, conditions: list[str] | None = None) -> pd.DataFrame:
+    """Every item of a run with its question, answer and outcome (for tables and downloads)."""
+    with connect(db_path, read_only=True) as con:
+        return con.execute("""
+            SELECT item_id, image_id, condition, question, ground_truth, answer, correct, p_yes,
+                   yes_no_mass, status, error, generated_text, latency_s
+            FROM prediction_details
+            WHERE run_id = ? AND (? IS NULL OR list_contains(?, condition))
+            ORDER BY row_number
+        """, [run_id, conditions, conditions]).df()

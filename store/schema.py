@@ -1,0 +1,111 @@
+"""The DuckDB schema, versioned: the store creates and upgrades its own tables.
+
+Each entry of MIGRATIONS moves the schema one version up. `ensure_schema` applies the
+missing ones inside a transaction, so a file is always at a version the code knows.
+"""
+
+from __future__ import annotations
+
+import duckdb
+
+_V1 = """
+CREATE TABLE runs (
+    run_id              VARCHAR PRIMARY KEY,      -- the user's --run name
+    study               VARCHAR NOT NULL,         -- 'baseline', later 'phrasing', 'attention'
+    dataset             VARCHAR NOT NULL,
+    manifest_path       VARCHAR,
+    model_id            VARCHAR NOT NULL,         -- as given: hub id or folder
+    model_revision      VARCHAR,                  -- hub commit, when loaded from the hub cache
+    weights_fingerprint VARCHAR,                  -- sha256 over the weight files (see compute.provenance)
+    device              VARCHAR,
+    dtype               VARCHAR,
+    seed                INTEGER,
+    instruction         VARCHAR,
+    system_prompt       VARCHAR,
+    config              JSON NOT NULL,
+    package_versions    JSON NOT NULL,
+    started_at          TIMESTAMP NOT NULL,
+    finished_at         TIMESTAMP,
+    status              VARCHAR NOT NULL,         -- running | completed | interrupted | failed
+    n_items             INTEGER
+);
+
+CREATE TABLE images (
+    dataset   VARCHAR NOT NULL,
+    image_id  VARCHAR NOT NULL,
+    path      VARCHAR NOT NULL,
+    sha256    VARCHAR,
+    width     INTEGER,
+    height    INTEGER,
+    format    VARCHAR,                            -- png | jpeg | dicom
+    PRIMARY KEY (dataset, image_id)
+);
+
+CREATE TABLE questions (
+    item_id       VARCHAR PRIMARY KEY,            -- compute.manifest item id
+    dataset       VARCHAR NOT NULL,
+    image_id      VARCHAR,
+    row_number    INTEGER,
+    question      VARCHAR,
+    ground_truth  VARCHAR,                        -- yes | no; NULL for an invalid row
+    condition     VARCHAR,
+    group_id      VARCHAR,
+    variant_index INTEGER,
+    strategy      VARCHAR,
+    location      VARCHAR
+);
+
+CREATE TABLE predictions (
+    run_id         VARCHAR NOT NULL,
+    item_id        VARCHAR NOT NULL,
+    status         VARCHAR NOT NULL,              -- ok | failed
+    error          VARCHAR,                       -- why it failed
+    generated_text VARCHAR,
+    answer         VARCHAR,                       -- yes | no | uncertain
+    p_yes          DOUBLE,                        -- yes mass / (yes + no mass) at the answer position
+    yes_no_mass    DOUBLE,                        -- yes + no mass: low when the reply is not yes/no
+    correct        BOOLEAN,
+    latency_s      DOUBLE,
+    created_at     TIMESTAMP NOT NULL,
+    PRIMARY KEY (run_id, item_id)
+);
+
+CREATE VIEW prediction_details AS
+SELECT p.*, q.dataset, q.image_id, q.row_number, q.question, q.ground_truth, q.condition,
+       q.group_id, q.variant_index, q.strategy, q.location
+FROM predictions p LEFT JOIN questions q USING (item_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def current_version(con: duckdb.DuckDBPyConnection) -> int:
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
+    ).fetchone()[0]
+    if not exists:
+        return 0
+    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
+    return row[0] or 0
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
+    """Bring the database to SCHEMA_VERSION; returns the version it was at before."""
+    before = current_version(con)
+    if before > SCHEMA_VERSION:
+        raise RuntimeError(f"database schema is version {before}, newer than this code's {SCHEMA_VERSION}; "
+                           "upgrade MedGemma Visualizer")
+    if before == SCHEMA_VERSION:
+        return before
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
+        for version in range(before + 1, SCHEMA_VERSION + 1):
+            con.execute(MIGRATIONS[version - 1])
+            con.execute("INSERT INTO schema_version VALUES (?, current_timestamp)", [version])
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+    return before

@@ -1,0 +1,91 @@
+"""Transactional, idempotent writes.
+
+Every method opens a short-lived connection and commits one transaction, so a killed
+process loses at most the batch in flight, and rerunning a run resumes where it stopped:
+rows are keyed, and a rewrite of the same key replaces it instead of duplicating it.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import astuple, fields
+from datetime import datetime
+from pathlib import Path
+
+from .connection import connect
+from .records import ImageRecord, PredictionRecord, QuestionRecord, RunRecord
+from .schema import ensure_schema
+
+
+class RunConfigMismatch(ValueError):
+    """A run with this name exists with a different configuration."""
+
+
+def _insert_sql(table: str, record_type: type) -> str:
+    columns = [f.name for f in fields(record_type)]
+    return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+
+
+_INSERT_IMAGE = _insert_sql("images", ImageRecord)
+_INSERT_QUESTION = _insert_sql("questions", QuestionRecord)
+_INSERT_PREDICTION = _insert_sql("predictions", PredictionRecord)
+
+
+class StoreWriter:
+    def __init__(self, db_path: str | Path):
+        self.db_path = Path(db_path)
+        with connect(self.db_path, read_only=False) as con:
+            ensure_schema(con)
+
+    def start_run(self, run: RunRecord) -> set[str]:
+        """Create the run, or reopen it to resume. Returns the item ids already done
+        (status ok), which the caller skips. A different config under the same name is
+        refused rather than silently mixed."""
+        config_json = json.dumps(run.config, sort_keys=True)
+        with connect(self.db_path, read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            existing = con.execute("SELECT config FROM runs WHERE run_id = ?", [run.run_id]).fetchone()
+            if existing is not None and json.loads(existing[0]) != run.config:
+                con.execute("ROLLBACK")
+                raise RunConfigMismatch(
+                    f"run {run.run_id!r} already exists in {self.db_path} with a different configuration; "
+                    "pick a new --run name (or delete the old run) to run this one")
+            if existing is None:
+                con.execute(
+                    "INSERT INTO runs (run_id, study, dataset, manifest_path, model_id, model_revision,"
+                    " weights_fingerprint, device, dtype, seed, instruction, system_prompt, config,"
+                    " package_versions, started_at, status, n_items)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                    [run.run_id, run.study, run.dataset, run.manifest_path, run.model_id, run.model_revision,
+                     run.weights_fingerprint, run.device, run.dtype, run.seed, run.instruction,
+                     run.system_prompt, config_json, json.dumps(run.package_versions, sort_keys=True),
+                     datetime.now(), run.n_items])
+            else:
+                con.execute("UPDATE runs SET status = 'running', finished_at = NULL, n_items = ?,"
+                            " device = ?, dtype = ?, package_versions = ? WHERE run_id = ?",
+                            [run.n_items, run.device, run.dtype,
+                             json.dumps(run.package_versions, sort_keys=True), run.run_id])
+            done = con.execute("SELECT item_id FROM predictions WHERE run_id = ? AND status = 'ok'",
+                               [run.run_id]).fetchall()
+            con.execute("COMMIT")
+        return {row[0] for row in done}
+
+    def write_batch(self, images: list[ImageRecord], questions: list[QuestionRecord],
+                    predictions: list[PredictionRecord]) -> None:
+        """Write one batch in one transaction: all of it lands, or none of it."""
+        with connect(self.db_path, read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                for sql, records in ((_INSERT_IMAGE, images), (_INSERT_QUESTION, questions),
+                                     (_INSERT_PREDICTION, predictions)):
+                    if records:
+                        con.executemany(sql, [list(astuple(r)) for r in records])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def finish_run(self, run_id: str, status: str) -> None:
+        with connect(self.db_path, read_only=False) as con:
+            con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
+                        [status, datetime.now(), run_id])

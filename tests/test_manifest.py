@@ -1,0 +1,63 @@
+import json
+
+import pytest
+
+from compute.manifest import ManifestError, read_manifest
+
+
+def _jsonl(path, rows):
+    path.write_text("\n".join(r if isinstance(r, str) else json.dumps(r) for r in rows) + "\n")
+    return path
+
+
+GOOD = {"image": "images/a.png", "question": "Is there edema?", "answer": "Yes", "condition": "edema"}
+
+
+def test_jsonl_rows_validated_and_bad_rows_named(tmp_path):
+    m = read_manifest(_jsonl(tmp_path / "m.jsonl", [
+        GOOD,
+        {**GOOD, "answer": "maybe"},
+        {k: v for k, v in GOOD.items() if k != "question"},
+        "{not json",
+        {**GOOD, "variant_index": "two"},
+        {**GOOD, "image_id": "A", "group_id": "g1", "variant_index": 3, "location": "left base"},
+    ]))
+    assert [i.row_number for i in m.items] == [1, 6]
+    first = m.items[0]
+    assert (first.answer, first.image_id, first.image_path) == ("yes", "images/a.png", tmp_path / "images/a.png")
+    assert (m.items[1].image_id, m.items[1].group_id, m.items[1].variant_index) == ("A", "g1", 3)
+    errors = {e.row_number: str(e) for e in m.errors}
+    assert errors[2] == "row 2: answer must be yes or no, got 'maybe'"
+    assert errors[3] == "row 3: missing question"
+    assert errors[4].startswith("row 4: invalid JSON")
+    assert "variant_index must be an integer" in errors[5]
+    assert m.n_rows == 6
+
+
+def test_item_ids_are_stable_and_repeated_rows_kept(tmp_path):
+    rows = [GOOD, GOOD, {**GOOD, "question": "Is there oedema?"}]
+    a = read_manifest(_jsonl(tmp_path / "a.jsonl", rows))
+    b = read_manifest(_jsonl(tmp_path / "b.jsonl", [rows[2], rows[0], rows[1]]))
+    assert len({i.item_id for i in a.items}) == 3  # the repeated row counts twice, with its own id
+    assert {i.item_id for i in a.items} == {i.item_id for i in b.items}  # order does not change ids
+
+
+def test_csv_manifest_and_missing_column(tmp_path):
+    good = tmp_path / "m.csv"
+    good.write_text("image,question,answer,condition,strategy\nimages/a.png,Is there edema?,no,edema,\n"
+                    "images/b.png,,yes,edema,voice\n")
+    m = read_manifest(good)
+    assert [(i.answer, i.strategy) for i in m.items] == [("no", None)]
+    assert str(m.errors[0]) == "row 2: missing question"
+    bad = tmp_path / "bad.csv"
+    bad.write_text("image,question,condition\nimages/a.png,Is there edema?,edema\n")
+    with pytest.raises(ManifestError, match="bad.csv: missing required column.*answer"):
+        read_manifest(bad)
+
+
+def test_missing_manifest_and_unknown_format(tmp_path):
+    with pytest.raises(ManifestError, match="manifest not found"):
+        read_manifest(tmp_path / "nope.jsonl")
+    (tmp_path / "m.txt").write_text("x")
+    with pytest.raises(ManifestError, match="unknown manifest format"):
+        read_manifest(tmp_path / "m.txt")

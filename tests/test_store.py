@@ -1,0 +1,127 @@
+import duckdb
+import numpy as np
+import pytest
+from scipy.stats import binomtest
+
+from store import (ImageRecord, PredictionRecord, QuestionRecord, RunConfigMismatch, RunRecord,
+                   SCHEMA_VERSION, StoreWriter, connect)
+from store import queries
+from store.stats import wilson_interval
+
+
+@pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (0, 10), (3, 10), (10, 10), (47, 60), (500, 1000), (1, 3)])
+def test_wilson_matches_scipy(k, n):
+    ci = binomtest(k, n).proportion_ci(confidence_level=0.95, method="wilson")
+    low, high = wilson_interval(k, n)
+    assert low == pytest.approx(ci.low, abs=1e-12)
+    assert high == pytest.approx(ci.high, abs=1e-12)
+
+
+def test_wilson_hand_computed_and_vectorised():
+    # k=8, n=10, z=1.959964: centre=(0.8+0.19208)/1.38415=0.716746, half=0.226578 (by hand)
+    low, high = wilson_interval(np.array([8, 0]), np.array([10, 0]))
+    assert low[0] == pytest.approx(0.4901624, abs=1e-6)
+    assert high[0] == pytest.approx(0.9433178, abs=1e-6)
+    assert np.isnan(low[1]) and np.isnan(high[1])
+
+
+def _run(run_id="r1", **config):
+    return RunRecord(run_id=run_id, study="baseline", dataset="d", model_id="m",
+                     config={"model": "m", **config}, package_versions={"duckdb": duckdb.__version__}, n_items=4)
+
+
+def _batch(run_id, outcomes):
+    """outcomes: list of (item_id, condition, ground_truth, answer) tuples."""
+    images = [ImageRecord("d", f"img{i}", f"images/img{i}.png") for i, _ in enumerate(outcomes)]
+    questions = [QuestionRecord(item, "d", f"img{i}", i + 1, "Is there x?", gt, cond)
+                 for i, (item, cond, gt, _) in enumerate(outcomes)]
+    preds = [PredictionRecord(run_id, item, "ok", answer=ans, correct=(ans == gt), p_yes=0.5, yes_no_mass=0.9)
+             for item, cond, gt, ans in outcomes]
+    return images, questions, preds
+
+
+def test_schema_created_and_versioned(tmp_path):
+    db = tmp_path / "s.duckdb"
+    StoreWriter(db)
+    StoreWriter(db)  # reopening an up-to-date store changes nothing
+    with connect(db, read_only=True) as con:
+        assert con.execute("SELECT version FROM schema_version").fetchall() == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
+        tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+    assert {"runs", "images", "questions", "predictions", "prediction_details"} <= tables
+
+
+def test_writes_are_idempotent_and_resume(tmp_path):
+    db = tmp_path / "s.duckdb"
+    w = StoreWriter(db)
+    assert w.start_run(_run()) == set()
+    batch = _batch("r1", [("a", "edema", "yes", "yes"), ("b", "edema", "no", "yes")])
+    w.write_batch(*batch)
+    w.write_batch(*batch)  # the same batch again: replaced, not duplicated
+    w.write_batch([], [], [PredictionRecord("r1", "c", "failed", error="row 3: missing question")])
+    assert w.start_run(_run()) == {"a", "b"}  # failed items are retried on resume
+    with connect(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] == 3
+        assert con.execute("SELECT count(*) FROM questions").fetchone()[0] == 2
+        assert con.execute("SELECT status FROM runs").fetchone()[0] == "running"
+    w.finish_run("r1", "completed")
+    runs = queries.list_runs(db)
+    assert runs.loc[0, "status"] == "completed"
+    assert (runs.loc[0, "n_done"], runs.loc[0, "n_failed"], runs.loc[0, "accuracy"]) == (2, 1, 0.5)
+
+
+def test_resume_with_other_config_is_refused(tmp_path):
+    w = StoreWriter(tmp_path / "s.duckdb")
+    w.start_run(_run(batch_size=8))
+    with pytest.raises(RunConfigMismatch, match="different configuration"):
+        w.start_run(_run(batch_size=8, instruction="Say yes."))
+
+
+def test_failed_batch_writes_nothing(tmp_path):
+    db = tmp_path / "s.duckdb"
+    w = StoreWriter(db)
+    w.start_run(_run())
+    images, questions, preds = _batch("r1", [("a", "edema", "yes", "yes")])
+    bad = PredictionRecord("r1", None, "ok")  # NULL key violates the schema
+    with pytest.raises(duckdb.Error):
+        w.write_batch(images, questions, preds + [bad])
+    with connect(db, read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM images").fetchone()[0] == 0
+
+
+def test_condition_accuracy_counts_and_intervals(tmp_path):
+    db = tmp_path / "s.duckdb"
+    w = StoreWriter(db)
+    w.start_run(_run())
+    outcomes = [("a", "edema", "yes", "yes"), ("b", "edema", "yes", "no"), ("c", "edema", "no", "no"),
+                ("d", "edema", "no", "uncertain"), ("e", "pneumothorax", "yes", "yes")]
+    w.write_batch(*_batch("r1", outcomes))
+    df = queries.condition_accuracy(db, "r1")
+    edema = df[df.condition == "edema"].set_index("ground_truth")
+    assert edema.loc["all", "n"] == 4 and edema.loc["all", "n_correct"] == 2
+    assert edema.loc["yes", "accuracy"] == 0.5 and edema.loc["no", "accuracy"] == 0.5  # uncertain counts as wrong
+    ci = binomtest(2, 4).proportion_ci(method="wilson")
+    assert edema.loc["all", "ci_low"] == pytest.approx(ci.low)
+    only = queries.condition_accuracy(db, "r1", conditions=["pneumothorax"])
+    assert set(only.condition) == {"pneumothorax"}
+    overview = queries.run_overview(db, "r1")
+    assert (overview["n_done"], overview["n_correct"], overview["n_images"]) == (5, 3, 5)
+    assert overview["accuracy"] == pytest.approx(0.6)
+
+
+def test_queries_take_hostile_values_as_data(tmp_path):
+    db = tmp_path / "s.duckdb"
+    w = StoreWriter(db)
+    w.start_run(_run())
+    w.write_batch(*_batch("r1", [("a", "edema", "yes", "yes")]))
+    hostile = "'; DROP TABLE runs; --"
+    assert queries.condition_accuracy(db, hostile).empty
+    assert queries.condition_accuracy(db, "r1", conditions=[hostile]).empty
+    assert len(queries.list_runs(db)) == 1
+
+
+def test_read_only_open_never_creates(tmp_path):
+    from store import StoreNotFoundError
+    with pytest.raises(StoreNotFoundError):
+        queries.list_runs(tmp_path / "absent.duckdb")
+    assert not (tmp_path / "absent.duckdb").exists()
