@@ -1,0 +1,62 @@
+"""Typed configuration for model loading, prompting, decoding and runs."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .questions import DEFAULT_INSTRUCTION
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    name_or_path: str  # hub id such as "google/medgemma-4b-it", or a local folder
+    device: str | None = None  # None: "cuda" when available, else "cpu"
+    dtype: str | None = None  # None: bfloat16 on CUDA, float32 on CPU
+    trust_remote_code: bool = False  # off unless the user asks for it
+
+
+@dataclass(frozen=True)
+class PromptConfig:
+    instruction: str = DEFAULT_INSTRUCTION  # appended to the question in the user turn
+    system_prompt: str | None = None  # Gemma-3 folds it into the first user turn
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    max_new_tokens: int = 32  # greedy; enough for "No, there is no evidence of ..." replies
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    run_name: str
+    manifest: Path
+    db: Path
+    model: ModelSpec
+    prompt: PromptConfig = field(default_factory=PromptConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    study: str = "baseline"
+    dataset: str | None = None  # None: the manifest's folder name
+    image_root: Path | None = None  # None: the manifest's folder
+    batch_size: int = 8  # items per forward pass and per database transaction
+    limit: int | None = None  # first N manifest rows only
+    seed: int = 0
+
+    @property
+    def dataset_name(self) -> str:
+        return self.dataset or self.manifest.resolve().parent.name
+
+    def identity(self) -> dict[str, Any]:
+        """What determines the results: a resumed run must match it. Device, dtype
+        overrides aside, nothing here may change between a run and its resumption."""
+        return {
+            "study": self.study,
+            "manifest": str(self.manifest.resolve()),
+            "dataset": self.dataset_name,
+            "model": self.model.name_or_path,
+            "prompt": asdict(self.prompt),
+            "decode": asdict(self.decode),
+            "limit": self.limit,
+            "seed": self.seed,
+        }
