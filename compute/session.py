@@ -68,7 +68,7 @@ class Session:
         conversations = [build_messages(load_image(img), q, prompt) for img, q in zip(images, questions)]
         inputs = self.processor.apply_chat_template(
             conversations, add_generation_prompt=True, tokenize=True, return_dict=True,
-            return_tensors="pt", padding=True,
+            return_tensors="pt", processor_kwargs={"padding": True},
         ).to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         out = self.model.generate(

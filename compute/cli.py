@@ -1,0 +1,125 @@
+"""`python -m compute …`: build the demo assets and run studies into a DuckDB store."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .questions import DEFAULT_INSTRUCTION
+
+EXIT_USAGE = 2
+
+
+def _add_model_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("model")
+    g.add_argument("--model", required=True, metavar="M",
+                   help="hub id (e.g. google/medgemma-4b-it) or a local model folder (e.g. models/demo)")
+    g.add_argument("--device", default=None,
+                   help="torch device such as cuda, cuda:1 or cpu (default: cuda when available, else cpu)")
+    g.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"],
+                   help="weight and activation dtype (default: bf16 on CUDA, fp32 on CPU)")
+    g.add_argument("--trust-remote-code", action="store_true",
+                   help="allow model code from the checkpoint to run (off by default; Gemma-3 does not need it)")
+
+
+def _add_prompt_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("prompt")
+    g.add_argument("--instruction", default=DEFAULT_INSTRUCTION,
+                   help=f"text appended to every question in the user turn (default: {DEFAULT_INSTRUCTION!r})")
+    g.add_argument("--system-prompt", default=None,
+                   help="optional system prompt; Gemma-3's template folds it into the user turn")
+    g.add_argument("--max-new-tokens", type=int, default=32,
+                   help="greedy reply length cap (default: 32)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m compute", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = sub.add_parser(
+        "run", help="run the baseline study over a manifest into a DuckDB file",
+        description="Ask every manifest question once; store the reply, the extracted answer, P(yes), "
+                    "correctness and timing. Rerunning the same --run resumes where it stopped.")
+    _add_model_options(run)
+    _add_prompt_options(run)
+    g = run.add_argument_group("data and output")
+    g.add_argument("--manifest", required=True, type=Path,
+                   help="JSONL or CSV with columns image, question, answer (yes/no), condition; optional "
+                        "image_id, group_id, variant_index, strategy, location")
+    g.add_argument("--image-root", type=Path, default=None,
+                   help="folder that relative image paths start from (default: the manifest's folder)")
+    g.add_argument("--db", required=True, type=Path, help="DuckDB file to write (created if missing)")
+    g.add_argument("--run", required=True, dest="run_name",
+                   help="run name; reusing a name resumes that run (its configuration must match)")
+    g.add_argument("--dataset", default=None, help="dataset label (default: the manifest's folder name)")
+    g.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N manifest rows")
+    g.add_argument("--batch-size", type=int, default=8, help="questions per forward pass and per write (default: 8)")
+    g.add_argument("--seed", type=int, default=0, help="random seed recorded with the run (default: 0)")
+    g.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    synth = sub.add_parser("synth", help="write synthetic chest X-rays, lesion masks and a question manifest",
+                           description="Frontal radiograph-like images with findings for the nine study "
+                                       "conditions; some images are written as DICOM.")
+    synth.add_argument("--n", type=int, default=60, help="number of images (default: 60)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default: 0)")
+    synth.add_argument("--size", type=int, default=512, help="image side in pixels (default: 512)")
+    synth.add_argument("--out", type=Path, required=True, help="output folder (manifest.jsonl is written there)")
+    synth.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    demo = sub.add_parser("demo-model", help="build the tiny Gemma-3 demo model and its processor",
+                          description="A tiny Gemma3ForConditionalGeneration with the project's own tokenizer, "
+                                      "saved with save_pretrained so that it loads like MedGemma.")
+    demo.add_argument("--out", type=Path, default=Path("models/demo"), help="output folder (default: models/demo)")
+    demo.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default: 0)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"run": _run, "synth": _synth, "demo-model": _demo_model}[args.command]
+    return handler(args)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from store import RunConfigMismatch
+
+    from .config import DecodeConfig, ModelSpec, PromptConfig, RunConfig
+    from .loading import ModelNotAvailableError
+    from .manifest import ManifestError
+    from .studies import run_baseline
+
+    config = RunConfig(
+        run_name=args.run_name, manifest=args.manifest, db=args.db,
+        model=ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code),
+        prompt=PromptConfig(args.instruction, args.system_prompt),
+        decode=DecodeConfig(args.max_new_tokens), dataset=args.dataset, image_root=args.image_root,
+        batch_size=args.batch_size, limit=args.limit, seed=args.seed,
+    )
+    try:
+        summary = run_baseline(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+    except (ModelNotAvailableError, ManifestError, RunConfigMismatch) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; rerun the same command to resume run {args.run_name!r}", file=sys.stderr)
+        return 130
+    print(summary)
+    return 0
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from .synth import SynthConfig, generate_dataset
+
+    manifest = generate_dataset(SynthConfig(n=args.n, seed=args.seed, size=args.size), args.out,
+                                progress=not args.quiet)
+    print(f"wrote {manifest}")
+    return 0
+
+
+def _demo_model(args: argparse.Namespace) -> int:
+    from .demo_model import DemoModelConfig, build_demo_model
+
+    out = build_demo_model(args.out, DemoModelConfig(seed=args.seed))
+    print(f"wrote {out}")
+    return 0

@@ -1,0 +1,145 @@
+"""Baseline study: every manifest question asked once, answers and P(yes) stored.
+
+One bad item never stops the run: an invalid row, an unreadable image or a model error
+on one item is stored as a failed prediction with its reason, and the run goes on.
+Each batch is one store transaction, so a rerun of the same --run resumes after the
+last batch that landed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from store import PredictionRecord, RunRecord, StoreWriter
+
+from ..config import RunConfig
+from ..images import ImageLoadError, load_image
+from ..manifest import ManifestItem, read_manifest
+from ..provenance import package_versions
+from ..session import Session
+from . import records
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    done: int  # answered in this invocation
+    failed: int  # failed in this invocation (invalid rows included)
+    skipped: int  # already answered by an earlier invocation of the same run
+    seconds: float
+
+    def __str__(self) -> str:
+        return (f"run {self.run_id}: {self.done} done, {self.failed} failed, {self.skipped} skipped "
+                f"(already done) in {self.seconds:.1f} s")
+
+
+def run_baseline(config: RunConfig, session: Session | None = None, *, progress: bool = True,
+                 log: Callable[[str], None] = print) -> RunSummary:
+    start = time.perf_counter()
+    manifest = read_manifest(config.manifest, config.image_root)
+    items, errors = manifest.items, manifest.errors
+    if config.limit is not None:
+        items = [i for i in items if i.row_number <= config.limit]
+        errors = [e for e in errors if e.row_number <= config.limit]
+    if session is None:
+        from ..loading import load_model
+        session = load_model(config.model.name_or_path, config.model.device, config.model.dtype,
+                             prompt=config.prompt, decode=config.decode,
+                             trust_remote_code=config.model.trust_remote_code)
+
+    torch.manual_seed(config.seed)  # greedy decoding needs none; kept for sampling studies to come
+    dataset = config.dataset_name
+    writer = StoreWriter(config.db)
+    done_before = writer.start_run(_run_record(config, session, n_items=len(items) + len(errors)))
+    run_id = config.run_name
+    failed = 0
+    try:
+        if errors:
+            rows = [records.invalid_row_records(e, dataset, run_id) for e in errors]
+            writer.write_batch([], [q for q, _ in rows], [p for _, p in rows])
+            failed += len(errors)
+            for e in errors[:5]:
+                log(f"skipping {manifest.path.name} {e}")
+            if len(errors) > 5:
+                log(f"... and {len(errors) - 5} more invalid rows (stored as failed items)")
+        pending = [i for i in items if i.item_id not in done_before]
+        root = config.image_root or config.manifest.parent
+        bar = tqdm(total=len(pending), desc=f"baseline {run_id}", unit="q", disable=not progress)
+        done = 0
+        for batch in _chunks(pending, config.batch_size):
+            images, predictions = _answer_batch(session, batch, run_id)
+            writer.write_batch(
+                [records.image_record(item, img, dataset, root) for item, img in _unique_images(batch, images)],
+                [records.question_record(item, dataset) for item in batch],
+                predictions,
+            )
+            batch_failed = sum(p.status == "failed" for p in predictions)
+            failed += batch_failed
+            done += len(batch) - batch_failed
+            bar.update(len(batch))
+        bar.close()
+    except BaseException:
+        writer.finish_run(run_id, "interrupted")
+        raise
+    writer.finish_run(run_id, "completed")
+    return RunSummary(run_id, done, failed, len(items) - len(pending), time.perf_counter() - start)
+
+
+def _answer_batch(session: Session, batch: Sequence[ManifestItem],
+                  run_id: str) -> tuple[dict[str, Image.Image], list[PredictionRecord]]:
+    """Load the batch's images and answer it in one pass. A load failure fails only its item."""
+    images: dict[str, Image.Image] = {}
+    predictions: dict[str, PredictionRecord] = {}
+    for item in batch:
+        try:
+            images[item.item_id] = load_image(item.image_path)
+        except ImageLoadError as exc:
+            predictions[item.item_id] = records.failed(run_id, item.item_id, f"row {item.row_number}: {exc}")
+    ready = [item for item in batch if item.item_id in images]
+    if ready:
+        predictions.update(_answer(session, ready, images, run_id))
+    return images, [predictions[item.item_id] for item in batch]
+
+
+def _answer(session: Session, items: Sequence[ManifestItem], images: dict[str, Image.Image],
+            run_id: str) -> dict[str, PredictionRecord]:
+    """Answer `items` together; if the batch fails, retry one by one so only the culprit fails."""
+    try:
+        results = session.ask_batch([images[i.item_id] for i in items], [i.question for i in items])
+    except Exception as exc:  # noqa: BLE001 - one failure must not end the run
+        if len(items) > 1:
+            return {k: v for item in items for k, v in _answer(session, [item], images, run_id).items()}
+        item = items[0]
+        reason = f"row {item.row_number}: model error: {type(exc).__name__}: {exc}"
+        return {item.item_id: records.failed(run_id, item.item_id, reason)}
+    return {item.item_id: records.prediction_record(run_id, item, r) for item, r in zip(items, results)}
+
+
+def _unique_images(batch: Sequence[ManifestItem], images: dict[str, Image.Image]) -> Iterator[tuple[ManifestItem, Image.Image]]:
+    seen: set[str] = set()
+    for item in batch:
+        if item.item_id in images and item.image_id not in seen:
+            seen.add(item.image_id)
+            yield item, images[item.item_id]
+
+
+def _chunks(items: Sequence[ManifestItem], size: int) -> Iterator[Sequence[ManifestItem]]:
+    for i in range(0, len(items), max(1, size)):
+        yield items[i:i + size]
+
+
+def _run_record(config: RunConfig, session: Session, n_items: int) -> RunRecord:
+    return RunRecord(
+        run_id=config.run_name, study=config.study, dataset=config.dataset_name,
+        model_id=session.model_id, config=config.identity(), package_versions=package_versions(),
+        manifest_path=str(config.manifest), model_revision=session.revision,
+        weights_fingerprint=session.fingerprint, device=str(session.device),
+        dtype=str(session.dtype).removeprefix("torch."), seed=config.seed,
+        instruction=config.prompt.instruction, system_prompt=config.prompt.system_prompt, n_items=n_items,
+    )

@@ -1,0 +1,60 @@
+"""Translate manifest items and model results into the store's rows."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+from PIL import Image
+
+from store import ImageRecord, PredictionRecord, QuestionRecord
+
+from ..images import detect_format
+from ..manifest import ManifestItem, RowError
+from ..session import AskResult
+
+
+def question_record(item: ManifestItem, dataset: str) -> QuestionRecord:
+    return QuestionRecord(item_id=item.item_id, dataset=dataset, image_id=item.image_id, row_number=item.row_number,
+                          question=item.question, ground_truth=item.answer, condition=item.condition,
+                          group_id=item.group_id, variant_index=item.variant_index, strategy=item.strategy,
+                          location=item.location)
+
+
+def invalid_row_records(error: RowError, dataset: str, run_id: str) -> tuple[QuestionRecord, PredictionRecord]:
+    raw = error.raw
+    question = QuestionRecord(item_id=error.item_id, dataset=dataset, image_id=_text(raw.get("image_id") or raw.get("image")),
+                              row_number=error.row_number, question=_text(raw.get("question")), ground_truth=None,
+                              condition=_text(raw.get("condition")))
+    return question, failed(run_id, error.item_id, str(error))
+
+
+def image_record(item: ManifestItem, image: Image.Image, dataset: str, root: Path) -> ImageRecord:
+    try:
+        shown = item.image_path.resolve().relative_to(root.resolve())
+    except ValueError:
+        shown = item.image_path
+    return ImageRecord(dataset=dataset, image_id=item.image_id, path=str(shown), sha256=_sha256(item.image_path),
+                       width=image.width, height=image.height, format=detect_format(item.image_path))
+
+
+def prediction_record(run_id: str, item: ManifestItem, result: AskResult) -> PredictionRecord:
+    return PredictionRecord(run_id=run_id, item_id=item.item_id, status="ok", generated_text=result.text,
+                            answer=result.answer, p_yes=result.p_yes, yes_no_mass=result.yes_no_mass,
+                            correct=result.answer == item.answer, latency_s=result.latency_s)
+
+
+def failed(run_id: str, item_id: str, reason: str) -> PredictionRecord:
+    return PredictionRecord(run_id=run_id, item_id=item_id, status="failed", error=reason)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _text(value) -> str | None:
+    return None if value is None else str(value)
