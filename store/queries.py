@@ -54,9 +54,11 @@ def run_overview(db_path: str | Path, run_id: str) -> dict[str, Any]:
     overview["config"] = json.loads(overview["config"])
     overview["package_versions"] = json.loads(overview["package_versions"])
     overview.update({k: (None if pd.isna(v) else v) for k, v in counts.items()})
-    n_done = overview["n_done"] or 0
-    overview["accuracy"] = (overview["n_correct"] or 0) / n_done if n_done else None
-    low, high = wilson_interval(overview["n_correct"] or 0, n_done)
+    for key in ("n_done", "n_failed", "n_images", "n_uncertain", "n_correct"):
+        overview[key] = int(overview[key] or 0)
+    n_done = overview["n_done"]
+    overview["accuracy"] = overview["n_correct"] / n_done if n_done else None
+    low, high = wilson_interval(overview["n_correct"], n_done)
     overview["accuracy_ci"] = (float(low), float(high))
     return overview
 

@@ -37,6 +37,17 @@ class StoreWriter:
         with connect(self.db_path, read_only=False) as con:
             ensure_schema(con)
 
+    def completed_run_items(self, run_id: str, config: dict) -> set[str] | None:
+        """The done item ids of a *completed* run with this exact config, else None.
+        Lets a rerun with nothing left to do return without loading a model."""
+        with connect(self.db_path, read_only=False) as con:
+            row = con.execute("SELECT config, status FROM runs WHERE run_id = ?", [run_id]).fetchone()
+            if row is None or row[1] != "completed" or json.loads(row[0]) != config:
+                return None
+            done = con.execute("SELECT item_id FROM predictions WHERE run_id = ? AND status = 'ok'",
+                               [run_id]).fetchall()
+        return {r[0] for r in done}
+
     def start_run(self, run: RunRecord) -> set[str]:
         """Create the run, or reopen it to resume. Returns the item ids already done
         (status ok), which the caller skips. A different config under the same name is

@@ -47,6 +47,11 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
     if config.limit is not None:
         items = [i for i in items if i.row_number <= config.limit]
         errors = [e for e in errors if e.row_number <= config.limit]
+    writer = StoreWriter(config.db)
+    finished = writer.completed_run_items(config.run_name, config.identity())
+    if finished is not None and not errors and all(i.item_id in finished for i in items):
+        log(f"run {config.run_name} is already complete in {config.db}; nothing to do")
+        return RunSummary(config.run_name, 0, 0, len(items), time.perf_counter() - start)
     if session is None:
         from ..loading import load_model
         session = load_model(config.model.name_or_path, config.model.device, config.model.dtype,
@@ -55,7 +60,6 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
 
     torch.manual_seed(config.seed)  # greedy decoding needs none; kept for sampling studies to come
     dataset = config.dataset_name
-    writer = StoreWriter(config.db)
     done_before = writer.start_run(_run_record(config, session, n_items=len(items) + len(errors)))
     run_id = config.run_name
     failed = 0

@@ -1,0 +1,50 @@
+# `make demo`: install, build the demo model and synthetic data if missing, run the demo
+#              study into data/demo.duckdb, then serve the dashboard on http://127.0.0.1:8501
+# `make test`: install, then run the test suite
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+DEMO_MODEL := models/demo
+DEMO_DATA  := data/demo_synth
+DEMO_DB    := data/demo.duckdb
+DEMO_N     ?= 60
+PORT       ?= 8501
+
+.PHONY: install demo demo-model demo-data demo-run serve test clean-demo
+
+install: $(STAMP)
+
+$(STAMP): requirements.txt pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is needed; set PYTHON=python3.11")'
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install -r requirements.txt
+	$(PY) -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+$(DEMO_MODEL)/config.json: | $(STAMP)
+	$(PY) -m compute demo-model --out $(DEMO_MODEL)
+
+$(DEMO_DATA)/manifest.jsonl: | $(STAMP)
+	$(PY) -m compute synth --n $(DEMO_N) --seed 0 --out $(DEMO_DATA)
+
+demo-model: $(DEMO_MODEL)/config.json
+demo-data: $(DEMO_DATA)/manifest.jsonl
+
+demo-run: demo-model demo-data
+	$(PY) -m compute run --model $(DEMO_MODEL) --manifest $(DEMO_DATA)/manifest.jsonl \
+		--db $(DEMO_DB) --run demo-baseline
+
+serve: | $(STAMP)
+	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \
+		--server.headless true --browser.gatherUsageStats false -- --db $(DEMO_DB)
+
+demo: demo-run serve
+
+test: $(STAMP)
+	$(PY) -m pytest -q
+
+clean-demo:
+	rm -rf $(DEMO_MODEL) $(DEMO_DATA) $(DEMO_DB)

@@ -1,0 +1,1 @@
+"""Multipage Streamlit dashboard over the DuckDB store."""

@@ -1,0 +1,75 @@
+"""Cached, read-only access to the store for the pages.
+
+Caches are keyed on the database's modification time as well as the arguments, so a
+page refresh after new results land shows them.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from store import StoreNotFoundError, queries
+
+
+def _mtime(db: Path) -> float:
+    return db.stat().st_mtime if db.exists() else 0.0
+
+
+def has_runs(db: Path) -> bool:
+    try:
+        return _has_runs(str(db), _mtime(db))
+    except StoreNotFoundError:
+        return False
+
+
+@st.cache_data(show_spinner=False)
+def _has_runs(db: str, mtime: float) -> bool:
+    return queries.has_runs(db)
+
+
+@st.cache_data(show_spinner=False)
+def _list_runs(db: str, mtime: float) -> pd.DataFrame:
+    return queries.list_runs(db)
+
+
+@st.cache_data(show_spinner=False)
+def _overview(db: str, mtime: float, run_id: str) -> dict:
+    return queries.run_overview(db, run_id)
+
+
+@st.cache_data(show_spinner=False)
+def _conditions(db: str, mtime: float, run_id: str) -> list[str]:
+    return queries.conditions(db, run_id)
+
+
+@st.cache_data(show_spinner=False)
+def _condition_accuracy(db: str, mtime: float, run_id: str, conditions: tuple[str, ...] | None) -> pd.DataFrame:
+    return queries.condition_accuracy(db, run_id, list(conditions) if conditions else None)
+
+
+@st.cache_data(show_spinner=False)
+def _predictions(db: str, mtime: float, run_id: str, conditions: tuple[str, ...] | None) -> pd.DataFrame:
+    return queries.predictions(db, run_id, list(conditions) if conditions else None)
+
+
+def list_runs(db: Path) -> pd.DataFrame:
+    return _list_runs(str(db), _mtime(db))
+
+
+def overview(db: Path, run_id: str) -> dict:
+    return _overview(str(db), _mtime(db), run_id)
+
+
+def conditions(db: Path, run_id: str) -> list[str]:
+    return _conditions(str(db), _mtime(db), run_id)
+
+
+def condition_accuracy(db: Path, run_id: str, conditions: list[str] | None) -> pd.DataFrame:
+    return _condition_accuracy(str(db), _mtime(db), run_id, tuple(conditions) if conditions else None)
+
+
+def predictions(db: Path, run_id: str, conditions: list[str] | None) -> pd.DataFrame:
+    return _predictions(str(db), _mtime(db), run_id, tuple(conditions) if conditions else None)

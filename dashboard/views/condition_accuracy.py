@@ -1,0 +1,40 @@
+import altair as alt
+import streamlit as st
+
+from dashboard import data
+from dashboard.views.common import require_run
+
+st.title("Condition accuracy")
+selection = require_run()
+if selection is not None:
+    db, run_id = selection
+    available = data.conditions(db, run_id)
+    wanted = [c for c in st.query_params.get_all("condition") if c in available]
+    chosen = st.multiselect("Conditions", available, default=wanted or available)
+    st.query_params["condition"] = chosen if chosen != available else []
+    table = data.condition_accuracy(db, run_id, chosen or None)
+    split = table[table.ground_truth != "all"]
+    if split.empty:
+        st.info("No answered questions for these conditions in this run.")
+    else:
+        st.caption("Bars: accuracy per condition, split by the ground-truth answer. Whiskers: 95% Wilson "
+                   "intervals. Labels: number of questions.")
+        base = alt.Chart(split).encode(
+            x=alt.X("condition:N", title=None, sort=chosen),
+            xOffset=alt.XOffset("ground_truth:N", sort=["yes", "no"]),
+            color=alt.Color("ground_truth:N", title="Ground truth", sort=["yes", "no"]),
+            tooltip=["condition", "ground_truth", "n", "n_correct",
+                     alt.Tooltip("accuracy:Q", format=".1%"), alt.Tooltip("ci_low:Q", format=".1%"),
+                     alt.Tooltip("ci_high:Q", format=".1%")],
+        )
+        bars = base.mark_bar().encode(y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]),
+                                              axis=alt.Axis(format="%"), title="Accuracy"))
+        whiskers = base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q")
+        labels = base.mark_text(dy=-6, baseline="bottom").encode(y="ci_high:Q", text="n:Q")
+        st.altair_chart(bars + whiskers + labels, width="stretch")
+        st.dataframe(table, hide_index=True, column_config={
+            c: st.column_config.NumberColumn(format="percent") for c in ("accuracy", "ci_low", "ci_high")})
+        st.download_button("Download per-condition accuracy (CSV)", table.to_csv(index=False),
+                           file_name=f"{run_id}_condition_accuracy.csv", mime="text/csv")
+        st.download_button("Download all predictions (CSV)", data.predictions(db, run_id, chosen or None)
+                           .to_csv(index=False), file_name=f"{run_id}_predictions.csv", mime="text/csv")

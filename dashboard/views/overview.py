@@ -1,0 +1,35 @@
+import streamlit as st
+
+from dashboard import data
+from dashboard.views.common import require_run
+
+st.title("Overview")
+selection = require_run()
+if selection is not None:
+    db, run_id = selection
+    o = data.overview(db, run_id)
+    st.subheader(run_id)
+    c1, c2, c3, c4 = st.columns(4)
+    accuracy = "–" if o["accuracy"] is None else f"{o['accuracy']:.1%}"
+    c1.metric("Accuracy", accuracy,
+              help="Share of answered questions whose extracted answer equals the ground truth; "
+                   "'uncertain' counts as wrong.")
+    c2.metric("Questions answered", f"{o['n_done']:,}")
+    c3.metric("Failed items", f"{o['n_failed']:,}")
+    c4.metric("Images", f"{o['n_images']:,}")
+    if o["accuracy"] is not None:
+        low, high = o["accuracy_ci"]
+        st.caption(f"95% Wilson interval for accuracy: {low:.1%} – {high:.1%}. "
+                   f"Uncertain answers: {o['n_uncertain']}. Mean yes+no probability mass: "
+                   f"{o['mean_yes_no_mass']:.3f}.")
+    st.markdown(f"**Model** `{o['model_id']}` · **dataset** `{o['dataset']}` · **study** {o['study']} · "
+                f"**status** {o['status']} · **device** {o['device']} ({o['dtype']})")
+    with st.expander("Prompt, configuration and provenance"):
+        st.markdown(f"Instruction: `{o['instruction']}`  \nSystem prompt: `{o['system_prompt'] or '(none)'}`")
+        st.json({"config": o["config"], "model_revision": o["model_revision"],
+                 "weights_fingerprint": o["weights_fingerprint"], "packages": o["package_versions"],
+                 "started_at": str(o["started_at"]), "finished_at": str(o["finished_at"])})
+    st.subheader("All runs")
+    runs = data.list_runs(db)
+    st.dataframe(runs, hide_index=True, column_config={
+        "accuracy": st.column_config.NumberColumn(format="percent")})
