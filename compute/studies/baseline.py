@@ -62,16 +62,12 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
     dataset = config.dataset_name
     done_before = writer.start_run(_run_record(config, session, n_items=len(items) + len(errors)))
     run_id = config.run_name
-    failed = 0
+    failures: list[str] = []
     try:
         if errors:
             rows = [records.invalid_row_records(e, dataset, run_id) for e in errors]
             writer.write_batch([], [q for q, _ in rows], [p for _, p in rows])
-            failed += len(errors)
-            for e in errors[:5]:
-                log(f"skipping {manifest.path.name} {e}")
-            if len(errors) > 5:
-                log(f"... and {len(errors) - 5} more invalid rows (stored as failed items)")
+            failures += [p.error for _, p in rows]
         pending = [i for i in items if i.item_id not in done_before]
         root = config.image_root or config.manifest.parent
         bar = tqdm(total=len(pending), desc=f"baseline {run_id}", unit="q", disable=not progress)
@@ -83,16 +79,23 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
                 [records.question_record(item, dataset) for item in batch],
                 predictions,
             )
-            batch_failed = sum(p.status == "failed" for p in predictions)
-            failed += batch_failed
-            done += len(batch) - batch_failed
+            failures += [p.error for p in predictions if p.status == "failed"]
+            done += sum(p.status == "ok" for p in predictions)
             bar.update(len(batch))
         bar.close()
     except BaseException:
         writer.finish_run(run_id, "interrupted")
         raise
+    _report_failures(failures, manifest.path.name, log)
     writer.finish_run(run_id, "completed")
-    return RunSummary(run_id, done, failed, len(items) - len(pending), time.perf_counter() - start)
+    return RunSummary(run_id, done, len(failures), len(items) - len(pending), time.perf_counter() - start)
+
+
+def _report_failures(failures: list[str], manifest_name: str, log: Callable[[str], None], shown: int = 5) -> None:
+    for reason in failures[:shown]:
+        log(f"failed: {manifest_name} {reason}")
+    if len(failures) > shown:
+        log(f"... and {len(failures) - shown} more failed items (stored with their reasons)")
 
 
 def _answer_batch(session: Session, batch: Sequence[ManifestItem],

@@ -1,0 +1,133 @@
+"""The demo model on a few synthetic X-rays, through the CLI, into a temporary DuckDB."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
+import pytest
+import torch
+
+from compute.cli import main
+from compute.demo_model import build_demo_model
+from compute.loading import load_model
+from compute.synth import SynthConfig, generate_dataset
+from compute.yes_no import yes_no_probabilities
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def assets(tmp_path_factory):
+    base = tmp_path_factory.mktemp("e2e")
+    model = build_demo_model(base / "model")
+    manifest = generate_dataset(SynthConfig(n=4, seed=3, size=128, dicom_fraction=0.5), base / "synth",
+                                progress=False)
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    (base / "synth" / "images" / "not_an_image.png").write_text("hello")
+    rows += [
+        {**rows[0], "image": "images/absent.png", "image_id": "absent"},
+        {**rows[0], "answer": "maybe"},
+        {**rows[0], "image": "images/not_an_image.png", "image_id": "text"},
+    ]
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return {"model": model, "manifest": manifest, "rows": rows, "db": base / "results.duckdb"}
+
+
+def _cli(assets, run="e2e", *extra):
+    return main(["run", "--model", str(assets["model"]), "--manifest", str(assets["manifest"]),
+                 "--db", str(assets["db"]), "--run", run, "--batch-size", "3", "--quiet", *extra])
+
+
+def _query(db, sql, params=()):
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return con.execute(sql, list(params)).fetchall()
+    finally:
+        con.close()
+
+
+def test_run_records_every_row_and_its_outcome(assets):
+    assert _cli(assets) == 0
+    db, rows = assets["db"], assets["rows"]
+    (status, model_id, fingerprint, instruction, versions, n_items), = _query(
+        db, "SELECT status, model_id, weights_fingerprint, instruction, package_versions, n_items FROM runs")
+    assert (status, model_id, instruction, n_items) == ("completed", str(assets["model"]), "Answer yes or no.", len(rows))
+    assert len(fingerprint) == 64 and json.loads(versions)["torch"] == torch.__version__
+
+    ok = _query(db, "SELECT answer, p_yes, yes_no_mass, correct, ground_truth, generated_text, latency_s "
+                    "FROM prediction_details WHERE status = 'ok'")
+    assert len(ok) == len(rows) - 3
+    for answer, p_yes, mass, correct, truth, text, latency in ok:
+        assert answer in ("yes", "no", "uncertain") and text is not None
+        assert 0 <= p_yes <= 1 and 0 < mass <= 1 and latency > 0
+        assert correct == (answer == truth)
+
+    errors = dict(_query(db, "SELECT row_number, error FROM prediction_details WHERE status = 'failed'"))
+    n = len(rows)
+    assert errors[n - 1] == f"row {n - 1}: answer must be yes or no, got 'maybe'"
+    assert "absent.png: file not found" in errors[n - 2] and errors[n - 2].startswith(f"row {n - 2}:")
+    assert "not_an_image.png: not a PNG, JPEG or DICOM file" in errors[n]
+    formats = {f for (f,) in _query(db, "SELECT format FROM images")}
+    assert formats == {"png", "dicom"}
+
+
+def test_stored_p_yes_is_the_models_next_token_distribution(assets):
+    """Reference: one plain forward pass, softmax at the last prompt position."""
+    session = load_model(str(assets["model"]))
+    row = assets["rows"][0]
+    image = assets["manifest"].parent / row["image"]
+    result = session.ask(image, row["question"])
+    from compute.prompts import build_messages
+    from compute.images import load_image
+    inputs = session.processor.apply_chat_template(
+        [build_messages(load_image(image), row["question"], session.prompt)], add_generation_prompt=True,
+        tokenize=True, return_dict=True, return_tensors="pt")
+    with torch.no_grad():
+        logits = session.model(**inputs).logits[:, -1]  # (1, vocab)
+    probs = torch.softmax(logits, -1)[0]
+    yes, no = probs[session.yes_ids].sum(), probs[session.no_ids].sum()
+    assert result.p_yes == pytest.approx(float(yes / (yes + no)), abs=1e-5)
+    assert result.yes_no_mass == pytest.approx(float(yes + no), abs=1e-5)
+    stored = _query(assets["db"], "SELECT p_yes FROM prediction_details WHERE run_id = 'e2e' AND row_number = 1")
+    assert stored[0][0] == pytest.approx(result.p_yes, abs=1e-4)  # batched with padding vs alone
+
+
+def test_rerun_resumes_without_duplicates(assets):
+    db = assets["db"]
+    before = _query(db, "SELECT item_id, p_yes FROM predictions WHERE status = 'ok' ORDER BY item_id")
+    con = duckdb.connect(str(db))
+    con.execute("DELETE FROM predictions WHERE item_id IN (SELECT item_id FROM predictions "
+                "WHERE status = 'ok' ORDER BY item_id LIMIT 2)")
+    con.execute("UPDATE runs SET status = 'interrupted'")
+    con.close()
+    assert _cli(assets) == 0
+    after = _query(db, "SELECT item_id, p_yes FROM predictions WHERE status = 'ok' ORDER BY item_id")
+    assert [i for i, _ in after] == [i for i, _ in before]
+    assert [p for _, p in after] == pytest.approx([p for _, p in before], abs=1e-6, nan_ok=True)
+    assert _query(db, "SELECT status FROM runs") == [("completed",)]
+
+
+def test_same_run_name_with_other_prompt_is_refused(assets, capsys):
+    assert _cli(assets, "e2e", "--instruction", "Reply with one word.") == 2
+    assert "different configuration" in capsys.readouterr().err
+
+
+def test_yes_no_probabilities_hand_computed():
+    logits = torch.log(torch.tensor([[0.1, 0.3, 0.2, 0.4]]))  # ids: 0 yes, 1 Yes, 2 no, 3 other
+    p_yes, mass = yes_no_probabilities(logits, [0, 1], [2])
+    assert p_yes.item() == pytest.approx(0.4 / 0.6) and mass.item() == pytest.approx(0.6)
+
+
+def test_offline_hub_model_gives_short_error(tmp_path):
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path / "hf")}
+    manifest = tmp_path / "m.jsonl"
+    manifest.write_text('{"image": "a.png", "question": "Is there edema?", "answer": "yes", "condition": "edema"}\n')
+    proc = subprocess.run([sys.executable, "-m", "compute", "run", "--model", "google/medgemma-4b-it",
+                           "--manifest", str(manifest), "--db", str(tmp_path / "x.duckdb"), "--run", "r"],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert "Traceback" not in proc.stderr
+    assert "google/medgemma-4b-it" in proc.stderr and "--model" in proc.stderr and "HF_HUB_OFFLINE" in proc.stderr
