@@ -37,12 +37,14 @@ class StoreWriter:
         with connect(self.db_path, read_only=False) as con:
             ensure_schema(con)
 
-    def completed_run_items(self, run_id: str, config: dict) -> set[str] | None:
-        """The done item ids of a *completed* run with this exact config, else None.
-        Lets a rerun with nothing left to do return without loading a model."""
+    def completed_run_items(self, run_id: str, config: dict, weights_fingerprint: str | None) -> set[str] | None:
+        """The done item ids of a *completed* run with this exact config and weights, else
+        None. Lets a rerun with nothing left to do return without loading a model."""
         with connect(self.db_path, read_only=False) as con:
-            row = con.execute("SELECT config, status FROM runs WHERE run_id = ?", [run_id]).fetchone()
-            if row is None or row[1] != "completed" or json.loads(row[0]) != config:
+            row = con.execute("SELECT config, status, weights_fingerprint FROM runs WHERE run_id = ?",
+                              [run_id]).fetchone()
+            if (row is None or row[1] != "completed" or json.loads(row[0]) != config
+                    or weights_fingerprint is None or row[2] != weights_fingerprint):
                 return None
             done = con.execute("SELECT item_id FROM predictions WHERE run_id = ? AND status = 'ok'",
                                [run_id]).fetchall()
@@ -55,12 +57,16 @@ class StoreWriter:
         config_json = json.dumps(run.config, sort_keys=True)
         with connect(self.db_path, read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
-            existing = con.execute("SELECT config FROM runs WHERE run_id = ?", [run.run_id]).fetchone()
-            if existing is not None and json.loads(existing[0]) != run.config:
-                con.execute("ROLLBACK")
-                raise RunConfigMismatch(
-                    f"run {run.run_id!r} already exists in {self.db_path} with a different configuration; "
-                    "pick a new --run name (or delete the old run) to run this one")
+            existing = con.execute("SELECT config, weights_fingerprint FROM runs WHERE run_id = ?",
+                                   [run.run_id]).fetchone()
+            if existing is not None:
+                what = ("configuration" if json.loads(existing[0]) != run.config else
+                        "model weights" if existing[1] != run.weights_fingerprint else None)
+                if what:
+                    con.execute("ROLLBACK")
+                    raise RunConfigMismatch(
+                        f"run {run.run_id!r} already exists in {self.db_path} with a different {what}; "
+                        "pick a new --run name (or delete the old run) to run this one")
             if existing is None:
                 con.execute(
                     "INSERT INTO runs (run_id, study, dataset, manifest_path, model_id, model_revision,"

@@ -115,6 +115,24 @@ def test_same_run_name_with_other_prompt_is_refused(assets, capsys):
     assert "different configuration" in capsys.readouterr().err
 
 
+def test_completed_run_is_not_skipped_when_weights_change(assets, tmp_path, capsys):
+    """The nothing-to-do shortcut must not hide that the model folder now holds other weights."""
+    import shutil
+    from compute.demo_model import DemoModelConfig
+    model = shutil.copytree(assets["model"], tmp_path / "model")
+    manifest = tmp_path / "good.jsonl"
+    manifest.write_text("".join(json.dumps({**r, "image": str(assets["manifest"].parent / r["image"])}) + "\n"
+                                for r in assets["rows"][:2]))
+    args = ["run", "--model", str(model), "--manifest", str(manifest), "--db", str(tmp_path / "w.duckdb"),
+            "--run", "w", "--quiet"]
+    assert main(args) == 0
+    assert main(args) == 0
+    assert "nothing to do" in capsys.readouterr().err
+    build_demo_model(model, DemoModelConfig(seed=1))
+    assert main(args) == 2
+    assert "different model weights" in capsys.readouterr().err
+
+
 def test_yes_no_probabilities_hand_computed():
     logits = torch.log(torch.tensor([[0.1, 0.3, 0.2, 0.4]]))  # ids: 0 yes, 1 Yes, 2 no, 3 other
     p_yes, mass = yes_no_probabilities(logits, [0, 1], [2])

@@ -76,6 +76,15 @@ def test_resume_with_other_config_is_refused(tmp_path):
         w.start_run(_run(batch_size=8, instruction="Say yes."))
 
 
+def test_resume_with_other_weights_is_refused(tmp_path):
+    from dataclasses import replace
+    w = StoreWriter(tmp_path / "s.duckdb")
+    w.start_run(replace(_run(), weights_fingerprint="aaa"))
+    assert w.start_run(replace(_run(), weights_fingerprint="aaa")) == set()
+    with pytest.raises(RunConfigMismatch, match="different model weights"):
+        w.start_run(replace(_run(), weights_fingerprint="bbb"))
+
+
 def test_failed_batch_writes_nothing(tmp_path):
     db = tmp_path / "s.duckdb"
     w = StoreWriter(db)

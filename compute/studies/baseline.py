@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -21,7 +22,7 @@ from store import PredictionRecord, RunRecord, StoreWriter
 from ..config import RunConfig
 from ..images import ImageLoadError, load_image
 from ..manifest import ManifestItem, read_manifest
-from ..provenance import package_versions
+from ..provenance import package_versions, weights_fingerprint
 from ..session import Session
 from . import records
 
@@ -48,7 +49,9 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
         items = [i for i in items if i.row_number <= config.limit]
         errors = [e for e in errors if e.row_number <= config.limit]
     writer = StoreWriter(config.db)
-    finished = writer.completed_run_items(config.run_name, config.identity())
+    local_model = Path(config.model.name_or_path).expanduser()
+    fingerprint = weights_fingerprint(local_model) if local_model.is_dir() else None
+    finished = writer.completed_run_items(config.run_name, config.identity(), fingerprint)
     if finished is not None and not errors and all(i.item_id in finished for i in items):
         log(f"run {config.run_name} is already complete in {config.db}; nothing to do")
         return RunSummary(config.run_name, 0, 0, len(items), time.perf_counter() - start)
