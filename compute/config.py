@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .provenance import file_sha256
 from .questions import DEFAULT_INSTRUCTION
 
 
@@ -48,11 +49,12 @@ class RunConfig:
         return self.dataset or self.manifest.resolve().parent.name
 
     def identity(self) -> dict[str, Any]:
-        """What determines the results: a resumed run must match it. Device, dtype
-        overrides aside, nothing here may change between a run and its resumption."""
+        """What determines the results; a resumed run must match it. The weights and
+        the resolved dtype are checked by the store as well; the device is free, so a
+        run can resume on another machine."""
         return {
             "study": self.study,
-            "manifest": str(self.manifest.resolve()),
+            "manifest_sha256": file_sha256(self.manifest),  # content, so a moved folder still resumes
             "dataset": self.dataset_name,
             "model": self.model.name_or_path,
             "prompt": asdict(self.prompt),

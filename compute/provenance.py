@@ -22,6 +22,14 @@ def package_versions() -> dict[str, str]:
     return versions
 
 
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
 def hub_revision(folder: str | Path) -> str | None:
     """The commit hash when `folder` is a hub cache snapshot (…/snapshots/<sha>/)."""
     match = re.search(r"snapshots[/\\]([0-9a-f]{40})", str(folder))

@@ -57,11 +57,14 @@ class StoreWriter:
         config_json = json.dumps(run.config, sort_keys=True)
         with connect(self.db_path, read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
-            existing = con.execute("SELECT config, weights_fingerprint FROM runs WHERE run_id = ?",
+            existing = con.execute("SELECT config, weights_fingerprint, dtype FROM runs WHERE run_id = ?",
                                    [run.run_id]).fetchone()
             if existing is not None:
-                what = ("configuration" if json.loads(existing[0]) != run.config else
-                        "model weights" if existing[1] != run.weights_fingerprint else None)
+                changed = sorted(k for k in {**json.loads(existing[0]), **run.config}
+                                 if json.loads(existing[0]).get(k) != run.config.get(k))
+                what = (f"configuration ({', '.join(changed)} changed)" if changed else
+                        "model weights" if existing[1] != run.weights_fingerprint else
+                        f"dtype ({existing[2]} before, {run.dtype} now)" if existing[2] != run.dtype else None)
                 if what:
                     con.execute("ROLLBACK")
                     raise RunConfigMismatch(

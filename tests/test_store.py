@@ -72,7 +72,7 @@ def test_writes_are_idempotent_and_resume(tmp_path):
 def test_resume_with_other_config_is_refused(tmp_path):
     w = StoreWriter(tmp_path / "s.duckdb")
     w.start_run(_run(batch_size=8))
-    with pytest.raises(RunConfigMismatch, match="different configuration"):
+    with pytest.raises(RunConfigMismatch, match=r"different configuration \(instruction changed\)"):
         w.start_run(_run(batch_size=8, instruction="Say yes."))
 
 
@@ -83,6 +83,8 @@ def test_resume_with_other_weights_is_refused(tmp_path):
     assert w.start_run(replace(_run(), weights_fingerprint="aaa")) == set()
     with pytest.raises(RunConfigMismatch, match="different model weights"):
         w.start_run(replace(_run(), weights_fingerprint="bbb"))
+    with pytest.raises(RunConfigMismatch, match="different dtype"):
+        w.start_run(replace(_run(), weights_fingerprint="aaa", dtype="bfloat16"))
 
 
 def test_failed_batch_writes_nothing(tmp_path):
@@ -134,3 +136,21 @@ def test_read_only_open_never_creates(tmp_path):
     with pytest.raises(StoreNotFoundError):
         queries.list_runs(tmp_path / "absent.duckdb")
     assert not (tmp_path / "absent.duckdb").exists()
+
+
+def test_schema_upgrades_in_place_and_refuses_newer(tmp_path, monkeypatch):
+    from store import schema
+    db = tmp_path / "s.duckdb"
+    w = StoreWriter(db)
+    w.start_run(_run())
+    v2 = "ALTER TABLE runs ADD COLUMN notes VARCHAR"
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + (v2,))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
+    with connect(db, read_only=False) as con:
+        assert schema.ensure_schema(con) == 1  # it was at version 1
+        assert con.execute("SELECT run_id, notes FROM runs").fetchall() == [("r1", None)]  # data kept
+        assert schema.current_version(con) == 2
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
+    with connect(db, read_only=False) as con, pytest.raises(RuntimeError, match="newer than this code"):
+        schema.ensure_schema(con)

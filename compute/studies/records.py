@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 from PIL import Image
@@ -11,6 +10,7 @@ from store import ImageRecord, PredictionRecord, QuestionRecord
 
 from ..images import detect_format
 from ..manifest import ManifestItem, RowError
+from ..provenance import file_sha256
 from ..session import AskResult
 
 
@@ -34,7 +34,7 @@ def image_record(item: ManifestItem, image: Image.Image, dataset: str, root: Pat
         shown = item.image_path.resolve().relative_to(root.resolve())
     except ValueError:
         shown = item.image_path
-    return ImageRecord(dataset=dataset, image_id=item.image_id, path=str(shown), sha256=_sha256(item.image_path),
+    return ImageRecord(dataset=dataset, image_id=item.image_id, path=str(shown), sha256=file_sha256(item.image_path),
                        width=image.width, height=image.height, format=detect_format(item.image_path))
 
 
@@ -46,14 +46,6 @@ def prediction_record(run_id: str, item: ManifestItem, result: AskResult) -> Pre
 
 def failed(run_id: str, item_id: str, reason: str) -> PredictionRecord:
     return PredictionRecord(run_id=run_id, item_id=item_id, status="failed", error=reason)
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _text(value) -> str | None:
