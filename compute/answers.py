@@ -1,11 +1,13 @@
 """Turn a model's free-text reply into "yes", "no" or "uncertain".
 
-Order of evidence:
-1. a leading yes/no ("Yes, there is ...", "No.");
-2. hedges that refuse to commit ("cannot be determined", "unable to assess");
-3. the earliest clause-level cue, negative cues tried before positive ones at the same
-   position, so "there is no clear evidence of ..." reads as "no" and not as "there is";
-4. otherwise "uncertain".
+The reply is cut into clauses (at sentence ends, semicolons and contrast words such as
+"but" or "although"); the first clause that says anything decides:
+1. a hedge that refuses to commit ("cannot be ruled out", "unable to assess") -> uncertain;
+2. a leading yes/no word, after an optional "Answer:" ("Yes, there is ...", "**Answer:** No");
+3. any negation in the clause ("shows no", "is not present", "without", "unremarkable") -> no,
+   so "there is no clear evidence of ..." is not read as "there is";
+4. an assertion ("there is", "consistent with", "is present", "shows") -> yes.
+A reply in which no clause says anything is uncertain.
 """
 
 from __future__ import annotations
@@ -15,40 +17,35 @@ from typing import Literal
 
 Answer = Literal["yes", "no", "uncertain"]
 
-_LEADING = re.compile(r"^\W*(yes|no)\b", re.IGNORECASE)
+_CLAUSE_BREAK = re.compile(r"[.;!?\n]+|\b(?:but|however|although|though|whereas)\b")
+_MARKUP = re.compile(r"[*_`#>\u00a0]")
 
-_HEDGES = re.compile(
-    r"\b(cannot be (determined|assessed|excluded|ruled out)|can ?not (determine|assess|tell|say)"
-    r"|unable to (determine|assess|tell|say|evaluate)|not possible to (determine|assess|tell)"
-    r"|indeterminate|equivocal|uncertain|unclear whether|difficult to (determine|assess|say))\b",
-    re.IGNORECASE,
+_YES_WORDS = ("yes", "yeah", "yep", "correct", "affirmative", "positive")
+_NO_WORDS = ("no", "nope", "negative")
+_LEADING = re.compile(
+    r"^\W*(?:(?:the\s+)?(?:final\s+)?answer(?:\s+is)?\s*[:\-]?\s*)?"
+    rf"({'|'.join(_YES_WORDS + _NO_WORDS)})\b(?!\s+doubt)"
 )
 
-_NEGATIVE = (
-    r"no (clear |definite |obvious |significant |convincing |radiographic |visible |apparent )*"
-    r"(evidence|signs?|findings?|indication)"
-    r"|there (is|are|was|were) no\b|there (isn't|aren't|is not|are not)"
-    r"|without (evidence|signs?)|negative for|free of|rules? out"
-    r"|(is|are|was|were) (not|absent)\b|(isn't|aren't|wasn't|weren't)\b"
-    r"|(does|do|did) not (show|demonstrate|reveal|appear|suggest|have)|(doesn't|don't|didn't)\b"
-    r"|not (seen|present|visible|identified|evident|detected|demonstrated|noted|appreciated)"
-    r"|no (pleural|focal|acute|pneumothorax|effusion|consolidation|cardiomegaly|edema|oedema"
-    r"|pneumonia|atelectasis|opacity|abnormality)"
-    r"|absent|unremarkable|within normal limits|normal (heart|cardiac|lungs?|chest)"
-    r"|the answer is:? no\b"
+_HEDGE = re.compile(
+    r"\b(?:cannot|can ?not|can't|unable to|not possible to|difficult to|hard to)\s+(?:be\s+)?"
+    r"(?:determined?|assess(?:ed)?|tell|say|excluded?|rule[ds]? out|evaluated?)"
+    r"|\b(?:indeterminate|equivocal|uncertain|unclear|possibl[ey]|may or may not|not sure|yes and no)\b"
 )
 
-_POSITIVE = (
-    r"there (is|are|was|were|appears to be|seems to be)\b"
-    r"|(evidence|signs?) of|consistent with|suggestive of|compatible with|positive for"
-    r"|(is|are) (present|seen|visible|noted|identified|evident|enlarged|demonstrated)"
-    r"|(shows|demonstrates|reveals|indicates)\b|present\b"
-    r"|the answer is:? yes\b"
+_NEGATIVE = re.compile(
+    r"\bno\b(?!\s+doubt)|\bnot\b|n't\b|\bnone\b|\bwithout\b|\babsent\b|\bnegative\b|\bunremarkable\b"
+    r"|\bwithin normal limits\b|\bnormal (?:heart|cardiac|lungs?|chest|study|radiograph|x-ray)"
+    r"|\b(?:lungs?|lung fields|chest) (?:are|is) clear\b|\bclear lungs\b|\bunlikely\b|\bfree of\b"
+    r"|\bresolved\b|\brules? out\b|\bexcluded\b"
 )
 
-# One alternation so that the *earliest* cue wins; at equal position the negative
-# branch is tried first because it is listed first.
-_CUES = re.compile(rf"(?P<neg>{_NEGATIVE})|(?P<pos>{_POSITIVE})", re.IGNORECASE)
+_POSITIVE = re.compile(
+    r"\bthere(?:'s|\s+(?:is|are|was|were|appears|seems))\b|\b(?:evidence|signs?|findings?) of\b"
+    r"|\b(?:consistent|compatible) with\b|\bsuggestive of\b|\bpositive\b"
+    r"|\b(?:present|seen|visible|noted|identified|evident|enlarged)\b"
+    r"|\b(?:shows?|demonstrates?|reveals?|indicates?)\b|\bi (?:can )?see\b|\bcorrect\b|\baffirmative\b"
+)
 
 
 def extract_answer(text: str | None) -> Answer:
@@ -59,14 +56,23 @@ def extract_answer(text: str | None) -> Answer:
     >>> extract_answer("Based on the chest X-ray provided, there is no clear evidence of a significant pleural effusion.")
     'no'
     """
-    if not text or not text.strip():
+    if not text:
         return "uncertain"
-    leading = _LEADING.match(text)
+    for clause in _CLAUSE_BREAK.split(_MARKUP.sub(" ", text).lower()):
+        verdict = _clause_verdict(clause)
+        if verdict is not None:
+            return verdict
+    return "uncertain"
+
+
+def _clause_verdict(clause: str) -> Answer | None:
+    if _HEDGE.search(clause):
+        return "uncertain"
+    leading = _LEADING.match(clause)
     if leading:
-        return leading.group(1).lower()  # type: ignore[return-value]
-    if _HEDGES.search(text):
-        return "uncertain"
-    cue = _CUES.search(text)
-    if cue is None:
-        return "uncertain"
-    return "no" if cue.group("neg") else "yes"
+        return "yes" if leading.group(1) in _YES_WORDS else "no"
+    if _NEGATIVE.search(clause):
+        return "no"
+    if _POSITIVE.search(clause):
+        return "yes"
+    return None

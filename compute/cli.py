@@ -6,9 +6,20 @@ import argparse
 import sys
 from pathlib import Path
 
+from .config import DecodeConfig, RunConfig
+from .loading import DTYPE_CHOICES
 from .questions import DEFAULT_INSTRUCTION
+from .synth.config import SynthConfig
 
 EXIT_USAGE = 2
+EXIT_NOTHING_ANSWERED = 1
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -17,7 +28,7 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
                    help="hub id (e.g. google/medgemma-4b-it) or a local model folder (e.g. models/demo)")
     g.add_argument("--device", default=None,
                    help="torch device such as cuda, cuda:1 or cpu (default: cuda when available, else cpu)")
-    g.add_argument("--dtype", default=None, choices=["bf16", "fp16", "fp32"],
+    g.add_argument("--dtype", default=None, choices=DTYPE_CHOICES,
                    help="weight and activation dtype (default: bf16 on CUDA, fp32 on CPU)")
     g.add_argument("--trust-remote-code", action="store_true",
                    help="allow model code from the checkpoint to run (off by default; Gemma-3 does not need it)")
@@ -29,8 +40,8 @@ def _add_prompt_options(p: argparse.ArgumentParser) -> None:
                    help=f"text appended to every question in the user turn (default: {DEFAULT_INSTRUCTION!r})")
     g.add_argument("--system-prompt", default=None,
                    help="optional system prompt; Gemma-3's template folds it into the user turn")
-    g.add_argument("--max-new-tokens", type=int, default=32,
-                   help="greedy reply length cap (default: 32)")
+    g.add_argument("--max-new-tokens", type=positive_int, default=DecodeConfig.max_new_tokens,
+                   help=f"greedy reply length cap (default: {DecodeConfig.max_new_tokens})")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -53,17 +64,19 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--run", required=True, dest="run_name",
                    help="run name; reusing a name resumes that run (its configuration must match)")
     g.add_argument("--dataset", default=None, help="dataset label (default: the manifest's folder name)")
-    g.add_argument("--limit", type=int, default=None, metavar="N", help="only the first N manifest rows")
-    g.add_argument("--batch-size", type=int, default=8, help="questions per forward pass and per write (default: 8)")
+    g.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N manifest rows")
+    g.add_argument("--batch-size", type=positive_int, default=RunConfig.batch_size,
+                   help=f"questions per forward pass and per write (default: {RunConfig.batch_size})")
     g.add_argument("--seed", type=int, default=0, help="random seed recorded with the run (default: 0)")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
     synth = sub.add_parser("synth", help="write synthetic chest X-rays, lesion masks and a question manifest",
                            description="Frontal radiograph-like images with findings for the nine study "
                                        "conditions; some images are written as DICOM.")
-    synth.add_argument("--n", type=int, default=60, help="number of images (default: 60)")
+    synth.add_argument("--n", type=positive_int, default=SynthConfig.n, help=f"number of images (default: {SynthConfig.n})")
     synth.add_argument("--seed", type=int, default=0, help="random seed; same seed, same files (default: 0)")
-    synth.add_argument("--size", type=int, default=512, help="image side in pixels (default: 512)")
+    synth.add_argument("--size", type=positive_int, default=SynthConfig.size,
+                       help=f"image side in pixels, at least 64 (default: {SynthConfig.size})")
     synth.add_argument("--out", type=Path, required=True, help="output folder (manifest.jsonl is written there)")
     synth.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -82,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from store import RunConfigMismatch
+    from store import RunConfigMismatch, StoreError
 
-    from .config import DecodeConfig, ModelSpec, PromptConfig, RunConfig
+    from .config import ModelSpec, PromptConfig
     from .loading import ModelNotAvailableError
     from .manifest import ManifestError
     from .studies import run_baseline
@@ -98,18 +111,21 @@ def _run(args: argparse.Namespace) -> int:
     )
     try:
         summary = run_baseline(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
-    except (ModelNotAvailableError, ManifestError, RunConfigMismatch) as exc:
+    except (ModelNotAvailableError, ManifestError, RunConfigMismatch, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print(f"\ninterrupted; rerun the same command to resume run {args.run_name!r}", file=sys.stderr)
         return 130
     print(summary)
+    if summary.failed and not summary.done and not summary.skipped:
+        print("error: no item was answered; see the reasons above", file=sys.stderr)
+        return EXIT_NOTHING_ANSWERED
     return 0
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .synth import SynthConfig, generate_dataset
+    from .synth import generate_dataset
 
     manifest = generate_dataset(SynthConfig(n=args.n, seed=args.seed, size=args.size), args.out,
                                 progress=not args.quiet)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,9 @@ class PromptConfig:
 class DecodeConfig:
     max_new_tokens: int = 32  # greedy; enough for "No, there is no evidence of ..." replies
 
+    def __post_init__(self) -> None:
+        _require_positive("max_new_tokens", self.max_new_tokens)
+
 
 @dataclass(frozen=True)
 class RunConfig:
@@ -44,21 +48,33 @@ class RunConfig:
     limit: int | None = None  # first N manifest rows only
     seed: int = 0
 
+    def __post_init__(self) -> None:
+        _require_positive("batch_size", self.batch_size)
+        if self.limit is not None:
+            _require_positive("limit", self.limit)
+
     @property
     def dataset_name(self) -> str:
         return self.dataset or self.manifest.resolve().parent.name
 
     def identity(self) -> dict[str, Any]:
-        """What determines the results; a resumed run must match it. The weights and
-        the resolved dtype are checked by the store as well; the device is free, so a
-        run can resume on another machine."""
+        """What determines the results; a resumed run must match it. The store also
+        checks the weights and the resolved dtype. The device is free, so a run can
+        resume on another machine that computes in the same dtype."""
         return {
             "study": self.study,
-            "manifest_sha256": file_sha256(self.manifest),  # content, so a moved folder still resumes
+            "manifest_sha256": file_sha256(self.manifest),  # content, so a moved project still resumes
             "dataset": self.dataset_name,
-            "model": self.model.name_or_path,
+            "image_root": None if self.image_root is None else os.path.normpath(self.image_root),
+            "model": os.path.normpath(self.model.name_or_path) if Path(self.model.name_or_path).is_dir()
+            else self.model.name_or_path,
             "prompt": asdict(self.prompt),
             "decode": asdict(self.decode),
             "limit": self.limit,
             "seed": self.seed,
         }
+
+
+def _require_positive(name: str, value: int) -> None:
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, got {value}")

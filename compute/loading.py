@@ -14,6 +14,7 @@ from .provenance import hub_revision, weights_fingerprint
 
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
           "fp32": torch.float32, "float32": torch.float32}
+DTYPE_CHOICES = ("bf16", "fp16", "fp32")  # the short names the CLI offers
 
 
 class ModelNotAvailableError(RuntimeError):
@@ -24,6 +25,10 @@ def resolve_device(device: str | None) -> torch.device:
     if device:
         return torch.device(device)
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def dtype_name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
 
 
 def resolve_dtype(dtype: str | None, device: torch.device) -> torch.dtype:
@@ -106,7 +111,8 @@ def load_model(name_or_path: str, device: str | None = None, dtype: str | None =
             attn_implementation=attn_implementation, local_files_only=cache_only)
     except (OSError, ValueError) as exc:
         if local.is_dir():
-            raise
+            reason = str(exc).splitlines()[0][:300]
+            raise ModelNotAvailableError(f"{name_or_path}: cannot load this model folder ({reason})") from exc
         raise _not_available(name_or_path, exc) from exc
     model.to(torch_device).eval()
     folder = folder or _local_folder(name_or_path)  # a first download has just filled the cache

@@ -61,30 +61,32 @@ class Manifest:
         return len(self.items) + len(self.errors)
 
 
-def read_manifest(path: str | Path, image_root: str | Path | None = None) -> Manifest:
+def read_manifest(path: str | Path, image_root: str | Path | None = None, dataset: str = "") -> Manifest:
     """Parse and validate a manifest. Image paths are resolved against `image_root`
-    (default: the manifest's folder). Missing image files are *not* checked here; the
-    study reports them per item when it loads the image."""
+    (default: the manifest's folder). Item ids hash the dataset name with every field of
+    the row, so rows from different datasets never share an id. Missing image files are
+    *not* checked here; the study reports them per item when it loads the image."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     root = Path(image_root) if image_root is not None else path.parent
     raw_rows = _read_rows(path)
+    if not raw_rows:
+        raise ManifestError(f"{path}: no data rows")
 
     items: list[ManifestItem] = []
     errors: list[RowError] = []
     occurrences: Counter[str] = Counter()
-    for row_number, raw in enumerate(raw_rows, start=1):
+    for row_number, raw in raw_rows:
         if isinstance(raw, str):  # a line that could not be parsed at all
-            errors.append(RowError(_row_key(path, row_number, raw), row_number, raw, {}))
+            errors.append(RowError(_row_key(dataset, path, row_number, raw), row_number, raw, {}))
             continue
         try:
             fields = _validate(raw)
         except ValueError as exc:
-            errors.append(RowError(_row_key(path, row_number, raw), row_number, str(exc), raw))
+            errors.append(RowError(_row_key(dataset, path, row_number, raw), row_number, str(exc), raw))
             continue
-        content_key = "\x1f".join(str(fields[k]) for k in ("image_id", "question", "answer", "condition",
-                                                              "group_id", "variant_index"))
+        content_key = "\x1f".join([dataset, *(str(fields[k]) for k in sorted(fields))])
         occurrences[content_key] += 1
         item_id = _hash(f"{content_key}\x1f{occurrences[content_key]}")
         items.append(ManifestItem(item_id=item_id, row_number=row_number,
@@ -92,39 +94,49 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None) -> Man
     return Manifest(path=path, items=items, errors=errors)
 
 
-def _read_rows(path: Path) -> list[dict[str, Any] | str]:
+Row = tuple[int, dict[str, Any] | str]  # (row number, parsed row or why it could not be parsed)
+
+
+def _read_rows(path: Path) -> list[Row]:
     suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".ndjson"):
-        return _read_jsonl(path)
-    if suffix in (".csv", ".tsv"):
-        return _read_csv(path, delimiter="\t" if suffix == ".tsv" else ",")
+    try:
+        if suffix in (".jsonl", ".ndjson"):
+            return _read_jsonl(path)
+        if suffix in (".csv", ".tsv"):
+            return _read_csv(path, delimiter="\t" if suffix == ".tsv" else ",")
+    except UnicodeDecodeError as exc:
+        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}); save the manifest as UTF-8") from None
     raise ManifestError(f"{path}: unknown manifest format {suffix!r}; use .jsonl or .csv")
 
 
-def _read_jsonl(path: Path) -> list[dict[str, Any] | str]:
-    rows: list[dict[str, Any] | str] = []
-    with path.open(encoding="utf-8") as f:
-        for line in f:
+def _read_jsonl(path: Path) -> list[Row]:
+    """Rows are numbered by line, so "row N" is line N of the file."""
+    rows: list[Row] = []
+    with path.open(encoding="utf-8-sig") as f:
+        for line_number, line in enumerate(f, start=1):
             if not line.strip():
                 continue
             try:
                 row = json.loads(line)
             except json.JSONDecodeError as exc:
-                rows.append(f"invalid JSON ({exc.msg} at column {exc.colno})")
+                rows.append((line_number, f"invalid JSON ({exc.msg} at column {exc.colno})"))
                 continue
-            rows.append(row if isinstance(row, dict) else f"expected a JSON object, got {type(row).__name__}")
+            rows.append((line_number, row if isinstance(row, dict)
+                         else f"expected a JSON object, got {type(row).__name__}"))
     return rows
 
 
-def _read_csv(path: Path, delimiter: str) -> list[dict[str, Any] | str]:
-    with path.open(encoding="utf-8", newline="") as f:
+def _read_csv(path: Path, delimiter: str) -> list[Row]:
+    """Rows are numbered from 1 after the header."""
+    with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         columns = reader.fieldnames or []
         missing = [c for c in REQUIRED_COLUMNS if c not in columns]
         if missing:
             raise ManifestError(f"{path}: missing required column(s) {', '.join(missing)}; "
                                 f"found {', '.join(columns) or 'no header'}")
-        return [{k: v for k, v in row.items() if k is not None and v not in (None, "")} for row in reader]
+        return [(n, {k: v for k, v in row.items() if k is not None and v not in (None, "")})
+                for n, row in enumerate(reader, start=1)]
 
 
 def _validate(raw: dict[str, Any]) -> dict[str, Any]:
@@ -134,25 +146,17 @@ def _validate(raw: dict[str, Any]) -> dict[str, Any]:
     answer = ANSWER_ALIASES.get(str(raw["answer"]).strip().lower())
     if answer is None:
         raise ValueError(f"answer must be yes or no, got {raw['answer']!r}")
-    variant_index = raw.get("variant_index")
-    if not _blank(variant_index):
-        try:
-            variant_index = int(variant_index)
-        except (TypeError, ValueError):
-            raise ValueError(f"variant_index must be an integer, got {variant_index!r}") from None
-    else:
-        variant_index = None
-    image = str(raw["image"]).strip()
+    image = _text(raw["image"], "image")
     return {
         "image": image,
-        "image_id": _text(raw.get("image_id")) or image,
-        "question": str(raw["question"]).strip(),
+        "image_id": _text(raw.get("image_id"), "image_id") or image,
+        "question": _text(raw["question"], "question"),
         "answer": answer,
-        "condition": str(raw["condition"]).strip(),
-        "group_id": _text(raw.get("group_id")),
-        "variant_index": variant_index,
-        "strategy": _text(raw.get("strategy")),
-        "location": _text(raw.get("location")),
+        "condition": _text(raw["condition"], "condition"),
+        "group_id": _text(raw.get("group_id"), "group_id"),
+        "variant_index": _integer(raw.get("variant_index"), "variant_index"),
+        "strategy": _text(raw.get("strategy"), "strategy"),
+        "location": _text(raw.get("location"), "location"),
     }
 
 
@@ -160,12 +164,29 @@ def _blank(value: Any) -> bool:
     return value is None or (isinstance(value, str) and not value.strip())
 
 
-def _text(value: Any) -> str | None:
-    return None if _blank(value) else str(value).strip()
+def _text(value: Any, name: str) -> str | None:
+    if _blank(value):
+        return None
+    if isinstance(value, (dict, list, bool)):
+        raise ValueError(f"{name} must be text, got {type(value).__name__} {value!r}")
+    return str(value).strip()
 
 
-def _row_key(path: Path, row_number: int, raw: Any) -> str:
-    return _hash(f"invalid\x1f{path.name}\x1f{row_number}\x1f{json.dumps(raw, sort_keys=True, default=str)}")
+def _integer(value: Any, name: str) -> int | None:
+    if _blank(value):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if isinstance(value, bool) or not number.is_integer():
+        raise ValueError(f"{name} must be an integer, got {value!r}")
+    return int(number)
+
+
+def _row_key(dataset: str, path: Path, row_number: int, raw: Any) -> str:
+    return _hash(f"invalid\x1f{dataset}\x1f{path.name}\x1f{row_number}\x1f"
+                 f"{json.dumps(raw, sort_keys=True, default=str)}")
 
 
 def _hash(text: str) -> str:

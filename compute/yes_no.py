@@ -34,9 +34,10 @@ def yes_no_token_ids(tokenizer) -> tuple[list[int], list[int]]:
 def yes_no_probabilities(logits: torch.Tensor, yes_ids: list[int], no_ids: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
     """logits: (batch, vocab) at the answer position.
     Returns (p_yes, yes_no_mass), each (batch,): p_yes = yes / (yes + no) and the
-    yes-plus-no share of the whole distribution, which is low when the reply is not yes/no."""
+    yes-plus-no share of the whole distribution, which is low when the reply is not yes/no.
+    p_yes is NaN where that share underflows to 0."""
     probs = torch.softmax(logits.float(), dim=-1)  # (batch, vocab)
     yes = probs[:, yes_ids].sum(dim=-1)
     no = probs[:, no_ids].sum(dim=-1)
     mass = yes + no
-    return yes / mass.clamp_min(torch.finfo(mass.dtype).tiny), mass
+    return torch.where(mass > 0, yes / mass, torch.nan), mass  # NaN: no mass to split

@@ -18,7 +18,11 @@ LOCK_RETRY_SECONDS = 30.0  # how long to wait for another process to release the
 _RETRY_SLEEP = 0.05
 
 
-class StoreNotFoundError(FileNotFoundError):
+class StoreError(RuntimeError):
+    """The database file cannot be opened (not a DuckDB file, a folder, no permission)."""
+
+
+class StoreNotFoundError(StoreError, FileNotFoundError):
     pass
 
 
@@ -42,9 +46,12 @@ def connect(db_path: str | Path, *, read_only: bool,
             con = duckdb.connect(str(db_path), read_only=read_only)
             break
         except duckdb.IOException as exc:
-            if not _is_lock_error(exc) or time.monotonic() >= deadline:
-                raise
-            time.sleep(_RETRY_SLEEP)
+            if _is_lock_error(exc) and time.monotonic() < deadline:
+                time.sleep(_RETRY_SLEEP)
+                continue
+            raise StoreError(f"{db_path}: cannot open the database ({str(exc).splitlines()[0]})") from exc
+        except duckdb.Error as exc:
+            raise StoreError(f"{db_path}: cannot open the database ({str(exc).splitlines()[0]})") from exc
     try:
         yield con
     finally:

@@ -44,7 +44,7 @@ def run_overview(db_path: str | Path, run_id: str) -> dict[str, Any]:
         counts = con.execute("""
             SELECT count(*) FILTER (WHERE status = 'ok')                 AS n_done,
                    count(*) FILTER (WHERE status = 'failed')             AS n_failed,
-                   count(DISTINCT image_id)                              AS n_images,
+                   count(DISTINCT image_id) FILTER (WHERE status = 'ok') AS n_images,
                    count(*) FILTER (WHERE answer = 'uncertain')          AS n_uncertain,
                    sum(correct::INTEGER) FILTER (WHERE status = 'ok')    AS n_correct,
                    avg(yes_no_mass) FILTER (WHERE status = 'ok')         AS mean_yes_no_mass

@@ -42,7 +42,6 @@ class QuestionRecord:
     item_id: str
     dataset: str
     image_id: str | None
-    row_number: int
     question: str | None
     ground_truth: str | None
     condition: str | None
@@ -56,6 +55,7 @@ class QuestionRecord:
 class PredictionRecord:
     run_id: str
     item_id: str
+    row_number: int | None  # the item's row in this run's manifest
     status: str  # "ok" | "failed"
     error: str | None = None
     generated_text: str | None = None

@@ -45,7 +45,6 @@ CREATE TABLE questions (
     item_id       VARCHAR PRIMARY KEY,            -- compute.manifest item id
     dataset       VARCHAR NOT NULL,
     image_id      VARCHAR,
-    row_number    INTEGER,
     question      VARCHAR,
     ground_truth  VARCHAR,                        -- yes | no; NULL for an invalid row
     condition     VARCHAR,
@@ -58,6 +57,7 @@ CREATE TABLE questions (
 CREATE TABLE predictions (
     run_id         VARCHAR NOT NULL,
     item_id        VARCHAR NOT NULL,
+    row_number     INTEGER,                       -- the item's row in this run's manifest
     status         VARCHAR NOT NULL,              -- ok | failed
     error          VARCHAR,                       -- why it failed
     generated_text VARCHAR,
@@ -71,7 +71,7 @@ CREATE TABLE predictions (
 );
 
 CREATE VIEW prediction_details AS
-SELECT p.*, q.dataset, q.image_id, q.row_number, q.question, q.ground_truth, q.condition,
+SELECT p.*, q.dataset, q.image_id, q.question, q.ground_truth, q.condition,
        q.group_id, q.variant_index, q.strategy, q.location
 FROM predictions p LEFT JOIN questions q USING (item_id);
 """

@@ -31,20 +31,33 @@ _INSERT_QUESTION = _insert_sql("questions", QuestionRecord)
 _INSERT_PREDICTION = _insert_sql("predictions", PredictionRecord)
 
 
+def _difference(config: dict, fingerprint: str | None, dtype: str | None, run: RunRecord) -> str | None:
+    """What makes `run` a different run from the stored one, in words; None if nothing."""
+    changed = sorted(k for k in config.keys() | run.config.keys() if config.get(k) != run.config.get(k))
+    if changed:
+        return f"configuration ({', '.join(changed)} changed)"
+    if fingerprint != run.weights_fingerprint:
+        return "model weights"
+    if dtype != run.dtype:
+        return f"dtype ({dtype} before, {run.dtype} now; pass --dtype to match)"
+    return None
+
+
 class StoreWriter:
     def __init__(self, db_path: str | Path):
         self.db_path = Path(db_path)
         with connect(self.db_path, read_only=False) as con:
             ensure_schema(con)
 
-    def completed_run_items(self, run_id: str, config: dict, weights_fingerprint: str | None) -> set[str] | None:
-        """The done item ids of a *completed* run with this exact config and weights, else
-        None. Lets a rerun with nothing left to do return without loading a model."""
+    def completed_run_items(self, run_id: str, config: dict, weights_fingerprint: str | None,
+                            dtype: str) -> set[str] | None:
+        """The done item ids of a *completed* run with this exact config, weights and
+        dtype, else None. Lets a rerun with nothing left to do skip loading a model."""
         with connect(self.db_path, read_only=False) as con:
-            row = con.execute("SELECT config, status, weights_fingerprint FROM runs WHERE run_id = ?",
+            row = con.execute("SELECT config, status, weights_fingerprint, dtype FROM runs WHERE run_id = ?",
                               [run_id]).fetchone()
             if (row is None or row[1] != "completed" or json.loads(row[0]) != config
-                    or weights_fingerprint is None or row[2] != weights_fingerprint):
+                    or weights_fingerprint is None or row[2] != weights_fingerprint or row[3] != dtype):
                 return None
             done = con.execute("SELECT item_id FROM predictions WHERE run_id = ? AND status = 'ok'",
                                [run_id]).fetchall()
@@ -60,15 +73,11 @@ class StoreWriter:
             existing = con.execute("SELECT config, weights_fingerprint, dtype FROM runs WHERE run_id = ?",
                                    [run.run_id]).fetchone()
             if existing is not None:
-                changed = sorted(k for k in {**json.loads(existing[0]), **run.config}
-                                 if json.loads(existing[0]).get(k) != run.config.get(k))
-                what = (f"configuration ({', '.join(changed)} changed)" if changed else
-                        "model weights" if existing[1] != run.weights_fingerprint else
-                        f"dtype ({existing[2]} before, {run.dtype} now)" if existing[2] != run.dtype else None)
-                if what:
+                difference = _difference(json.loads(existing[0]), existing[1], existing[2], run)
+                if difference:
                     con.execute("ROLLBACK")
                     raise RunConfigMismatch(
-                        f"run {run.run_id!r} already exists in {self.db_path} with a different {what}; "
+                        f"run {run.run_id!r} already exists in {self.db_path} with a different {difference}; "
                         "pick a new --run name (or delete the old run) to run this one")
             if existing is None:
                 con.execute(

@@ -95,7 +95,7 @@ def test_stored_p_yes_is_the_models_next_token_distribution(assets):
     assert stored[0][0] == pytest.approx(result.p_yes, abs=1e-4)  # batched with padding vs alone
 
 
-def test_rerun_resumes_without_duplicates(assets):
+def test_rerun_resumes_without_duplicates(assets, capsys):
     db = assets["db"]
     before = _query(db, "SELECT item_id, p_yes FROM predictions WHERE status = 'ok' ORDER BY item_id")
     con = duckdb.connect(str(db))
@@ -103,7 +103,10 @@ def test_rerun_resumes_without_duplicates(assets):
                 "WHERE status = 'ok' ORDER BY item_id LIMIT 2)")
     con.execute("UPDATE runs SET status = 'interrupted'")
     con.close()
+    capsys.readouterr()
     assert _cli(assets) == 0
+    n_ok = len(before)
+    assert f"2 done, 3 failed, {n_ok - 2} skipped" in capsys.readouterr().out  # only the gap was answered
     after = _query(db, "SELECT item_id, p_yes FROM predictions WHERE status = 'ok' ORDER BY item_id")
     assert [i for i, _ in after] == [i for i, _ in before]
     assert [p for _, p in after] == pytest.approx([p for _, p in before], abs=1e-6, nan_ok=True)
@@ -134,9 +137,38 @@ def test_completed_run_is_not_skipped_when_weights_change(assets, tmp_path, caps
 
 
 def test_yes_no_probabilities_hand_computed():
-    logits = torch.log(torch.tensor([[0.1, 0.3, 0.2, 0.4]]))  # ids: 0 yes, 1 Yes, 2 no, 3 other
+    logits = torch.log(torch.tensor([[0.1, 0.3, 0.2, 0.4], [0.0, 0.0, 0.0, 1.0]]))  # ids: 0 yes, 1 Yes, 2 no
     p_yes, mass = yes_no_probabilities(logits, [0, 1], [2])
-    assert p_yes.item() == pytest.approx(0.4 / 0.6) and mass.item() == pytest.approx(0.6)
+    assert p_yes[0].item() == pytest.approx(0.4 / 0.6) and mass[0].item() == pytest.approx(0.6)
+    assert torch.isnan(p_yes[1]) and mass[1].item() == 0  # nothing to split: unknown, not "sure no"
+
+
+def test_yes_no_token_ids_are_single_token_spellings(assets):
+    from transformers import AutoTokenizer
+    from compute.yes_no import yes_no_token_ids
+    tokenizer = AutoTokenizer.from_pretrained(assets["model"])
+    yes_ids, no_ids = yes_no_token_ids(tokenizer)
+    assert {tokenizer.decode([i]).strip() for i in yes_ids} == {"yes", "Yes", "YES"}
+    assert {tokenizer.decode([i]).strip() for i in no_ids} == {"no", "No", "NO"}
+    assert not set(yes_ids) & set(no_ids)
+
+
+@pytest.mark.parametrize("option", [["--batch-size", "0"], ["--max-new-tokens", "0"], ["--limit", "-5"]])
+def test_nonsense_options_are_refused_before_any_work(assets, option, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        _cli(assets, "opts", *option)
+    assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+
+
+def test_unusable_database_or_model_folder_gives_short_error(assets, tmp_path, capsys):
+    args = ["run", "--manifest", str(assets["manifest"]), "--run", "x", "--quiet"]
+    assert main([*args, "--model", str(assets["model"]), "--db", str(tmp_path)]) == 2
+    assert f"{tmp_path}: cannot open the database" in capsys.readouterr().err
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "config.json").write_text((assets["model"] / "config.json").read_text())
+    assert main([*args, "--model", str(broken), "--db", str(tmp_path / "b.duckdb")]) == 2
+    assert f"{broken}: cannot load this model folder" in capsys.readouterr().err
 
 
 def test_offline_hub_model_gives_short_error(tmp_path):
@@ -149,3 +181,13 @@ def test_offline_hub_model_gives_short_error(tmp_path):
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert "google/medgemma-4b-it" in proc.stderr and "--model" in proc.stderr and "HF_HUB_OFFLINE" in proc.stderr
+    assert not (tmp_path / "x.duckdb").exists()  # nothing is written before the model loads
+
+
+def test_run_where_nothing_is_answered_exits_nonzero(assets, tmp_path, capsys):
+    manifest = tmp_path / "missing.jsonl"
+    manifest.write_text(json.dumps({**assets["rows"][0], "image": "nowhere.png"}) + "\n")
+    assert main(["run", "--model", str(assets["model"]), "--manifest", str(manifest), "--db",
+                 str(tmp_path / "m.duckdb"), "--run", "m", "--quiet"]) == 1
+    err = capsys.readouterr().err
+    assert "nowhere.png: file not found" in err and "no item was answered" in err

@@ -35,8 +35,8 @@ def populated_db(tmp_path_factory) -> Path:
         conds = ["edema", "edema", "pneumothorax", "pneumothorax"]
         w.write_batch(
             [ImageRecord("synth", f"i{k}", f"images/i{k}.png") for k in range(4)],
-            [QuestionRecord(f"q{k}", "synth", f"i{k}", k + 1, "Is there x?", gts[k], conds[k]) for k in range(4)],
-            [PredictionRecord(run_id, f"q{k}", "ok", answer=a, correct=a == gts[k], p_yes=0.7, yes_no_mass=0.9)
+            [QuestionRecord(f"q{k}", "synth", f"i{k}", "Is there x?", gts[k], conds[k]) for k in range(4)],
+            [PredictionRecord(run_id, f"q{k}", k + 1, "ok", answer=a, correct=a == gts[k], p_yes=0.7, yes_no_mass=0.9)
              for k, a in enumerate(answers)])
         w.finish_run(run_id, "completed")
     return db

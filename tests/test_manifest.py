@@ -61,3 +61,55 @@ def test_missing_manifest_and_unknown_format(tmp_path):
     (tmp_path / "m.txt").write_text("x")
     with pytest.raises(ManifestError, match="unknown manifest format"):
         read_manifest(tmp_path / "m.txt")
+
+
+def test_byte_order_marks_are_accepted(tmp_path):
+    csv_path = tmp_path / "bom.csv"
+    csv_path.write_bytes("\ufeffimage,question,answer,condition\na.png,Is there edema?,yes,edema\n".encode("utf-8"))
+    jsonl_path = tmp_path / "bom.jsonl"
+    jsonl_path.write_bytes(("\ufeff" + json.dumps(GOOD) + "\n").encode("utf-8"))
+    assert len(read_manifest(csv_path).items) == 1
+    assert len(read_manifest(jsonl_path).items) == 1
+
+
+def test_non_utf8_and_empty_manifests_are_named(tmp_path):
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes("image,question,answer,condition\na.png,Is there \u0153dema?,yes,edema\n".encode("cp1252"))
+    with pytest.raises(ManifestError, match=r"latin.csv: not UTF-8 text \(byte \d+\)"):
+        read_manifest(latin)
+    header_only = tmp_path / "h.csv"
+    header_only.write_text("image,question,answer,condition\n")
+    with pytest.raises(ManifestError, match="h.csv: no data rows"):
+        read_manifest(header_only)
+    blank = tmp_path / "blank.jsonl"
+    blank.write_text("\n\n")
+    with pytest.raises(ManifestError, match="no data rows"):
+        read_manifest(blank)
+
+
+def test_values_of_the_wrong_type_are_row_errors(tmp_path):
+    m = read_manifest(_jsonl(tmp_path / "m.jsonl", [
+        {**GOOD, "question": ["Is there edema?"]},
+        {**GOOD, "condition": {"name": "edema"}},
+        {**GOOD, "variant_index": 1.7},
+        {**GOOD, "variant_index": 2.0},
+        {**GOOD, "variant_index": "3"},
+    ]))
+    errors = {e.row_number: e.message for e in m.errors}
+    assert errors == {1: "question must be text, got list ['Is there edema?']",
+                      2: "condition must be text, got dict {'name': 'edema'}",
+                      3: "variant_index must be an integer, got 1.7"}
+    assert [i.variant_index for i in m.items] == [2, 3]
+
+
+def test_jsonl_rows_are_numbered_by_line(tmp_path):
+    m = read_manifest(_jsonl(tmp_path / "m.jsonl", [GOOD, "", "", {**GOOD, "answer": "maybe"}]))
+    assert m.errors[0].row_number == 4
+
+
+def test_same_row_in_two_datasets_gets_two_ids(tmp_path):
+    path = _jsonl(tmp_path / "m.jsonl", [GOOD])
+    a = read_manifest(path, dataset="mimic").items[0].item_id
+    b = read_manifest(path, dataset="vqa-rad").items[0].item_id
+    c = read_manifest(_jsonl(tmp_path / "n.jsonl", [{**GOOD, "strategy": "passive"}]), dataset="mimic").items[0].item_id
+    assert len({a, b, c}) == 3

@@ -33,10 +33,10 @@ def _run(run_id="r1", **config):
 def _batch(run_id, outcomes):
     """outcomes: list of (item_id, condition, ground_truth, answer) tuples."""
     images = [ImageRecord("d", f"img{i}", f"images/img{i}.png") for i, _ in enumerate(outcomes)]
-    questions = [QuestionRecord(item, "d", f"img{i}", i + 1, "Is there x?", gt, cond)
+    questions = [QuestionRecord(item, "d", f"img{i}", "Is there x?", gt, cond)
                  for i, (item, cond, gt, _) in enumerate(outcomes)]
-    preds = [PredictionRecord(run_id, item, "ok", answer=ans, correct=(ans == gt), p_yes=0.5, yes_no_mass=0.9)
-             for item, cond, gt, ans in outcomes]
+    preds = [PredictionRecord(run_id, item, i + 1, "ok", answer=ans, correct=(ans == gt), p_yes=0.5, yes_no_mass=0.9)
+             for i, (item, cond, gt, ans) in enumerate(outcomes)]
     return images, questions, preds
 
 
@@ -57,7 +57,7 @@ def test_writes_are_idempotent_and_resume(tmp_path):
     batch = _batch("r1", [("a", "edema", "yes", "yes"), ("b", "edema", "no", "yes")])
     w.write_batch(*batch)
     w.write_batch(*batch)  # the same batch again: replaced, not duplicated
-    w.write_batch([], [], [PredictionRecord("r1", "c", "failed", error="row 3: missing question")])
+    w.write_batch([], [], [PredictionRecord("r1", "c", 3, "failed", error="row 3: missing question")])
     assert w.start_run(_run()) == {"a", "b"}  # failed items are retried on resume
     with connect(db, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] == 3
@@ -92,7 +92,7 @@ def test_failed_batch_writes_nothing(tmp_path):
     w = StoreWriter(db)
     w.start_run(_run())
     images, questions, preds = _batch("r1", [("a", "edema", "yes", "yes")])
-    bad = PredictionRecord("r1", None, "ok")  # NULL key violates the schema
+    bad = PredictionRecord("r1", None, 1, "ok")  # NULL key violates the schema
     with pytest.raises(duckdb.Error):
         w.write_batch(images, questions, preds + [bad])
     with connect(db, read_only=True) as con:
@@ -154,3 +154,27 @@ def test_schema_upgrades_in_place_and_refuses_newer(tmp_path, monkeypatch):
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
     with connect(db, read_only=False) as con, pytest.raises(RuntimeError, match="newer than this code"):
         schema.ensure_schema(con)
+
+
+def test_hostile_values_are_written_as_data(tmp_path):
+    db = tmp_path / "s.duckdb"
+    w = StoreWriter(db)
+    hostile = "'; DROP TABLE runs; --"
+    w.start_run(RunRecord(run_id=hostile, study="baseline", dataset=hostile, model_id=hostile,
+                          config={"x": hostile}, package_versions={}, instruction=hostile))
+    w.write_batch([ImageRecord(hostile, hostile, hostile)],
+                  [QuestionRecord(hostile, hostile, hostile, hostile, "yes", hostile)],
+                  [PredictionRecord(hostile, hostile, 1, "ok", generated_text=hostile, answer="yes", correct=True)])
+    w.finish_run(hostile, "completed")
+    runs = queries.list_runs(db)
+    assert runs.run_id.tolist() == [hostile] and runs.n_done.tolist() == [1]
+    assert queries.condition_accuracy(db, hostile, conditions=[hostile]).n.tolist() == [1, 1]
+
+
+def test_bad_database_path_is_a_store_error(tmp_path):
+    from store import StoreError
+    not_duckdb = tmp_path / "notes.duckdb"
+    not_duckdb.write_text("hello")
+    for path in (tmp_path, not_duckdb):
+        with pytest.raises(StoreError, match="cannot open the database"):
+            StoreWriter(path)

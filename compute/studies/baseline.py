@@ -21,6 +21,7 @@ from store import PredictionRecord, RunRecord, StoreWriter
 
 from ..config import RunConfig
 from ..images import ImageLoadError, load_image
+from ..loading import dtype_name, load_model, resolve_device, resolve_dtype
 from ..manifest import ManifestItem, read_manifest
 from ..provenance import package_versions, weights_fingerprint
 from ..session import Session
@@ -43,23 +44,20 @@ class RunSummary:
 def run_baseline(config: RunConfig, session: Session | None = None, *, progress: bool = True,
                  log: Callable[[str], None] = print) -> RunSummary:
     start = time.perf_counter()
-    manifest = read_manifest(config.manifest, config.image_root)
+    manifest = read_manifest(config.manifest, config.image_root, dataset=config.dataset_name)
     items, errors = manifest.items, manifest.errors
     if config.limit is not None:
         items = [i for i in items if i.row_number <= config.limit]
         errors = [e for e in errors if e.row_number <= config.limit]
-    writer = StoreWriter(config.db)
-    local_model = Path(config.model.name_or_path).expanduser()
-    fingerprint = weights_fingerprint(local_model) if local_model.is_dir() else None
-    finished = writer.completed_run_items(config.run_name, config.identity(), fingerprint)
-    if finished is not None and not errors and all(i.item_id in finished for i in items):
+    if not errors and _already_complete(config, items):
         log(f"run {config.run_name} is already complete in {config.db}; nothing to do")
         return RunSummary(config.run_name, 0, 0, len(items), time.perf_counter() - start)
+    writer = StoreWriter(config.db) if config.db.exists() else None  # a bad --db fails before the model loads
     if session is None:
-        from ..loading import load_model
         session = load_model(config.model.name_or_path, config.model.device, config.model.dtype,
                              prompt=config.prompt, decode=config.decode,
                              trust_remote_code=config.model.trust_remote_code)
+    writer = writer or StoreWriter(config.db)
 
     torch.manual_seed(config.seed)  # greedy decoding needs none; kept for sampling studies to come
     dataset = config.dataset_name
@@ -86,8 +84,11 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
             done += sum(p.status == "ok" for p in predictions)
             bar.update(len(batch))
         bar.close()
-    except BaseException:
+    except KeyboardInterrupt:
         writer.finish_run(run_id, "interrupted")
+        raise
+    except BaseException:
+        writer.finish_run(run_id, "failed")
         raise
     _report_failures(failures, manifest.path.name, log)
     writer.finish_run(run_id, "completed")
@@ -101,6 +102,18 @@ def _report_failures(failures: list[str], manifest_name: str, log: Callable[[str
         log(f"... and {len(failures) - shown} more failed items (stored with their reasons)")
 
 
+def _already_complete(config: RunConfig, items: Sequence[ManifestItem]) -> bool:
+    """Whether the store holds this exact run, completed, with every item answered, so
+    a rerun can return without loading the model."""
+    if not config.db.exists():
+        return False
+    local_model = Path(config.model.name_or_path).expanduser()
+    fingerprint = weights_fingerprint(local_model) if local_model.is_dir() else None
+    dtype = dtype_name(resolve_dtype(config.model.dtype, resolve_device(config.model.device)))
+    finished = StoreWriter(config.db).completed_run_items(config.run_name, config.identity(), fingerprint, dtype)
+    return finished is not None and all(item.item_id in finished for item in items)
+
+
 def _answer_batch(session: Session, batch: Sequence[ManifestItem],
                   run_id: str) -> tuple[dict[str, Image.Image], list[PredictionRecord]]:
     """Load the batch's images and answer it in one pass. A load failure fails only its item."""
@@ -110,7 +123,7 @@ def _answer_batch(session: Session, batch: Sequence[ManifestItem],
         try:
             images[item.item_id] = load_image(item.image_path)
         except ImageLoadError as exc:
-            predictions[item.item_id] = records.failed(run_id, item.item_id, f"row {item.row_number}: {exc}")
+            predictions[item.item_id] = records.failed(run_id, item.item_id, item.row_number, f"row {item.row_number}: {exc}")
     ready = [item for item in batch if item.item_id in images]
     if ready:
         predictions.update(_answer(session, ready, images, run_id))
@@ -127,7 +140,7 @@ def _answer(session: Session, items: Sequence[ManifestItem], images: dict[str, I
             return {k: v for item in items for k, v in _answer(session, [item], images, run_id).items()}
         item = items[0]
         reason = f"row {item.row_number}: model error: {type(exc).__name__}: {exc}"
-        return {item.item_id: records.failed(run_id, item.item_id, reason)}
+        return {item.item_id: records.failed(run_id, item.item_id, item.row_number, reason)}
     return {item.item_id: records.prediction_record(run_id, item, r) for item, r in zip(items, results)}
 
 
@@ -150,6 +163,6 @@ def _run_record(config: RunConfig, session: Session, n_items: int) -> RunRecord:
         model_id=session.model_id, config=config.identity(), package_versions=package_versions(),
         manifest_path=str(config.manifest), model_revision=session.revision,
         weights_fingerprint=session.fingerprint, device=str(session.device),
-        dtype=str(session.dtype).removeprefix("torch."), seed=config.seed,
+        dtype=dtype_name(session.dtype), seed=config.seed,
         instruction=config.prompt.instruction, system_prompt=config.prompt.system_prompt, n_items=n_items,
     )

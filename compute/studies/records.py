@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from PIL import Image
@@ -15,8 +16,7 @@ from ..session import AskResult
 
 
 def question_record(item: ManifestItem, dataset: str) -> QuestionRecord:
-    return QuestionRecord(item_id=item.item_id, dataset=dataset, image_id=item.image_id, row_number=item.row_number,
-                          question=item.question, ground_truth=item.answer, condition=item.condition,
+    return QuestionRecord(item_id=item.item_id, dataset=dataset, image_id=item.image_id, question=item.question, ground_truth=item.answer, condition=item.condition,
                           group_id=item.group_id, variant_index=item.variant_index, strategy=item.strategy,
                           location=item.location)
 
@@ -24,9 +24,9 @@ def question_record(item: ManifestItem, dataset: str) -> QuestionRecord:
 def invalid_row_records(error: RowError, dataset: str, run_id: str) -> tuple[QuestionRecord, PredictionRecord]:
     raw = error.raw
     question = QuestionRecord(item_id=error.item_id, dataset=dataset, image_id=_text(raw.get("image_id") or raw.get("image")),
-                              row_number=error.row_number, question=_text(raw.get("question")), ground_truth=None,
+                              question=_text(raw.get("question")), ground_truth=None,
                               condition=_text(raw.get("condition")))
-    return question, failed(run_id, error.item_id, str(error))
+    return question, failed(run_id, error.item_id, error.row_number, str(error))
 
 
 def image_record(item: ManifestItem, image: Image.Image, dataset: str, root: Path) -> ImageRecord:
@@ -39,13 +39,14 @@ def image_record(item: ManifestItem, image: Image.Image, dataset: str, root: Pat
 
 
 def prediction_record(run_id: str, item: ManifestItem, result: AskResult) -> PredictionRecord:
-    return PredictionRecord(run_id=run_id, item_id=item.item_id, status="ok", generated_text=result.text,
-                            answer=result.answer, p_yes=result.p_yes, yes_no_mass=result.yes_no_mass,
+    return PredictionRecord(run_id=run_id, item_id=item.item_id, row_number=item.row_number, status="ok",
+                            generated_text=result.text,
+                            answer=result.answer, p_yes=None if math.isnan(result.p_yes) else result.p_yes, yes_no_mass=result.yes_no_mass,
                             correct=result.answer == item.answer, latency_s=result.latency_s)
 
 
-def failed(run_id: str, item_id: str, reason: str) -> PredictionRecord:
-    return PredictionRecord(run_id=run_id, item_id=item_id, status="failed", error=reason)
+def failed(run_id: str, item_id: str, row_number: int, reason: str) -> PredictionRecord:
+    return PredictionRecord(run_id=run_id, item_id=item_id, row_number=row_number, status="failed", error=reason)
 
 
 def _text(value) -> str | None:
