@@ -29,6 +29,14 @@ def location_phrase(side: str | None, zone: str | None) -> str | None:
     return phrases[0] if phrases else None
 
 
+def possible_locations(c: Condition) -> list[str]:
+    """Every location phrase a question about `c` may name (none for non-lateral findings)."""
+    if not c.lateral:
+        return []
+    return [phrase for side in ("right", "left", "bilateral") for zone in c.zones
+            if (phrase := location_phrase(side, zone)) is not None]
+
+
 def canonical_question(c: Condition, template_index: int = 0, location: str | None = None) -> str:
     """A training-style question about `c`, optionally anchored to a location phrase.
 

@@ -301,7 +301,8 @@ def test_answers_match_the_findings(dataset):
             assert set(np.unique(mask)) <= {0, 255} and mask.any()
         else:
             assert row["condition"] not in present
-            assert row["mask"] is None and row["location"] is None
+            assert row["mask"] is None
+            assert row["location"] is None or row["question"].endswith(f" in the {row['location']}?")
 
 
 def test_questions_use_the_canonical_wording(dataset):
@@ -317,6 +318,20 @@ def test_questions_use_the_canonical_wording(dataset):
             assert row["location"] in {p for phrases in LOCATION_PHRASES.values() for p in phrases}
         assert question[:-1] in stems
     assert located > 0
+
+
+def test_naming_a_location_does_not_give_the_answer_away():
+    """Over many images, "no" questions name a location about as often as "yes" ones."""
+    from compute.synth import SynthConfig
+    from compute.synth.dataset import generate_dataset
+    import tempfile
+    with tempfile.TemporaryDirectory() as tmp:
+        rows = read_jsonl(generate_dataset(SynthConfig(n=120, seed=5, size=64, dicom_fraction=0.0),
+                                           Path(tmp), progress=False))
+    lateral = [r for r in rows if condition(r["condition"]).lateral]
+    rate = {a: sum(" in the " in r["question"] for r in lateral if r["answer"] == a) /
+            sum(r["answer"] == a for r in lateral) for a in ("yes", "no")}
+    assert rate["no"] > 0.15 and abs(rate["yes"] - rate["no"]) < 0.12, rate
 
 
 def test_images_masks_and_formats(dataset):

@@ -12,7 +12,7 @@ from PIL import Image
 from tqdm import tqdm
 
 from ..conditions import CONDITION_KEYS, condition
-from ..questions import TRAINING_TEMPLATES, canonical_question, location_phrase
+from ..questions import TRAINING_TEMPLATES, canonical_question, location_phrase, possible_locations
 from .case import SynthCase
 from .config import SynthConfig
 from .plan import ImagePlan, plan_questions
@@ -90,7 +90,10 @@ def question_rows(case: SynthCase, plan: ImagePlan, image_id: str, image_rel: st
     for key, answer in [*((k, "yes") for k in plan.present), *((k, "no") for k in plan.absent)]:
         finding = case.finding(key)
         location = location_phrase(finding.side, finding.zone) if finding else None
-        asked_location = location if answer == "yes" and rng.random() < config.location_rate else None
+        asked_location = None
+        if condition(key).lateral and rng.random() < config.location_rate:
+            # "no" questions name a location as often as "yes" ones, so the phrase says nothing about the answer
+            asked_location = location if answer == "yes" else str(rng.choice(possible_locations(condition(key))))
         template = int(rng.integers(len(TRAINING_TEMPLATES)))
         rows.append({
             "image": image_rel,
@@ -99,7 +102,7 @@ def question_rows(case: SynthCase, plan: ImagePlan, image_id: str, image_rel: st
             "condition": key,
             "image_id": image_id,
             "group_id": f"{image_id}:{key}",
-            "location": location,
+            "location": asked_location or location,  # where the question points, else where the finding is
             "mask": mask_rels.get(key) if answer == "yes" else None,
         })
     order = rng.permutation(len(rows))  # yes and no in no fixed order within an image
