@@ -84,13 +84,29 @@ def build_parser() -> argparse.ArgumentParser:
                           description="A tiny Gemma3ForConditionalGeneration with the project's own tokenizer, "
                                       "saved with save_pretrained so that it loads like MedGemma.")
     demo.add_argument("--out", type=Path, default=Path("models/demo"), help="output folder (default: models/demo)")
-    demo.add_argument("--seed", type=int, default=0, help="weight initialisation seed (default: 0)")
+    demo.add_argument("--seed", type=int, default=0, help="weight initialisation and training seed (default: 0)")
+    demo.add_argument("--train", action="store_true",
+                      help="then train it on synthetic X-rays (tens of minutes on a CPU; the schedule is "
+                           "compute.demo_model.train.TrainConfig), evaluate it on held-out images, and write the "
+                           "training curve, the evaluation and a model card quoting both into the folder")
+    demo.add_argument("--quiet", action="store_true", help="no progress bars")
+
+    evaluate = sub.add_parser("demo-eval", help="held-out accuracy and attention of a model on synthetic X-rays",
+                              description="Renders held-out synthetic images, asks each one 'yes' and one 'no' "
+                                          "question in the training phrasings, and prints accuracy per condition, "
+                                          "the share of well-formed replies, and how much answer-position "
+                                          "attention falls inside the lesion relative to its share of the body.")
+    evaluate.add_argument("--model", default="models/demo", help="model folder or hub id (default: models/demo)")
+    evaluate.add_argument("--n", type=positive_int, default=300, help="held-out images (default: 300)")
+    evaluate.add_argument("--seed", type=int, default=None, help="held-out seed (default: the fixed one)")
+    evaluate.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": _run, "synth": _synth, "demo-model": _demo_model}[args.command]
+    handler = {"run": _run, "synth": _synth, "demo-model": _demo_model, "demo-eval": _demo_eval}[args.command]
     return handler(args)
 
 
@@ -137,5 +153,27 @@ def _demo_model(args: argparse.Namespace) -> int:
     from .demo_model import DemoModelConfig, build_demo_model
 
     out = build_demo_model(args.out, DemoModelConfig(seed=args.seed))
+    if args.train:
+        from .demo_model.pipeline import train_and_document
+        from .demo_model.train import TrainConfig
+
+        report = train_and_document(out, TrainConfig(seed=args.seed), progress=not args.quiet)
+        print(report.table())
     print(f"wrote {out}")
+    return 0
+
+
+def _demo_eval(args: argparse.Namespace) -> int:
+    from .demo_model.evaluate import HELD_OUT_SEED, evaluate
+    from .loading import ModelNotAvailableError, load_model
+
+    try:
+        session = load_model(args.model, attn_implementation="eager")
+    except ModelNotAvailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    report = evaluate(session, args.n, HELD_OUT_SEED if args.seed is None else args.seed, progress=not args.quiet)
+    print(report.table())
+    if args.json:
+        args.json.write_text(report.to_json())
     return 0

@@ -1,0 +1,129 @@
+"""Held-out evaluation of a (demo) model on synthetic X-rays asked with the training phrasings.
+
+Each held-out image is rendered at 512 px, quantised to 8 bits and asked through the same
+Session.ask_batch the studies use: one question about a condition it shows ("yes") and one
+about a condition it lacks ("no"), dealt so every condition gets as many of each. For
+every "yes" question the answer-position attention over the image tokens (eager
+attention, averaged over heads and layers, renormalised over the image) is compared with
+the lesion: the mass inside the lesion divided by the lesion's share of the body area.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from ..conditions import CONDITION_KEYS
+from ..prompts import build_messages
+from ..questions import location_phrase
+from ..synth import plan_questions, render_case
+from .training_data import cell_fractions, training_question
+
+HELD_OUT_SEED = 20261128  # never used for training
+
+
+@dataclass
+class EvalReport:
+    n_images: int
+    n_questions: int
+    accuracy: float
+    well_formed: float  # share of replies that are exactly one yes/no word
+    per_condition: dict[str, dict[str, float]]  # accuracy, yes accuracy, no accuracy, n
+    attention_ratio_mean: float  # mean over "yes" questions of lesion attention mass / lesion body share
+    attention_ratio_median: float
+    per_condition_attention_ratio: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+    def table(self) -> str:
+        lines = [f"{'condition':22s} {'acc':>6s} {'yes':>6s} {'no':>6s} {'attn':>6s}   n"]
+        for key, row in self.per_condition.items():
+            lines.append(f"{key:22s} {row['accuracy']:6.1%} {row['yes_accuracy']:6.1%} {row['no_accuracy']:6.1%} "
+                         f"{self.per_condition_attention_ratio.get(key, float('nan')):5.2f}x {row['n']:4d}")
+        lines.append(f"{'overall':22s} {self.accuracy:6.1%}   well-formed {self.well_formed:.1%}   "
+                     f"attention ratio mean {self.attention_ratio_mean:.2f}x median {self.attention_ratio_median:.2f}x")
+        return "\n".join(lines)
+
+
+def answer_attention(session, images: list[Image.Image], questions: list[str]) -> np.ndarray:
+    """Eager attention from the last prompt position onto the image tokens, averaged over
+    heads and layers and renormalised. (batch, image_tokens)"""
+    conversations = [build_messages(img, q, session.prompt) for img, q in zip(images, questions)]
+    inputs = session.processor.apply_chat_template(
+        conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
+        processor_kwargs={"padding": True}).to(session.device)
+    inputs["pixel_values"] = inputs["pixel_values"].to(session.dtype)
+    with torch.no_grad():
+        out = session.model(**inputs, output_attentions=True)
+    stacked = torch.stack([a[:, :, -1, :].float() for a in out.attentions])  # (layers, batch, heads, kv)
+    mean = stacked.mean(dim=(0, 2))  # (batch, kv)
+    image_positions = inputs["input_ids"] == session.model.config.image_token_id  # (batch, kv)
+    rows = [mean[b][image_positions[b]] for b in range(mean.shape[0])]
+    grids = torch.stack(rows)  # (batch, image_tokens)
+    return (grids / grids.sum(-1, keepdim=True)).cpu().numpy()
+
+
+def evaluate(session, n_images: int = 300, seed: int = HELD_OUT_SEED, batch: int = 8,
+             progress: bool = True) -> EvalReport:
+    rng = np.random.default_rng(seed)
+    plans = plan_questions(n_images, 1)
+    grid = int(math.isqrt(session.model.config.mm_tokens_per_image))
+    outcomes: dict[str, list[tuple[bool, bool]]] = {k: [] for k in CONDITION_KEYS}
+    ratios: dict[str, list[float]] = {k: [] for k in CONDITION_KEYS}
+    well_formed = 0
+    for start in tqdm(range(0, n_images, batch), desc="held-out evaluation", disable=not progress):
+        images, questions, truths, keys, lesions, bodies = [], [], [], [], [], []
+        for plan in plans[start:start + batch]:
+            case = render_case(rng, 512, plan.present)
+            image = Image.fromarray(np.round(np.clip(case.image, 0, 1) * 255).astype(np.uint8))
+            for key, truth in ((plan.present[0], True), (plan.absent[0], False)):
+                finding = case.finding(key)
+                location = location_phrase(finding.side, finding.zone) if finding is not None else None
+                questions.append(training_question(rng, key, truth, location, 0.3))
+                images.append(image)
+                truths.append(truth)
+                keys.append(key)
+                lesions.append(finding.mask if finding is not None else None)
+                bodies.append(case.anatomy["body"])
+        results = session.ask_batch(images, questions, max_new_tokens=4)
+        attention = answer_attention(session, images, questions).reshape(len(images), grid, grid)
+        for r, truth, key, lesion, body, att in zip(results, truths, keys, lesions, bodies, attention):
+            outcomes[key].append((r.answer == ("yes" if truth else "no"), truth))
+            well_formed += r.text.strip().rstrip(".").lower() in ("yes", "no")
+            if truth and lesion is not None and lesion.any():
+                share = lesion.sum() / max(1, body.sum())
+                ratios[key].append(float((att * cell_fractions(lesion, grid)).sum() / share))
+    return _report(n_images, outcomes, ratios, well_formed)
+
+
+def _report(n_images: int, outcomes: dict[str, list[tuple[bool, bool]]], ratios: dict[str, list[float]],
+            well_formed: int) -> EvalReport:
+    per_condition = {}
+    for key, rows in outcomes.items():
+        yes = [c for c, t in rows if t]
+        no = [c for c, t in rows if not t]
+        per_condition[key] = {"accuracy": float(np.mean([c for c, _ in rows])) if rows else float("nan"),
+                              "yes_accuracy": float(np.mean(yes)) if yes else float("nan"),
+                              "no_accuracy": float(np.mean(no)) if no else float("nan"),
+                              "n": len(rows)}
+    all_rows = [c for rows in outcomes.values() for c, _ in rows]
+    all_ratios = [r for rs in ratios.values() for r in rs]
+    return EvalReport(
+        n_images=n_images, n_questions=len(all_rows), accuracy=float(np.mean(all_rows)),
+        well_formed=well_formed / len(all_rows), per_condition=per_condition,
+        attention_ratio_mean=float(np.mean(all_ratios)) if all_ratios else float("nan"),
+        attention_ratio_median=float(np.median(all_ratios)) if all_ratios else float("nan"),
+        per_condition_attention_ratio={k: float(np.mean(v)) for k, v in ratios.items() if v},
+    )
+
+
+def save_report(report: EvalReport, out_dir: Path) -> None:
+    (Path(out_dir) / "evaluation.json").write_text(report.to_json())

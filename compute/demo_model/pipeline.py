@@ -1,0 +1,29 @@
+"""Train the demo model in its folder, evaluate it on held-out images, and document both."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from transformers import AutoModelForImageTextToText, AutoProcessor
+
+from ..loading import load_model
+from .evaluate import EvalReport, evaluate, save_report
+from .model_card import trained_model_card
+from .train import TrainConfig, save_training_log, train
+
+
+def train_and_document(folder: Path, cfg: TrainConfig, *, eval_images: int = 300, progress: bool = True) -> EvalReport:
+    """Train the model saved in `folder`, save it back with its training curve, its
+    held-out evaluation and a model card that quotes both."""
+    folder = Path(folder)
+    processor = AutoProcessor.from_pretrained(folder)
+    model = AutoModelForImageTextToText.from_pretrained(folder)
+    log = train(model, processor, cfg, progress=progress)
+    model.save_pretrained(folder)
+    save_training_log(log, cfg, folder)
+    report = evaluate(load_model(str(folder), attn_implementation="eager"), eval_images, progress=progress)
+    save_report(report, folder)
+    card = trained_model_card(folder, cfg, log, report)
+    (folder / "README.md").write_text(card, encoding="utf-8")
+    return report
+
