@@ -38,7 +38,8 @@ def draw_opacity(scene: Scene, side: str, spec: Opacity, rng: np.random.Generato
         sd = np.maximum(sd, beyond)
     shape = soft_inside(sd, max(spec.edge, grid.px(1.0)))
     if spec.mottling:
-        noise = smooth_noise(shape.shape, rng, feature_px=max(2.0, 7.0 * grid.size / 512))
+        # Blobs about 0.05 patient units across (5 px at 224): coarse enough to survive small sizes.
+        noise = smooth_noise(shape.shape, rng, feature_px=max(2.5, 0.05 * grid.px_per_unit))
         shape *= (1.0 - spec.mottling) + spec.mottling * noise
     density = np.float32(spec.strength) * shape * scene.air[side][rows, cols]
     if spec.bronchograms:
@@ -71,32 +72,35 @@ def draw_consolidation(scene: Scene, placement: Placement, rng: np.random.Genera
 
 
 def draw_pneumonia(scene: Scene, placement: Placement, rng: np.random.Generator) -> Lesion:
-    """Patchy, mottled airspace opacities clustered in one zone; bronchograms in some."""
+    """Patchy, mottled airspace opacities clustered in one zone; bronchograms in some. Each patch
+    is ill defined and coarsely mottled (unlike consolidation's homogeneous lobar opacity), but
+    dense and large enough to see at 224 px."""
     density = full_like(scene.grid)
     for side in placement.sides:
-        centre = point_in_zone(scene.thorax, side, placement.zone, rng, margin=0.08)
-        for i in range(int(rng.integers(3, 7))):
-            offset = rng.normal(0.0, 0.07, 2) if i else np.zeros(2)
+        centre = point_in_zone(scene.thorax, side, placement.zone, rng, margin=0.1)
+        for i in range(int(rng.integers(4, 8))):
+            offset = rng.normal(0.0, 0.075, 2) if i else np.zeros(2)
             spec = Opacity(centre=(centre[0] + offset[0], centre[1] + offset[1]),
-                           radii=(rng.uniform(0.06, 0.12), rng.uniform(0.05, 0.11)), strength=rng.uniform(0.45, 0.7),
+                           radii=(rng.uniform(0.08, 0.14), rng.uniform(0.07, 0.12)), strength=rng.uniform(0.7, 0.95),
                            edge=rng.uniform(0.04, 0.07), roughness=0.3,
-                           bronchograms=i == 0 and rng.random() < 0.5, mottling=0.6)
+                           bronchograms=i == 0 and rng.random() < 0.5, mottling=0.5)
             density = np.maximum(density, draw_opacity(scene, side, spec, rng))
     return Lesion(mask=density > 0.08, density=density)
 
 
 def draw_lung_opacity(scene: Scene, placement: Placement, rng: np.random.Generator) -> Lesion:
-    """A focal opacity: a nodule-like round density or a small ill-defined patch."""
+    """A focal opacity: a round, well-defined nodule or mass, or an ill-defined patch. Its diameter
+    is about 6-15% of the image width, so even the smallest covers several 14 px patches at 224 px."""
     density = full_like(scene.grid)
     for side in placement.sides:
-        centre = point_in_zone(scene.thorax, side, placement.zone, rng, margin=0.06)
-        if rng.random() < 0.5:  # nodule: round, dense, well defined
-            r = rng.uniform(0.03, 0.06)
-            spec = Opacity(centre, (r, r * rng.uniform(0.85, 1.0)), strength=rng.uniform(0.6, 0.85), edge=0.008,
+        centre = point_in_zone(scene.thorax, side, placement.zone, rng, margin=0.11)
+        if rng.random() < 0.5:  # nodule or mass: round, dense, well defined
+            r = rng.uniform(0.07, 0.12)
+            spec = Opacity(centre, (r, r * rng.uniform(0.85, 1.0)), strength=rng.uniform(0.75, 0.95), edge=0.012,
                            roughness=0.06)
-        else:  # patch: larger, fainter, ill defined
-            spec = Opacity(centre, (rng.uniform(0.06, 0.11), rng.uniform(0.05, 0.09)),
-                           strength=rng.uniform(0.4, 0.6), edge=rng.uniform(0.025, 0.04), roughness=0.2)
+        else:  # patch: larger, a little fainter, ill defined
+            spec = Opacity(centre, (rng.uniform(0.1, 0.15), rng.uniform(0.08, 0.12)),
+                           strength=rng.uniform(0.6, 0.8), edge=rng.uniform(0.03, 0.045), roughness=0.2)
         density += draw_opacity(scene, side, spec, rng)
     return Lesion(mask=density > 0.08, density=density)
 

@@ -61,7 +61,7 @@ def draw_pneumothorax(scene: Scene, placement: Placement, rng: np.random.Generat
 
 def draw_pleural_thickening(scene: Scene, placement: Placement, rng: np.random.Generator) -> Lesion:
     """Soft-tissue band along the inner lateral chest wall (an apical cap in the upper zone),
-    lumpy like pleural plaques."""
+    lobulated like pleural plaques; at its thickest it is about 3-5% of the image width."""
     grid = scene.grid
     density, keep = full_like(grid), np.ones(grid.u.shape, dtype=np.float32)
     mask = np.zeros(grid.u.shape, dtype=bool)
@@ -69,9 +69,9 @@ def draw_pleural_thickening(scene: Scene, placement: Placement, rng: np.random.G
         hemi = scene.thorax.side(side)
         rows, cols, u, v = lung_crop(scene, side)
         v0, v1 = zone_bounds(hemi, placement.zone or "middle")
-        thickness = max(rng.uniform(0.025, 0.055), grid.px(2.5))  # at least a few pixels at small sizes
-        phase, wavelength = rng.uniform(0, 2 * np.pi), rng.uniform(0.08, 0.16)
-        lumps = (0.7 + 0.2 * np.sin(v * np.float32(2 * np.pi / wavelength) + np.float32(phase))
+        thickness = max(rng.uniform(0.07, 0.11), grid.px(4.0))  # at least a few pixels at small sizes
+        phase, wavelength = rng.uniform(0, 2 * np.pi), rng.uniform(0.12, 0.22)  # rounded lobules, not teeth
+        lumps = (0.65 + 0.25 * np.sin(v * np.float32(2 * np.pi / wavelength) + np.float32(phase))
                  + 0.1 * np.sin(v * np.float32(2 * np.pi / (0.43 * wavelength)) + np.float32(2 * phase)))
         extent = smoothstep(v0 - 0.03, v0 + 0.04, v) * smoothstep(v1 + 0.03, v1 - 0.04, v)
         inset = np.float32(thickness) * lumps * extent
@@ -80,7 +80,7 @@ def draw_pleural_thickening(scene: Scene, placement: Placement, rng: np.random.G
         gap = inner - scene.lung_outline_sd[side][rows, cols]  # band thickness; zero without thickening
         band = (scene.lungs[side][rows, cols] * soft_inside(-inner, grid.px(2.0))
                 * smoothstep(grid.px(0.5), grid.px(2.0), gap) * extent)
-        density[rows, cols] += np.float32(rng.uniform(0.4, 0.55)) * band
+        density[rows, cols] += np.float32(rng.uniform(0.45, 0.6)) * band
         keep[rows, cols] *= 1.0 - band
         mask[rows, cols] |= band > 0.5
     return Lesion(mask=mask, density=density, markings_keep=keep)
