@@ -108,3 +108,21 @@ def test_train_evaluate_and_document_end_to_end(tmp_path):
     assert json.loads((folder / "evaluation.json").read_text())["n_questions"] == 8
     card = (folder / "README.md").read_text()
     assert "not a medical model" in card and report.table() in card
+
+
+def test_shared_prefix_loss_equals_full_sequence_loss(fresh, pool):
+    """Training runs the image block once per image; it must give the full-sequence loss."""
+    from compute.demo_model.train import _shared_prefix_batch, shared_prefix_language_loss
+    model, processor = fresh
+    model.eval()
+    bank = PromptBank(processor)
+    states = cache_vision_states(model, pool)
+    cfg = TrainConfig(language_images=3, questions_per_image=4)
+    full = _language_batch(pool, bank, cfg, np.random.default_rng(11))
+    shared = _shared_prefix_batch(pool, bank, cfg, np.random.default_rng(11))
+    with torch.no_grad():
+        loss_full, correct_full = language_loss(model, bank, states, full)
+        loss_shared, correct_shared = shared_prefix_language_loss(model, bank, states, shared, 4)
+    assert loss_shared.item() == pytest.approx(loss_full.item(), abs=1e-5)
+    assert torch.equal(correct_full, correct_shared)
+    assert processor.tokenizer.decode(bank.split("Is there edema?", True)[0][-3:]).endswith("<end_of_image>\n\n")

@@ -9,6 +9,7 @@ from pathlib import Path
 from transformers import PreTrainedModel
 
 from .config import DemoModelConfig
+from .evaluate import SMALL_SET
 
 
 def model_card(cfg: DemoModelConfig, model: PreTrainedModel) -> str:
@@ -101,7 +102,16 @@ one "yes" and one "no" question each in the training phrasings; `evaluation.json
 {report.table()}
 ```
 
+{_small_set_line(report)}
 "attn" is the answer-position attention mass inside the lesion (eager attention averaged over
 heads and layers, renormalised over the image tokens) divided by the lesion's share of the
 body area, averaged over "yes" questions: 1.0 means no preference for the lesion.
 """
+
+
+def _small_set_line(report) -> str:
+    if report.small_set_accuracy is None:
+        return ""
+    return (f"On the first {SMALL_SET} of these images ({2 * SMALL_SET} questions) the accuracy is "
+            f"{report.small_set_accuracy:.1%};\n`tests/test_committed_demo_model.py` re-evaluates that small set "
+            "and checks it is reproduced.\n")

@@ -101,6 +101,23 @@ class PromptBank:
         return self._cache[key]
 
     @property
+    def prefix_length(self) -> int:
+        """Tokens every prompt shares (chat header and image block): the longest common
+        prefix of two prompts whose questions start differently."""
+        if not hasattr(self, "_prefix_length"):
+            a, _ = self.encode("Is there edema?", True)
+            b, _ = self.encode("Does the image show edema?", False)
+            n = min(len(a), len(b))
+            self._prefix_length = int((a[:n] != b[:n]).nonzero()[0])
+        return self._prefix_length
+
+    def split(self, question: str, answer: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(shared prefix ids, prefix token types, this prompt's suffix ids incl. the answer)."""
+        ids, types = self.encode(question, answer)
+        n = self.prefix_length
+        return ids[:n], types[:n], ids[n:]
+
+    @property
     def target_length(self) -> int:
         """Tokens scored at the end of each sequence: the answer word(s) and <end_of_turn>."""
         return len(self.answer_ids[True]) + 1
