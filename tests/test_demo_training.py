@@ -126,3 +126,18 @@ def test_shared_prefix_loss_equals_full_sequence_loss(fresh, pool):
     assert loss_shared.item() == pytest.approx(loss_full.item(), abs=1e-5)
     assert torch.equal(correct_full, correct_shared)
     assert processor.tokenizer.decode(bank.split("Is there edema?", True)[0][-3:]).endswith("<end_of_image>\n\n")
+
+
+def test_every_image_gets_exactly_its_questions_even_when_crowded(fresh):
+    """A case with 8 of 9 conditions still yields questions_per_image rows (the shared-
+    prefix batch repeats each image's cache exactly that many times)."""
+    from compute.demo_model.training_data import CasePool
+    present = torch.zeros((2, 9), dtype=torch.bool)
+    present[0, :8] = True  # crowded: one absent condition only
+    crowded_pool = CasePool(pixels=torch.zeros(2, 3, 4, 4), present=present, lesion_grid=torch.zeros(2, 9, 2, 2),
+                            locations=[{}, {}])
+    cfg = TrainConfig(language_images=2, questions_per_image=4)
+    *_, image_index, answers = _language_batch(crowded_pool, PromptBank(fresh[1]), cfg, np.random.default_rng(0))
+    assert image_index.tolist().count(0) == 4 and image_index.tolist().count(1) == 4
+    assert answers[image_index == 0].sum().item() == 3  # one "no" available, so three "yes"
+    assert answers[image_index == 1].sum().item() == 0  # nothing present: four "no"

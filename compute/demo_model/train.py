@@ -139,9 +139,10 @@ def _language_batch(pool: CasePool, bank: PromptBank, cfg: TrainConfig, rng: np.
     for i in images:
         present = [k for k, p in zip(CONDITION_KEYS, pool.present[i].tolist()) if p]
         absent = [k for k in CONDITION_KEYS if k not in present]
-        half = cfg.questions_per_image // 2
-        asked = [(k, True) for k in rng.permutation(present)[:half]]
-        asked += [(k, False) for k in rng.permutation(absent)[:cfg.questions_per_image - len(asked)]]
+        q = cfg.questions_per_image
+        n_yes = min(len(present), max(q // 2, q - len(absent)))  # exactly q questions, as balanced as the case allows
+        asked = [(k, True) for k in rng.permutation(present)[:n_yes]]
+        asked += [(k, False) for k in rng.permutation(absent)[:q - n_yes]]
         for key, answer in asked:
             question = training_question(rng, str(key), answer, pool.locations[i].get(str(key)), cfg.location_rate)
             sequences.append(bank.encode(question, answer))
