@@ -20,7 +20,7 @@ if selection is not None:
         st.caption("Bars: accuracy per condition, split by the ground-truth answer. Whiskers: 95% Wilson "
                    "intervals. Labels: number of questions.")
         base = alt.Chart(split).encode(
-            x=alt.X("condition:N", title=None, sort=chosen, axis=alt.Axis(labelAngle=-30, labelLimit=200)),
+            x=alt.X("condition:N", title=None, sort=chosen, axis=alt.Axis(labelAngle=-30, labelLimit=200, labelOverlap=False)),
             xOffset=alt.XOffset("ground_truth:N", sort=["yes", "no"]),
             color=alt.Color("ground_truth:N", title="Ground truth", sort=["yes", "no"]),
             tooltip=["condition", "ground_truth", "n", "n_correct",
