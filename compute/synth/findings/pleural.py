@@ -61,7 +61,7 @@ def draw_pneumothorax(scene: Scene, placement: Placement, rng: np.random.Generat
 
 def draw_pleural_thickening(scene: Scene, placement: Placement, rng: np.random.Generator) -> Lesion:
     """Soft-tissue band along the inner lateral chest wall (an apical cap in the upper zone),
-    lobulated like pleural plaques; at its thickest it is about 3-5% of the image width."""
+    lobulated like pleural plaques; at its thickest it is about 4-16% of the image width."""
     grid = scene.grid
     density, keep = full_like(grid), np.ones(grid.u.shape, dtype=np.float32)
     mask = np.zeros(grid.u.shape, dtype=bool)
