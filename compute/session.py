@@ -7,10 +7,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image
 
 from .answers import Answer, extract_answer
+from .attention import MapResult, MapSpec, Prompts, make_maps
+from .attention.positions import expanded_prompt
 from .config import DecodeConfig, ModelSpec, PromptConfig
 from .images import load_image
 from .prompts import build_messages
@@ -24,6 +27,16 @@ class AskResult:
     p_yes: float  # yes / (yes + no) mass at the answer position
     yes_no_mass: float  # yes + no mass at the answer position
     latency_s: float  # wall time of the batch divided by its size
+    map: MapResult | None = None  # where the model looked, when maps were asked for
+
+    @property
+    def maps(self) -> dict[int, np.ndarray] | None:
+        """Layer index -> (rows, columns) grid summing to 1 (see MapResult)."""
+        return self.map.maps if self.map else None
+
+    @property
+    def grid_shape(self) -> tuple[int, int] | None:
+        return self.map.grid_shape if self.map else None
 
 
 class Session:
@@ -47,20 +60,32 @@ class Session:
         return self.spec.name_or_path
 
     def ask(self, image: str | Path | Image.Image, question: str, *, instruction: str | None = None,
-            system_prompt: str | None = None, max_new_tokens: int | None = None) -> AskResult:
-        """Answer one question about one image (a path to PNG/JPEG/DICOM, or a PIL image)."""
+            system_prompt: str | None = None, max_new_tokens: int | None = None, method: str | None = None,
+            layers: str | Sequence[int] | None = None, query: str = "answer", heads: str = "mean",
+            term: str | None = None, strip_border: int = 0) -> AskResult:
+        """Answer one question about one image (a path to PNG/JPEG/DICOM, or a PIL image).
+
+        With `method` ("attention", "token" with `term=`, "gradcam" or "activation") or
+        `layers` ("2,7,12", "all", "last:4", "full"), the result also carries `maps`: a dict
+        from layer index to a (rows, columns) numpy grid summing to 1, and `grid_shape`."""
         prompt = self.prompt
         if instruction is not None:
             prompt = replace(prompt, instruction=instruction)
         if system_prompt is not None:
             prompt = replace(prompt, system_prompt=system_prompt)
-        return self.ask_batch([image], [question], prompt=prompt, max_new_tokens=max_new_tokens)[0]
+        spec = None
+        if method is not None or layers is not None:
+            spec = MapSpec(method=method or "attention", layers=layers if layers is not None else "all", query=query,
+                           heads=heads, term=term, strip_border=strip_border)
+        return self.ask_batch([image], [question], prompt=prompt, max_new_tokens=max_new_tokens, maps=spec)[0]
 
-    @torch.inference_mode()
+    @torch.no_grad()  # not inference_mode: Grad-CAM re-enables autograd on these inputs
     def ask_batch(self, images: Sequence[str | Path | Image.Image], questions: Sequence[str], *,
-                  prompt: PromptConfig | None = None, max_new_tokens: int | None = None) -> list[AskResult]:
+                  prompt: PromptConfig | None = None, max_new_tokens: int | None = None,
+                  maps: MapSpec | None = None) -> list[AskResult]:
         """Greedy replies and P(yes) for a batch, from one `generate` call: the first
-        step's logits are the answer-position distribution."""
+        step's logits are the answer-position distribution. With `maps`, attention rows
+        are read from that same call's prompt pass (see compute.attention)."""
         if len(images) != len(questions):
             raise ValueError(f"images and questions differ in number: {len(images)} vs {len(questions)}")
         prompt = prompt or self.prompt
@@ -68,17 +93,28 @@ class Session:
         conversations = [build_messages(load_image(img), q, prompt) for img, q in zip(images, questions)]
         inputs = self.processor.apply_chat_template(
             conversations, add_generation_prompt=True, tokenize=True, return_dict=True,
-            return_tensors="pt", processor_kwargs={"padding": True},
+            return_tensors="pt", processor_kwargs={"padding": True, "return_offsets_mapping": maps is not None},
         ).to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        out = self.model.generate(
-            **inputs, max_new_tokens=max_new_tokens or self.decode.max_new_tokens, do_sample=False,
-            output_logits=True, return_dict_in_generate=True,
-        )
+        offsets = inputs.pop("offset_mapping", None)
+
+        def generate():
+            return self.model.generate(
+                **inputs, max_new_tokens=max_new_tokens or self.decode.max_new_tokens, do_sample=False,
+                output_logits=True, return_dict_in_generate=True,
+            )
+
+        if maps is None:
+            out, results = generate(), [None] * len(questions)
+        else:
+            rendered = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
+            prompt_texts = [expanded_prompt(self.processor, t) for t in rendered]
+            out, results = make_maps(self, Prompts(dict(inputs), offsets.cpu(), prompt_texts, list(questions)),
+                                     maps, generate)
         p_yes, mass = yes_no_probabilities(out.logits[0], self.yes_ids, self.no_ids)  # (batch,) each
         prompt_len = inputs["input_ids"].shape[1]
         texts = self.processor.batch_decode(out.sequences[:, prompt_len:], skip_special_tokens=True)
         latency = (time.perf_counter() - start) / len(questions)
         return [AskResult(text=t.strip(), answer=extract_answer(t), p_yes=float(p), yes_no_mass=float(m),
-                          latency_s=latency)
-                for t, p, m in zip(texts, p_yes.tolist(), mass.tolist())]
+                          latency_s=latency, map=r)
+                for t, p, m, r in zip(texts, p_yes.tolist(), mass.tolist(), results)]

@@ -1,0 +1,184 @@
+"""Maps for a batch of prompts, by the requested method, falling back along
+attention -> Grad-CAM -> activation norm, with the method used and the reasons stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .capture import IMPLEMENTATION, capture_rows
+from .grid import grid_shape, to_grid
+from .layers import parse_layers
+from .positions import pad_rows, query_positions
+from .spec import MapResult, MapSpec
+from .vision import activation_norm, gradcam, pool_to
+
+
+class MapUnavailableError(RuntimeError):
+    """A method could not produce a map for this model or input (the chain moves on)."""
+
+
+@dataclass
+class Prompts:
+    """A tokenized batch with what map extraction needs besides the model inputs."""
+
+    inputs: dict  # model inputs (left-padded), offsets removed
+    offsets: torch.Tensor  # (batch, seq, 2) character offsets into `texts`
+    texts: list[str]  # each prompt as the tokenizer saw it (image placeholders expanded)
+    questions: list[str]
+
+
+def attention_grids(weights: dict[int, torch.Tensor], valid: torch.Tensor, image_positions: torch.Tensor,
+                    heads: str, rows: str) -> dict[int, torch.Tensor]:
+    """Per layer, (batch, image_tokens) attention onto the image: heads combined by `heads`
+    (mean or max), query rows by `rows` (mean or max, over the valid rows only).
+    weights[layer]: (batch, heads, R, kv); valid: (batch, R); image_positions: (batch, kv) bool."""
+    out = {}
+    for layer, w in weights.items():
+        per_row = w.mean(dim=1) if heads == "mean" else w.amax(dim=1)  # (batch, R, kv)
+        mask = valid[:, :, None].to(per_row.device)
+        if rows == "mean":
+            pooled = (per_row * mask).sum(1) / mask.sum(1)  # (batch, kv)
+        else:
+            pooled = per_row.masked_fill(~mask, float("-inf")).amax(1)
+        counts = image_positions.sum(1)
+        if not (counts == counts[0]).all():
+            raise MapUnavailableError(f"image token counts differ across the batch: {counts.tolist()}")
+        out[layer] = pooled[image_positions.to(pooled.device)].reshape(len(pooled), int(counts[0]))
+    return out
+
+
+def make_maps(session, prompts: Prompts, spec: MapSpec,
+              generate: Callable[[], object]) -> tuple[object, list[MapResult]]:
+    """Run `generate` (the batch's one generation call) and make the maps `spec` asks for.
+    Returns (generate's output, one MapResult per sequence)."""
+    chain = [spec.method] if not spec.fallback else _chain_from(spec.method)
+    reasons: list[str] = []
+    output = None
+    for method in chain:
+        try:
+            if method in ("attention", "token"):
+                output, grids, layers, positions = _attention(session, prompts, spec, method, generate)
+            else:
+                output = output if output is not None else generate()
+                grids, layers, positions = _vision(session, prompts, spec, method)
+        except MapUnavailableError as error:
+            reasons.append(f"{method}: {error}")
+            continue
+        return output, _results(session, prompts, spec, method, grids, layers, positions, reasons)
+    raise MapUnavailableError("no method produced a map: " + "; ".join(reasons))
+
+
+def _chain_from(method: str) -> list[str]:
+    order = ["attention", "gradcam", "activation"]
+    if method == "token":
+        return ["token", "gradcam", "activation"]
+    return order[order.index(method):]
+
+
+def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
+    model = session.model
+    layers = parse_layers(spec.layers, model.config.get_text_config().layer_types)
+    input_ids = prompts.inputs["input_ids"]
+    image_positions = input_ids == model.config.image_token_id  # (batch, seq)
+    if method == "token":
+        kind, rows_pool = "term", "max"  # a multi-token term: max over its tokens
+    else:
+        kind, rows_pool = spec.query, "mean"
+    if kind == "generated":
+        output = generate()
+        weights, valid, positions, image_positions = _generated_rows(session, prompts, output, layers)
+    else:
+        positions = query_positions(kind, prompts.offsets, prompts.texts, prompts.questions, spec.term)
+        rows, valid = pad_rows(positions)
+        with capture_rows(model, layers, rows, input_ids.shape[1]) as capture:
+            output = generate()
+        weights = capture.weights
+    missing = [layer for layer in layers if layer not in weights]
+    if missing:
+        raise MapUnavailableError(f"{type(model).__name__} did not route layers {missing} through transformers' "
+                                  "AttentionInterface, so their attention could not be read")
+    grids = attention_grids(weights, valid, image_positions, spec.heads, rows_pool)
+    return output, grids, layers, positions
+
+
+def _generated_rows(session, prompts: Prompts, output, layers):
+    """Attention rows of the generated answer tokens, from one more forward pass over
+    prompt + generated tokens (positions after the first end-of-sequence token excluded)."""
+    sequences = output.sequences  # (batch, prompt + generated)
+    prompt_length = prompts.inputs["input_ids"].shape[1]
+    eos = session.model.generation_config.eos_token_id
+    stop = set(eos if isinstance(eos, list) else [eos]) | {session.processor.tokenizer.pad_token_id}
+    positions, keep = [], torch.ones_like(sequences, dtype=torch.long)
+    keep[:, :prompt_length] = prompts.inputs["attention_mask"]
+    for b, row in enumerate(sequences[:, prompt_length:].tolist()):
+        n = next((j for j, token in enumerate(row) if token in stop), len(row))
+        keep[b, prompt_length + n:] = 0
+        positions.append([prompt_length + j for j in range(n)])
+    if not all(positions):
+        empty = [b for b, p in enumerate(positions) if not p]
+        raise MapUnavailableError(f"sequences {empty} generated no answer tokens to read attention from")
+    inputs = dict(prompts.inputs)
+    extra = sequences.shape[1] - prompt_length
+    inputs["input_ids"] = sequences
+    inputs["attention_mask"] = keep
+    if "token_type_ids" in inputs:
+        inputs["token_type_ids"] = torch.nn.functional.pad(inputs["token_type_ids"], (0, extra))
+    rows, valid = pad_rows(positions)
+    with torch.no_grad(), capture_rows(session.model, layers, rows, sequences.shape[1]) as capture:
+        session.model(**inputs)
+    return capture.weights, valid, positions, sequences == session.model.config.image_token_id
+
+
+def _vision(session, prompts: Prompts, spec: MapSpec, method: str):
+    model = session.model
+    n_tokens = int(model.config.mm_tokens_per_image)
+    shape = grid_shape(n_tokens)
+    if method == "gradcam":
+        yes, no = session.yes_ids, session.no_ids
+
+        def yes_minus_no(logits: torch.Tensor) -> torch.Tensor:  # (batch, seq, vocab) -> (batch,)
+            last = logits[:, -1].float()
+            return last[:, yes].logsumexp(-1) - last[:, no].logsumexp(-1)
+
+        layer, patches = gradcam(model, prompts.inputs, yes_minus_no)
+    else:
+        layer, patches = activation_norm(model, prompts.inputs)
+    if not torch.isfinite(patches).all() or (patches.flatten(1).sum(1) <= 0).any():
+        raise MapUnavailableError(f"{method} gave an all-zero or non-finite map")
+    grid = patches if (method == "gradcam" and spec.gradcam_full_resolution) else pool_to(patches, shape)
+    grids = {layer: grid.flatten(1)}
+    positions = [[prompts.inputs["input_ids"].shape[1] - 1] for _ in prompts.questions]
+    return grids, (layer,), positions
+
+
+def _results(session, prompts: Prompts, spec: MapSpec, method: str, grids: dict[int, torch.Tensor],
+             layers: tuple[int, ...], positions: list[list[int]], reasons: list[str]) -> list[MapResult]:
+    size = session.processor.image_processor.size
+    image_size = (int(size["height"]), int(size["width"]))
+    n = next(iter(grids.values())).shape[1]
+    shape = grid_shape(n, image_size[1] / image_size[0])
+    strip = spec.strip_border if method in ("attention", "token") else 0
+    implementation = IMPLEMENTATION if method in ("attention", "token") else "autograd" if method == "gradcam" else "none"
+    results = []
+    for b in range(len(prompts.questions)):
+        maps = {layer: to_grid(g[b].cpu().numpy(), shape, strip) for layer, g in grids.items()}
+        results.append(MapResult(
+            maps=maps, mean=np.mean(list(maps.values()), axis=0), grid_shape=shape, method=method,
+            requested_method=spec.method, fallback_reason="; ".join(reasons) or None, layers=layers,
+            heads=spec.heads if method in ("attention", "token") else "n/a", query=_query_name(spec, method),
+            query_positions=positions[b], term=spec.term if method == "token" else None, strip_border=strip,
+            attn_implementation=implementation,
+            image_size=image_size))
+    return results
+
+
+def _query_name(spec: MapSpec, method: str) -> str:
+    if method == "token":
+        return "term"
+    if method in ("gradcam", "activation"):
+        return "answer" if method == "gradcam" else "none"
+    return spec.query

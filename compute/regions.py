@@ -1,0 +1,83 @@
+"""The body mask of a radiograph and the named regions of a token grid.
+
+The mask comes from the image alone: Otsu's threshold, then morphology (close, fill holes,
+keep the largest component, open) with scipy.ndimage. Regions on the grid:
+- patient_right / patient_left: the halves of the body's bounding box. A frontal
+  radiograph shows the patient's right on the image's left;
+- apical / middle / basal: thirds of the body's bounding box, top to bottom.
+All regions are restricted to body cells.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage
+from skimage.filters import threshold_otsu
+
+
+def body_mask(image: Image.Image | np.ndarray) -> np.ndarray:
+    """Boolean (H, W) mask of the body in a radiograph (bright on dark)."""
+    pixels = np.asarray(image.convert("L") if isinstance(image, Image.Image) else image, dtype=np.float64)
+    if pixels.ndim != 2:
+        raise ValueError(f"expected a grayscale image, got shape {pixels.shape}")
+    if np.ptp(pixels) == 0:
+        return np.ones(pixels.shape, dtype=bool)  # a flat image has no edge to find
+    mask = pixels > threshold_otsu(pixels)
+    radius = max(1, round(min(pixels.shape) / 100))
+    structure = ndimage.generate_binary_structure(2, 1)
+    mask = ndimage.binary_closing(mask, structure, iterations=radius)
+    mask = ndimage.binary_fill_holes(mask)
+    labels, count = ndimage.label(mask)
+    if count > 1:
+        sizes = ndimage.sum(mask, labels, index=range(1, count + 1))
+        mask = labels == 1 + int(np.argmax(sizes))
+    return ndimage.binary_opening(mask, structure, iterations=radius)
+
+
+def mask_to_grid(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """Share of each grid cell covered by `mask`: (rows, columns) in [0, 1]."""
+    rows = np.array_split(np.arange(mask.shape[0]), shape[0])
+    cols = np.array_split(np.arange(mask.shape[1]), shape[1])
+    m = mask.astype(np.float64)
+    return np.array([[m[np.ix_(r, c)].mean() for c in cols] for r in rows])
+
+
+@dataclass(frozen=True)
+class Regions:
+    body: np.ndarray  # (rows, columns) bool
+    patient_right: np.ndarray  # image-left half of the body's bounding box
+    patient_left: np.ndarray
+    apical: np.ndarray
+    middle: np.ndarray
+    basal: np.ndarray
+
+
+def grid_regions(shape: tuple[int, int], body: np.ndarray | None = None) -> Regions:
+    """Named regions of a (rows, columns) grid. `body`: bool, or cell coverage in [0, 1]
+    (a cell counts as body from half coverage); None counts every cell as body."""
+    if body is None:
+        inside = np.ones(shape, dtype=bool)
+    else:
+        inside = np.asarray(body)
+        if inside.shape != tuple(shape):
+            raise ValueError(f"body mask shape {inside.shape} does not match the grid {tuple(shape)}")
+        inside = inside >= 0.5 if inside.dtype != bool else inside
+    if not inside.any():
+        raise ValueError("the body mask is empty on this grid")
+    rows, cols = np.nonzero(inside)
+    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    r = np.arange(shape[0])[:, None]
+    c = np.arange(shape[1])[None, :]
+    mid_col = (left + right) / 2
+    third = (bottom - top) / 3
+    return Regions(
+        body=inside,
+        patient_right=inside & (c + 0.5 <= mid_col),
+        patient_left=inside & (c + 0.5 > mid_col),
+        apical=inside & (r + 0.5 < top + third),
+        middle=inside & (r + 0.5 >= top + third) & (r + 0.5 < top + 2 * third),
+        basal=inside & (r + 0.5 >= top + 2 * third),
+    )
