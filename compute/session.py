@@ -79,6 +79,44 @@ class Session:
                            heads=heads, term=term, strip_border=strip_border)
         return self.ask_batch([image], [question], prompt=prompt, max_new_tokens=max_new_tokens, maps=spec)[0]
 
+    def encode(self, images: Sequence[str | Path | Image.Image], questions: Sequence[str], *,
+               prompt: PromptConfig | None = None):
+        """Model inputs for a batch, exactly as ask_batch builds them (left-padded)."""
+        prompt = prompt or self.prompt
+        return self._tokenize([build_messages(load_image(img), q, prompt) for img, q in zip(images, questions)])
+
+    def _tokenize(self, conversations, offsets: bool = False):
+        inputs = self.processor.apply_chat_template(
+            conversations, add_generation_prompt=True, tokenize=True, return_dict=True,
+            return_tensors="pt", processor_kwargs={"padding": True, "return_offsets_mapping": offsets},
+        ).to(self.device)
+        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
+        return inputs
+
+    @torch.no_grad()
+    def map_batch(self, images: Sequence[str | Path | Image.Image], questions: Sequence[str], spec: MapSpec, *,
+                  prompt: PromptConfig | None = None) -> list[MapResult]:
+        """Maps only: one forward pass (no generation) plus what the method needs."""
+        prompt = prompt or self.prompt
+        conversations = [build_messages(load_image(img), q, prompt) for img, q in zip(images, questions)]
+        inputs = self._tokenize(conversations, offsets=True)
+        prompts = self._map_prompts(conversations, inputs, questions)
+        return make_maps(self, prompts, spec, lambda: self.model(**prompts.inputs))[1]
+
+    def _map_prompts(self, conversations, inputs, questions: Sequence[str]) -> Prompts:
+        """Take the offsets out of `inputs` (the model does not accept them) and pair them
+        with the prompt texts they index into."""
+        offsets = inputs.pop("offset_mapping")
+        rendered = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
+        return Prompts(dict(inputs), offsets.cpu(), [expanded_prompt(self.processor, t) for t in rendered],
+                       list(questions))
+
+    @torch.no_grad()
+    def p_yes(self, inputs) -> torch.Tensor:
+        """P(yes) at the answer position for already-encoded inputs, from one forward pass. (batch,)"""
+        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1]
+        return yes_no_probabilities(logits, self.yes_ids, self.no_ids)[0]
+
     @torch.no_grad()  # not inference_mode: Grad-CAM re-enables autograd on these inputs
     def ask_batch(self, images: Sequence[str | Path | Image.Image], questions: Sequence[str], *,
                   prompt: PromptConfig | None = None, max_new_tokens: int | None = None,
@@ -91,12 +129,8 @@ class Session:
         prompt = prompt or self.prompt
         start = time.perf_counter()
         conversations = [build_messages(load_image(img), q, prompt) for img, q in zip(images, questions)]
-        inputs = self.processor.apply_chat_template(
-            conversations, add_generation_prompt=True, tokenize=True, return_dict=True,
-            return_tensors="pt", processor_kwargs={"padding": True, "return_offsets_mapping": maps is not None},
-        ).to(self.device)
-        inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
-        offsets = inputs.pop("offset_mapping", None)
+        inputs = self._tokenize(conversations, offsets=maps is not None)
+        prompts = self._map_prompts(conversations, inputs, questions) if maps is not None else None
 
         def generate():
             return self.model.generate(
@@ -107,10 +141,7 @@ class Session:
         if maps is None:
             out, results = generate(), [None] * len(questions)
         else:
-            rendered = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
-            prompt_texts = [expanded_prompt(self.processor, t) for t in rendered]
-            out, results = make_maps(self, Prompts(dict(inputs), offsets.cpu(), prompt_texts, list(questions)),
-                                     maps, generate)
+            out, results = make_maps(self, prompts, maps, generate)
         p_yes, mass = yes_no_probabilities(out.logits[0], self.yes_ids, self.no_ids)  # (batch,) each
         prompt_len = inputs["input_ids"].shape[1]
         texts = self.processor.batch_decode(out.sequences[:, prompt_len:], skip_special_tokens=True)

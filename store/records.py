@@ -65,3 +65,44 @@ class PredictionRecord:
     correct: bool | None = None
     latency_s: float | None = None
     created_at: datetime = field(default_factory=datetime.now)
+
+
+@dataclass(frozen=True)
+class MapRecord:
+    """One attention (or Grad-CAM / activation) grid of one prediction, with its provenance
+    and metrics. `layer` -1 is the mean over `layers`."""
+
+    run_id: str
+    item_id: str
+    method: str
+    layer: int
+    requested_method: str
+    fallback_reason: str | None
+    layers: list[int]
+    heads: str | None
+    query: str | None
+    query_positions: list[int] | None
+    term: str | None
+    strip_border: int
+    attn_implementation: str | None
+    model_id: str | None
+    image_height: int | None
+    image_width: int | None
+    grid_rows: int
+    grid_cols: int
+    grid: list[float]
+    inside_body_ratio: float | None = None
+    border_fraction: float | None = None
+    attention_entropy: float | None = None
+    normalized_entropy: float | None = None
+    focus_score: float | None = None
+    peak_to_average: float | None = None
+    sparsity: float | None = None
+    right_lung_fraction: float | None = None
+    left_lung_fraction: float | None = None
+    apical_fraction: float | None = None
+    middle_fraction: float | None = None
+    basal_fraction: float | None = None
+    deletion_delta: float | None = None
+    random_delta: float | None = None
+    faithfulness_ratio: float | None = None

@@ -76,7 +76,47 @@ SELECT p.*, q.dataset, q.image_id, q.question, q.ground_truth, q.condition,
 FROM predictions p LEFT JOIN questions q USING (item_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1,)
+_V2 = """
+CREATE TABLE attention_maps (
+    run_id              VARCHAR NOT NULL,
+    item_id             VARCHAR NOT NULL,
+    method              VARCHAR NOT NULL,         -- the method that made the map: attention | token | gradcam | activation
+    layer               INTEGER NOT NULL,         -- decoder layer (attention, token) or vision encoder layer; -1: mean over `layers`
+    requested_method    VARCHAR NOT NULL,
+    fallback_reason     VARCHAR,                  -- why earlier methods of the chain failed
+    layers              INTEGER[] NOT NULL,
+    heads               VARCHAR,                  -- mean | max (attention); n/a otherwise
+    query               VARCHAR,                  -- answer | question | generated | term
+    query_positions     INTEGER[],
+    term                VARCHAR,
+    strip_border        INTEGER,
+    attn_implementation VARCHAR,
+    model_id            VARCHAR,
+    image_height        INTEGER,                  -- model input size
+    image_width         INTEGER,
+    grid_rows           INTEGER NOT NULL,
+    grid_cols           INTEGER NOT NULL,
+    grid                FLOAT[] NOT NULL,         -- row-major, sums to 1; row 0 is the top of the image
+    inside_body_ratio   DOUBLE,                   -- compute.metrics.attention_metrics, body mask from the image
+    border_fraction     DOUBLE,
+    attention_entropy   DOUBLE,
+    normalized_entropy  DOUBLE,
+    focus_score         DOUBLE,
+    peak_to_average     DOUBLE,
+    sparsity            DOUBLE,
+    right_lung_fraction DOUBLE,                   -- patient's right: the image's left
+    left_lung_fraction  DOUBLE,
+    apical_fraction     DOUBLE,
+    middle_fraction     DOUBLE,
+    basal_fraction      DOUBLE,
+    deletion_delta      DOUBLE,                   -- |change in P(yes)| when the top cells are blurred (opt-in)
+    random_delta        DOUBLE,                   -- the same for random cells of equal area
+    faithfulness_ratio  DOUBLE,                   -- deletion_delta / random_delta
+    PRIMARY KEY (run_id, item_id, method, layer)
+);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

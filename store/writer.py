@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .connection import connect
-from .records import ImageRecord, PredictionRecord, QuestionRecord, RunRecord
+from .records import ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RunRecord
 from .schema import ensure_schema
 
 
@@ -29,6 +29,7 @@ def _insert_sql(table: str, record_type: type) -> str:
 _INSERT_IMAGE = _insert_sql("images", ImageRecord)
 _INSERT_QUESTION = _insert_sql("questions", QuestionRecord)
 _INSERT_PREDICTION = _insert_sql("predictions", PredictionRecord)
+_INSERT_MAP = _insert_sql("attention_maps", MapRecord)
 
 
 def _difference(config: dict, fingerprint: str | None, dtype: str | None, run: RunRecord) -> str | None:
@@ -100,13 +101,13 @@ class StoreWriter:
         return {row[0] for row in done}
 
     def write_batch(self, images: list[ImageRecord], questions: list[QuestionRecord],
-                    predictions: list[PredictionRecord]) -> None:
+                    predictions: list[PredictionRecord], maps: list[MapRecord] = ()) -> None:
         """Write one batch in one transaction: all of it lands, or none of it."""
         with connect(self.db_path, read_only=False) as con:
             con.execute("BEGIN TRANSACTION")
             try:
                 for sql, records in ((_INSERT_IMAGE, images), (_INSERT_QUESTION, questions),
-                                     (_INSERT_PREDICTION, predictions)):
+                                     (_INSERT_PREDICTION, predictions), (_INSERT_MAP, maps)):
                     if records:
                         con.executemany(sql, [list(astuple(r)) for r in records])
                 con.execute("COMMIT")

@@ -143,17 +143,33 @@ def test_schema_upgrades_in_place_and_refuses_newer(tmp_path, monkeypatch):
     db = tmp_path / "s.duckdb"
     w = StoreWriter(db)
     w.start_run(_run())
-    v2 = "ALTER TABLE runs ADD COLUMN notes VARCHAR"
-    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + (v2,))
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", len(schema.MIGRATIONS))
+    current = schema.SCHEMA_VERSION
+    extra = "ALTER TABLE runs ADD COLUMN notes VARCHAR"
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS + (extra,))
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current + 1)
     with connect(db, read_only=False) as con:
-        assert schema.ensure_schema(con) == 1  # it was at version 1
+        assert schema.ensure_schema(con) == current
         assert con.execute("SELECT run_id, notes FROM runs").fetchall() == [("r1", None)]  # data kept
-        assert schema.current_version(con) == 2
-    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
-    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
+        assert schema.current_version(con) == current + 1
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:current])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", current)
     with connect(db, read_only=False) as con, pytest.raises(RuntimeError, match="newer than this code"):
         schema.ensure_schema(con)
+
+
+def test_version_1_store_gains_attention_maps(tmp_path, monkeypatch):
+    """A store written before attention maps existed upgrades when opened, keeping its rows."""
+    from store import schema
+    db = tmp_path / "old.duckdb"
+    monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
+    monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
+    StoreWriter(db).start_run(_run())
+    monkeypatch.undo()
+    StoreWriter(db)
+    with connect(db, read_only=True) as con:
+        assert con.execute("SELECT run_id FROM runs").fetchall() == [("r1",)]
+        assert con.execute("SELECT count(*) FROM attention_maps").fetchone() == (0,)
+        assert schema.current_version(con) == schema.SCHEMA_VERSION
 
 
 def test_hostile_values_are_written_as_data(tmp_path):

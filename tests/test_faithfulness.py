@@ -1,0 +1,74 @@
+"""Deletion test, model randomisation and pointing game on the trained demo model."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from compute.attention import MapSpec
+from compute.attention.faithfulness import (blur_cells, cells_to_pixels, deletion_test, lesion_hit, random_cells,
+                                            randomisation_check, top_cells)
+from compute.loading import load_model
+from compute.synth import render_case
+
+
+@pytest.fixture(scope="module")
+def session():
+    return load_model("models/demo")
+
+
+def test_cell_selection_by_hand():
+    grid = np.array([[0.1, 0.4], [0.3, 0.2]])
+    assert top_cells(grid, 0.25).tolist() == [[False, True], [False, False]]
+    assert top_cells(grid, 0.5).tolist() == [[False, True], [True, False]]
+    assert random_cells((4, 4), 5, np.random.default_rng(0)).sum() == 5
+    pixels = cells_to_pixels(np.array([[True, False], [False, False]]), (5, 4))
+    assert pixels[:3, :2].all() and pixels.sum() == 6  # 5 rows split 3+2, 4 columns 2+2
+    with pytest.raises(ValueError, match="fraction"):
+        top_cells(grid, 0)
+
+
+def test_blur_only_touches_chosen_cells():
+    rng = np.random.default_rng(1)
+    pixels = torch.from_numpy(rng.random((3, 32, 32)).astype(np.float32))
+    cells = np.zeros((4, 4), dtype=bool)
+    cells[1, 2] = True
+    out = blur_cells(pixels, cells)
+    changed = (out != pixels).any(0).numpy()
+    assert changed[8:16, 16:24].all() and not changed[cells_to_pixels(~cells, (32, 32))].any()
+
+
+def test_pointing_game():
+    lesion = np.zeros((4, 4))
+    lesion[2, 3] = 0.3
+    grid = np.full((4, 4), 0.05)
+    grid[2, 3] = 0.25
+    assert lesion_hit(grid, lesion)
+    grid[0, 0] = 0.5
+    assert not lesion_hit(grid, lesion)
+
+
+def test_deletion_of_attended_cells_beats_random_on_a_lesion(session):
+    """On effusion cases the demo model answers yes because of the effusion, so blurring the
+    Grad-CAM's top cells must move P(yes) more, on average, than blurring random cells."""
+    rng = np.random.default_rng(5)
+    ratios = []
+    for _ in range(4):
+        case = render_case(rng, 224, ["pleural_effusion"])
+        image = Image.fromarray((np.clip(case.image, 0, 1) * 255).astype(np.uint8))
+        (gradcam,) = session.map_batch([image], ["Is there pleural effusion?"], MapSpec(method="gradcam"))
+        result = deletion_test(session, image, "Is there pleural effusion?", gradcam.mean, fraction=0.1, seed=0)
+        assert 0 <= result.p_yes <= 1
+        ratios.append(result.faithfulness_ratio)
+    assert np.median(ratios) > 1.0, ratios
+
+
+def test_randomised_model_gives_different_maps(session):
+    case = render_case(np.random.default_rng(2), 224, ["cardiomegaly"])
+    image = Image.fromarray((np.clip(case.image, 0, 1) * 255).astype(np.uint8))
+    same = session.ask(image, "Is there cardiomegaly?", layers="all").map.mean
+    again = session.ask(image, "Is there cardiomegaly?", layers="all").map.mean
+    np.testing.assert_array_equal(same, again)
+    check = randomisation_check(session, image, "Is there cardiomegaly?", layers="all")
+    assert check["js_divergence"] > 0.05 and check["pearson"] < 0.9, check
+    assert session.ask(image, "Is there cardiomegaly?", layers="all").map.mean.tolist() == same.tolist()  # restored
