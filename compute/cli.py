@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import DecodeConfig, RunConfig
+from .config import HEAD_AGGREGATIONS, MAP_QUERIES, DecodeConfig, MapConfig, RunConfig
 from .loading import DTYPE_CHOICES
 from .questions import DEFAULT_INSTRUCTION
 from .synth.config import SynthConfig
@@ -44,6 +44,26 @@ def _add_prompt_options(p: argparse.ArgumentParser) -> None:
                    help=f"greedy reply length cap (default: {DecodeConfig.max_new_tokens})")
 
 
+def _add_map_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("attention maps", "stored with their metrics for every prediction")
+    g.add_argument("--no-maps", action="store_true", help="store answers only, no attention maps")
+    g.add_argument("--layers", default=MapConfig.layers,
+                   help="decoder layers to read attention from: '2,7,12,17', 'all', 'last:4' or 'full' "
+                        f"(the full-attention layers) (default: {MapConfig.layers})")
+    g.add_argument("--query", default=MapConfig.query, choices=MAP_QUERIES,
+                   help="attention rows: the answer position (the last prompt token, which predicts yes/no), "
+                        f"the question's tokens, or the generated answer's tokens (default: {MapConfig.query})")
+    g.add_argument("--heads", default=MapConfig.heads, choices=HEAD_AGGREGATIONS,
+                   help=f"how attention heads are combined (default: {MapConfig.heads})")
+    g.add_argument("--strip-border", type=int, default=0, metavar="RINGS",
+                   help="zero this many outer token rings before renormalising the stored map (default: 0)")
+    g.add_argument("--gradcam", action="store_true",
+                   help="also store Grad-CAM on the vision tower's last layer (one backward pass per batch)")
+    g.add_argument("--deletion", action="store_true",
+                   help="also run the deletion test per map: blur the top 10%% of cells vs random cells "
+                        f"({MapConfig.deletion_random} more forward passes per prediction)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m compute", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -54,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "correctness and timing. Rerunning the same --run resumes where it stopped.")
     _add_model_options(run)
     _add_prompt_options(run)
+    _add_map_options(run)
     g = run.add_argument_group("data and output")
     g.add_argument("--manifest", required=True, type=Path,
                    help="JSONL or CSV with columns image, question, answer (yes/no), condition; optional "
@@ -113,6 +134,7 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from store import RunConfigMismatch, StoreError
 
+    from .attention import LayerSpecError
     from .config import ModelSpec, PromptConfig
     from .loading import ModelNotAvailableError
     from .manifest import ManifestError
@@ -123,11 +145,13 @@ def _run(args: argparse.Namespace) -> int:
         model=ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code),
         prompt=PromptConfig(args.instruction, args.system_prompt),
         decode=DecodeConfig(args.max_new_tokens), dataset=args.dataset, image_root=args.image_root,
+        maps=MapConfig(enabled=not args.no_maps, layers=args.layers, query=args.query, heads=args.heads,
+                       strip_border=args.strip_border, gradcam=args.gradcam, deletion=args.deletion),
         batch_size=args.batch_size, limit=args.limit, seed=args.seed,
     )
     try:
         summary = run_baseline(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
-    except (ModelNotAvailableError, ManifestError, RunConfigMismatch, StoreError) as exc:
+    except (ModelNotAvailableError, ManifestError, RunConfigMismatch, StoreError, LayerSpecError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

@@ -33,6 +33,34 @@ class DecodeConfig:
         _require_positive("max_new_tokens", self.max_new_tokens)
 
 
+MAP_QUERIES = ("answer", "question", "generated")  # attention rows a map can be read from
+HEAD_AGGREGATIONS = ("mean", "max")
+
+
+@dataclass(frozen=True)
+class MapConfig:
+    """Which maps the studies store for every prediction (see compute.attention)."""
+
+    enabled: bool = True  # attention maps and their metrics for every prediction
+    layers: str = "all"  # decoder layers: "2,7,12", "all", "last:4", "full"
+    query: str = "answer"  # answer | question | generated
+    heads: str = "mean"  # mean | max
+    strip_border: int = 0  # outer token rings zeroed before renormalising (metrics still see the raw map)
+    gradcam: bool = False  # also Grad-CAM: one backward pass per batch
+    deletion: bool = False  # also the deletion test: 2 + deletion_random forward passes per prediction
+    deletion_fraction: float = 0.1  # share of cells blurred
+    deletion_random: int = 4  # random deletions of the same area to compare with
+
+    def __post_init__(self) -> None:
+        if not 0 < self.deletion_fraction <= 1:
+            raise ValueError(f"deletion_fraction must be in (0, 1], got {self.deletion_fraction}")
+        _require_positive("deletion_random", self.deletion_random)
+        if self.strip_border < 0:
+            raise ValueError(f"strip_border must be >= 0, got {self.strip_border}")
+        if self.query not in MAP_QUERIES or self.heads not in HEAD_AGGREGATIONS:
+            raise ValueError(f"query must be one of {MAP_QUERIES} and heads one of {HEAD_AGGREGATIONS}")
+
+
 @dataclass(frozen=True)
 class RunConfig:
     run_name: str
@@ -41,6 +69,7 @@ class RunConfig:
     model: ModelSpec
     prompt: PromptConfig = field(default_factory=PromptConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
+    maps: MapConfig = field(default_factory=MapConfig)
     study: str = "baseline"
     dataset: str | None = None  # None: the manifest's folder name
     image_root: Path | None = None  # None: the manifest's folder
@@ -70,6 +99,7 @@ class RunConfig:
             else self.model.name_or_path,
             "prompt": asdict(self.prompt),
             "decode": asdict(self.decode),
+            "maps": asdict(self.maps),
             "limit": self.limit,
             "seed": self.seed,
         }

@@ -191,3 +191,40 @@ def test_run_where_nothing_is_answered_exits_nonzero(assets, tmp_path, capsys):
                  str(tmp_path / "m.duckdb"), "--run", "m", "--quiet"]) == 1
     err = capsys.readouterr().err
     assert "nowhere.png: file not found" in err and "no item was answered" in err
+
+
+def test_every_answered_prediction_has_its_maps_and_metrics(assets):
+    assert _cli(assets) == 0
+    db = assets["db"]
+    answered = _query(db, "SELECT count(*) FROM predictions WHERE run_id = 'e2e' AND status = 'ok'")[0][0]
+    rows = _query(db, "SELECT item_id, method, layer, layers, grid, grid_rows, grid_cols, inside_body_ratio, "
+                      "attention_entropy, attn_implementation, query, heads FROM attention_maps WHERE run_id = 'e2e'")
+    assert len(rows) == answered * 5  # four decoder layers plus their mean (layer -1)
+    for item_id, method, layer, layers, grid, n_rows, n_cols, inside, h, implementation, query, heads in rows:
+        assert (method, layers, n_rows, n_cols, query, heads) == ("attention", [0, 1, 2, 3], 16, 16, "answer", "mean")
+        assert layer in (-1, 0, 1, 2, 3) and implementation == "mgv_row_capture"
+        assert len(grid) == 256 and abs(sum(grid) - 1) < 1e-4
+        assert 0 < inside < 1 and 0 < h <= 5.546
+    failed = _query(db, "SELECT count(*) FROM attention_maps m JOIN predictions p USING (run_id, item_id) "
+                        "WHERE p.status = 'failed'")[0][0]
+    assert failed == 0
+
+
+def test_gradcam_and_deletion_are_opt_in(assets, tmp_path):
+    db = tmp_path / "opt_in.duckdb"
+    code = main(["run", "--model", str(assets["model"]), "--manifest", str(assets["manifest"]), "--db", str(db),
+                 "--run", "opt-in", "--limit", "2", "--layers", "full", "--gradcam", "--deletion", "--quiet"])
+    assert code == 0
+    rows = _query(db, "SELECT method, layer, faithfulness_ratio, deletion_delta FROM attention_maps ORDER BY method")
+    methods = sorted({r[0] for r in rows})
+    assert methods == ["attention", "gradcam"]
+    for method, layer, ratio, delta in rows:
+        assert layer == (2 if method == "attention" else 1)  # the full-attention layer; the last vision layer
+        assert ratio is not None and delta >= 0
+
+
+def test_bad_layer_spec_is_refused_before_any_item(assets, tmp_path, capsys):
+    code = main(["run", "--model", str(assets["model"]), "--manifest", str(assets["manifest"]),
+                 "--db", str(tmp_path / "x.duckdb"), "--run", "bad-layers", "--layers", "7", "--quiet"])
+    assert code == 2
+    assert "layers '7': [7] out of range; the decoder has 4 layers (0..3)" in capsys.readouterr().err

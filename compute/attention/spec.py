@@ -6,9 +6,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import HEAD_AGGREGATIONS
+from ..config import MAP_QUERIES as QUERIES
+
 METHODS = ("attention", "token", "gradcam", "activation")
-QUERIES = ("answer", "question", "generated")
-HEAD_AGGREGATIONS = ("mean", "max")
 
 
 @dataclass(frozen=True)

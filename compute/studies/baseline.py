@@ -17,15 +17,17 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from store import PredictionRecord, RunRecord, StoreWriter
+from store import MapRecord, PredictionRecord, RunRecord, StoreWriter
 
-from ..config import RunConfig
+from ..attention import parse_layers
+from ..config import MapConfig, RunConfig
 from ..images import ImageLoadError, load_image
 from ..loading import dtype_name, load_model, resolve_device, resolve_dtype
 from ..manifest import ManifestItem, read_manifest
 from ..provenance import package_versions, weights_fingerprint
 from ..session import Session
 from . import records
+from .maps import attention_spec, map_records
 
 
 @dataclass(frozen=True)
@@ -58,6 +60,8 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
                              prompt=config.prompt, decode=config.decode,
                              trust_remote_code=config.model.trust_remote_code)
     writer = writer or StoreWriter(config.db)
+    if config.maps.enabled:  # a bad --layers fails here, not once per item
+        parse_layers(config.maps.layers, session.model.config.get_text_config().layer_types)
 
     torch.manual_seed(config.seed)  # greedy decoding needs none; kept for sampling studies to come
     dataset = config.dataset_name
@@ -74,11 +78,12 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
         bar = tqdm(total=len(pending), desc=f"baseline {run_id}", unit="q", disable=not progress)
         done = 0
         for batch in _chunks(pending, config.batch_size):
-            images, predictions = _answer_batch(session, batch, run_id)
+            images, predictions, maps = _answer_batch(session, batch, run_id, config.maps)
             writer.write_batch(
                 [records.image_record(item, img, dataset, root) for item, img in _unique_images(batch, images)],
                 [records.question_record(item, dataset) for item in batch],
                 predictions,
+                maps,
             )
             failures += [p.error for p in predictions if p.status == "failed"]
             done += sum(p.status == "ok" for p in predictions)
@@ -114,8 +119,8 @@ def _already_complete(config: RunConfig, items: Sequence[ManifestItem]) -> bool:
     return finished is not None and all(item.item_id in finished for item in items)
 
 
-def _answer_batch(session: Session, batch: Sequence[ManifestItem],
-                  run_id: str) -> tuple[dict[str, Image.Image], list[PredictionRecord]]:
+def _answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, maps: MapConfig
+                  ) -> tuple[dict[str, Image.Image], list[PredictionRecord], list[MapRecord]]:
     """Load the batch's images and answer it in one pass. A load failure fails only its item."""
     images: dict[str, Image.Image] = {}
     predictions: dict[str, PredictionRecord] = {}
@@ -125,23 +130,33 @@ def _answer_batch(session: Session, batch: Sequence[ManifestItem],
         except ImageLoadError as exc:
             predictions[item.item_id] = records.failed(run_id, item.item_id, item.row_number, f"row {item.row_number}: {exc}")
     ready = [item for item in batch if item.item_id in images]
+    map_rows: list[MapRecord] = []
     if ready:
-        predictions.update(_answer(session, ready, images, run_id))
-    return images, [predictions[item.item_id] for item in batch]
+        answered, map_rows = _answer(session, ready, images, run_id, maps)
+        predictions.update(answered)
+    return images, [predictions[item.item_id] for item in batch], map_rows
 
 
-def _answer(session: Session, items: Sequence[ManifestItem], images: dict[str, Image.Image],
-            run_id: str) -> dict[str, PredictionRecord]:
-    """Answer `items` together; if the batch fails, retry one by one so only the culprit fails."""
+def _answer(session: Session, items: Sequence[ManifestItem], images: dict[str, Image.Image], run_id: str,
+            maps: MapConfig) -> tuple[dict[str, PredictionRecord], list[MapRecord]]:
+    """Answer `items` together, with their maps; if the batch fails, retry one by one so
+    only the culprit fails."""
     try:
-        results = session.ask_batch([images[i.item_id] for i in items], [i.question for i in items])
+        batch_images = [images[i.item_id] for i in items]
+        results = session.ask_batch(batch_images, [i.question for i in items], maps=attention_spec(maps))
+        map_rows = map_records(session, maps, run_id, items, images, [r.map for r in results])
     except Exception as exc:  # noqa: BLE001 - one failure must not end the run
         if len(items) > 1:
-            return {k: v for item in items for k, v in _answer(session, [item], images, run_id).items()}
+            answered, rows = {}, []
+            for item in items:
+                one, one_rows = _answer(session, [item], images, run_id, maps)
+                answered.update(one)
+                rows += one_rows
+            return answered, rows
         item = items[0]
         reason = f"row {item.row_number}: model error: {type(exc).__name__}: {exc}"
-        return {item.item_id: records.failed(run_id, item.item_id, item.row_number, reason)}
-    return {item.item_id: records.prediction_record(run_id, item, r) for item, r in zip(items, results)}
+        return {item.item_id: records.failed(run_id, item.item_id, item.row_number, reason)}, []
+    return {item.item_id: records.prediction_record(run_id, item, r) for item, r in zip(items, results)}, map_rows
 
 
 def _unique_images(batch: Sequence[ManifestItem], images: dict[str, Image.Image]) -> Iterator[tuple[ManifestItem, Image.Image]]:

@@ -1,0 +1,75 @@
+"""Maps and their metrics for a batch of answered items, as store rows."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from PIL import Image
+
+from store import MapRecord
+
+from ..attention import MapResult, MapSpec
+from ..attention.faithfulness import Deletion, deletion_test
+from ..config import MapConfig
+from ..manifest import ManifestItem
+from ..metrics import attention_metrics
+from ..regions import body_mask, mask_to_grid
+
+MEAN_LAYER = -1  # the `layer` of the mean-over-layers map
+
+
+def attention_spec(config: MapConfig) -> MapSpec | None:
+    if not config.enabled:
+        return None
+    return MapSpec(method="attention", layers=config.layers, query=config.query, heads=config.heads,
+                   strip_border=config.strip_border)
+
+
+def map_records(session, config: MapConfig, run_id: str, items: Sequence[ManifestItem],
+                images: dict[str, Image.Image], results: Sequence[MapResult | None]) -> list[MapRecord]:
+    """Rows for the attention maps in `results`, plus Grad-CAM and deletion tests when asked."""
+    bodies: dict[str, np.ndarray] = {}
+    rows: list[MapRecord] = []
+    gradcams: Sequence[MapResult | None] = [None] * len(items)
+    if config.gradcam:
+        gradcams = session.map_batch([images[i.item_id] for i in items], [i.question for i in items],
+                                     MapSpec(method="gradcam"))
+    for item, attention, gradcam in zip(items, results, gradcams):
+        image = images[item.item_id]
+        if item.image_id not in bodies:
+            bodies[item.image_id] = body_mask(image)
+        for result in (attention, gradcam):
+            if result is None:
+                continue
+            deletion = None
+            if config.deletion:
+                deletion = deletion_test(session, image, item.question, result.mean, config.deletion_fraction,
+                                         config.deletion_random)
+            rows += records_for(run_id, item.item_id, session.model_id, result,
+                                mask_to_grid(bodies[item.image_id], result.grid_shape), deletion)
+    return rows
+
+
+def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, body_cells: np.ndarray,
+                deletion: Deletion | None = None) -> list[MapRecord]:
+    """One row per layer plus the mean over layers (layer -1, which carries the deletion test)."""
+    grids = dict(result.maps)
+    if len(grids) > 1:
+        grids[MEAN_LAYER] = result.mean
+    out = []
+    for layer, grid in grids.items():
+        faith = deletion if deletion is not None and (layer == MEAN_LAYER or len(grids) == 1) else None
+        out.append(MapRecord(
+            run_id=run_id, item_id=item_id, method=result.method, layer=int(layer),
+            requested_method=result.requested_method, fallback_reason=result.fallback_reason,
+            layers=list(result.layers), heads=result.heads, query=result.query,
+            query_positions=list(result.query_positions), term=result.term, strip_border=result.strip_border,
+            attn_implementation=result.attn_implementation, model_id=model_id,
+            image_height=result.image_size[0], image_width=result.image_size[1],
+            grid_rows=grid.shape[0], grid_cols=grid.shape[1], grid=grid.ravel().astype(float).tolist(),
+            **attention_metrics(grid, body_cells),
+            deletion_delta=faith.deletion_delta if faith else None, random_delta=faith.random_delta if faith else None,
+            faithfulness_ratio=faith.faithfulness_ratio if faith else None,
+        ))
+    return out
