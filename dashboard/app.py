@@ -17,6 +17,7 @@ db = context.db_path()
 pages = [
     st.Page("views/overview.py", title="Overview", default=True),
     st.Page("views/condition_accuracy.py", title="Condition accuracy", url_path="condition-accuracy"),
+    st.Page("views/attention.py", title="Attention", url_path="attention"),
 ]
 navigation = st.navigation(pages)
 st.sidebar.caption(f"Database: `{db}`")

@@ -73,3 +73,30 @@ def condition_accuracy(db: Path, run_id: str, conditions: list[str] | None) -> p
 
 def predictions(db: Path, run_id: str, conditions: list[str] | None) -> pd.DataFrame:
     return _predictions(str(db), _mtime(db), run_id, tuple(conditions) if conditions else None)
+
+
+@st.cache_data(show_spinner=False)
+def _mapped_items(db: str, mtime: float, run_id: str) -> pd.DataFrame:
+    return queries.mapped_items(db, run_id)
+
+
+@st.cache_data(show_spinner=False)
+def _item_maps(db: str, mtime: float, run_id: str, item_id: str) -> pd.DataFrame:
+    return queries.item_maps(db, run_id, item_id)
+
+
+@st.cache_data(show_spinner=False)
+def _image_file(db: str, mtime: float, run_id: str, image_id: str):
+    return queries.image_file(db, run_id, image_id)
+
+
+def mapped_items(db: Path, run_id: str) -> pd.DataFrame:
+    return _mapped_items(str(db), _mtime(db), run_id)
+
+
+def item_maps(db: Path, run_id: str, item_id: str) -> pd.DataFrame:
+    return _item_maps(str(db), _mtime(db), run_id, item_id)
+
+
+def image_file(db: Path, run_id: str, image_id: str) -> Path | None:
+    return _image_file(str(db), _mtime(db), run_id, image_id)

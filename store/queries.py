@@ -100,3 +100,44 @@ def predictions(db_path: str | Path, run_id: str, conditions: list[str] | None =
             WHERE run_id = ? AND (? IS NULL OR list_contains(?, condition))
             ORDER BY row_number
         """, [run_id, conditions, conditions]).df()
+
+
+def mapped_items(db_path: str | Path, run_id: str) -> pd.DataFrame:
+    """Items of a run that have stored maps, in manifest order, with their outcome."""
+    with connect(db_path, read_only=True) as con:
+        if current_version(con) < 2:
+            return pd.DataFrame(columns=["item_id", "image_id", "condition", "question", "ground_truth", "answer",
+                                         "correct", "p_yes"])
+        return con.execute("""
+            SELECT d.item_id, d.image_id, d.condition, d.question, d.ground_truth, d.answer, d.correct, d.p_yes
+            FROM prediction_details d
+            WHERE d.run_id = ? AND d.status = 'ok'
+              AND EXISTS (SELECT 1 FROM attention_maps m WHERE m.run_id = d.run_id AND m.item_id = d.item_id)
+            ORDER BY d.row_number
+        """, [run_id]).df()
+
+
+def item_maps(db_path: str | Path, run_id: str, item_id: str) -> pd.DataFrame:
+    """Every stored map of one item (all methods and layers), with provenance and metrics."""
+    with connect(db_path, read_only=True) as con:
+        return con.execute("SELECT * FROM attention_maps WHERE run_id = ? AND item_id = ? ORDER BY method, layer",
+                           [run_id, item_id]).df()
+
+
+def image_file(db_path: str | Path, run_id: str, image_id: str) -> Path | None:
+    """Where the run read this image: its stored path under the run's image root (the
+    --image-root it was given, else the manifest's folder). None if the store lacks it."""
+    with connect(db_path, read_only=True) as con:
+        row = con.execute("""
+            SELECT i.path, r.manifest_path, json_extract_string(r.config, '$.image_root')
+            FROM runs r JOIN images i ON i.dataset = r.dataset
+            WHERE r.run_id = ? AND i.image_id = ?
+        """, [run_id, image_id]).fetchone()
+    if row is None:
+        return None
+    path, manifest, image_root = row
+    stored = Path(path)
+    if stored.is_absolute():
+        return stored
+    root = Path(image_root) if image_root else Path(manifest).parent if manifest else Path(".")
+    return root / stored

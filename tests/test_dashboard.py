@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 from store import ImageRecord, PredictionRecord, QuestionRecord, RunRecord, StoreWriter
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["views/overview.py", "views/condition_accuracy.py"]
+PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/attention.py"]
 
 
 def _app(db: Path, monkeypatch, **params) -> AppTest:
@@ -103,3 +103,60 @@ def test_hostile_filter_values_from_url_leave_store_intact(populated_db, monkeyp
     assert not at.exception
     from store import queries
     assert set(queries.list_runs(populated_db).run_id) == {"older", "newer"}
+
+
+@pytest.fixture(scope="module")
+def study_db(tmp_path_factory) -> Path:
+    """A real baseline run of the committed demo model, with maps, Grad-CAM and deletion tests."""
+    from compute.cli import main
+    from compute.synth import SynthConfig, generate_dataset
+    base = tmp_path_factory.mktemp("attention_page")
+    manifest = generate_dataset(SynthConfig(n=2, seed=4, size=128, dicom_fraction=0.5), base / "synth", progress=False)
+    db = base / "study.duckdb"
+    for run, extra in (("maps", ["--gradcam"]), ("no-maps", ["--no-maps"])):
+        assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", run,
+                     "--quiet", *extra]) == 0
+    return db
+
+
+def test_attention_page_shows_overlay_metrics_and_provenance(study_db, monkeypatch):
+    at = _app(study_db, monkeypatch, run="maps")
+    at.run()
+    at.switch_page("views/attention.py").run()
+    assert not at.exception
+    assert len(at.get("image")) == 1
+    metrics = at.dataframe[0].value.set_index("metric")["value"]
+    assert 0 < metrics["inside_body_ratio"] <= 1 and metrics["attention_entropy"] > 0
+    pickers = {s.label: s for s in at.selectbox}
+    assert pickers["Method"].options[0] == "attention"
+    assert pickers["Layer"].value == -1  # the mean over layers comes first
+    pickers["Layer"].set_value(2).run()
+    assert not at.exception and _param(at, "layer") == ["2"]
+    assert at.expander[0].label == "Provenance"
+    vision = [m for m in {s.label: s for s in at.selectbox}["Method"].options if m != "attention"]
+    assert vision and set(vision) <= {"gradcam", "activation"}  # Grad-CAM, or its recorded fallback
+    {s.label: s for s in at.selectbox}["Method"].set_value(vision[0]).run()
+    assert not at.exception and _param(at, "method") == [vision[0]]
+    assert {s.label: s for s in at.selectbox}["Layer"].options == ["layer 1"]  # the last vision layer
+    if vision[0] == "activation":
+        assert any("fell back to activation" in w.value for w in at.warning)
+
+
+def test_attention_page_link_reproduces_the_view(study_db, monkeypatch):
+    from store import queries
+    items = queries.mapped_items(study_db, "maps")
+    second = items.item_id.iloc[1]
+    at = _app(study_db, monkeypatch, run="maps", item=second, method="attention", layer="3")
+    at.run()
+    at.switch_page("views/attention.py").run()
+    assert not at.exception
+    pickers = {s.label: s for s in at.selectbox}
+    assert pickers["Prediction"].value == second and pickers["Layer"].value == 3
+
+
+def test_attention_page_for_a_run_without_maps(study_db, monkeypatch):
+    at = _app(study_db, monkeypatch, run="no-maps")
+    at.run()
+    at.switch_page("views/attention.py").run()
+    assert not at.exception
+    assert any("stored no maps" in i.value for i in at.info)

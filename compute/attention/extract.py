@@ -18,7 +18,12 @@ from .vision import activation_norm, gradcam, pool_to
 
 
 class MapUnavailableError(RuntimeError):
-    """A method could not produce a map for this model or input (the chain moves on)."""
+    """A method could not produce a map for this model or input (the chain moves on).
+    `output` keeps the generation that ran before the failure, so it is not repeated."""
+
+    def __init__(self, message: str, output: object = None):
+        super().__init__(message)
+        self.output = output
 
 
 @dataclass
@@ -54,11 +59,17 @@ def attention_grids(weights: dict[int, torch.Tensor], valid: torch.Tensor, image
 def make_maps(session, prompts: Prompts, spec: MapSpec,
               generate: Callable[[], object]) -> tuple[object, list[MapResult]]:
     """Run `generate` (the batch's one generation call) and make the maps `spec` asks for.
-    Returns (generate's output, one MapResult per sequence)."""
+    A sequence whose map fails (say, a Grad-CAM that ReLU zeroes everywhere) moves on to the
+    next method of the chain on its own. Returns (generate's output, one MapResult per sequence)."""
     chain = [spec.method] if not spec.fallback else _chain_from(spec.method)
-    reasons: list[str] = []
+    batch = len(prompts.questions)
+    results: list[MapResult | None] = [None] * batch
+    reasons: list[list[str]] = [[] for _ in range(batch)]
     output = None
     for method in chain:
+        pending = [b for b in range(batch) if results[b] is None]
+        if not pending:
+            break
         try:
             if method in ("attention", "token"):
                 output, grids, layers, positions = _attention(session, prompts, spec, method, generate)
@@ -66,10 +77,30 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
                 output = output if output is not None else generate()
                 grids, layers, positions = _vision(session, prompts, spec, method)
         except MapUnavailableError as error:
-            reasons.append(f"{method}: {error}")
+            output = output if output is not None else error.output
+            for b in pending:
+                reasons[b].append(f"{method}: {error}")
             continue
-        return output, _results(session, prompts, spec, method, grids, layers, positions, reasons)
-    raise MapUnavailableError("no method produced a map: " + "; ".join(reasons))
+        usable = _usable(grids)
+        for b in pending:
+            if usable[b]:
+                results[b] = _result(session, spec, method, grids, b, layers, positions[b], reasons[b])
+            else:
+                reasons[b].append(f"{method}: the map is all zero or not finite")
+    failed = [b for b in range(batch) if results[b] is None]
+    if failed:
+        raise MapUnavailableError(f"no method produced a map for sequences {failed}: "
+                                  + " | ".join("; ".join(reasons[b]) for b in failed))
+    return output if output is not None else generate(), results
+
+
+def _usable(grids: dict[int, torch.Tensor]) -> list[bool]:
+    """Per sequence: every layer's map is finite with positive mass."""
+    ok = None
+    for g in grids.values():  # (batch, cells)
+        good = torch.isfinite(g).all(1) & (g.sum(1) > 0)
+        ok = good if ok is None else ok & good
+    return ok.tolist()
 
 
 def _chain_from(method: str) -> list[str]:
@@ -100,7 +131,7 @@ def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
     missing = [layer for layer in layers if layer not in weights]
     if missing:
         raise MapUnavailableError(f"{type(model).__name__} did not route layers {missing} through transformers' "
-                                  "AttentionInterface, so their attention could not be read")
+                                  "AttentionInterface, so their attention could not be read", output)
     grids = attention_grids(weights, valid, image_positions, spec.heads, rows_pool)
     return output, grids, layers, positions
 
@@ -147,33 +178,28 @@ def _vision(session, prompts: Prompts, spec: MapSpec, method: str):
         layer, patches = gradcam(model, prompts.inputs, yes_minus_no)
     else:
         layer, patches = activation_norm(model, prompts.inputs)
-    if not torch.isfinite(patches).all() or (patches.flatten(1).sum(1) <= 0).any():
-        raise MapUnavailableError(f"{method} gave an all-zero or non-finite map")
     grid = patches if (method == "gradcam" and spec.gradcam_full_resolution) else pool_to(patches, shape)
     grids = {layer: grid.flatten(1)}
     positions = [[prompts.inputs["input_ids"].shape[1] - 1] for _ in prompts.questions]
     return grids, (layer,), positions
 
 
-def _results(session, prompts: Prompts, spec: MapSpec, method: str, grids: dict[int, torch.Tensor],
-             layers: tuple[int, ...], positions: list[list[int]], reasons: list[str]) -> list[MapResult]:
+def _result(session, spec: MapSpec, method: str, grids: dict[int, torch.Tensor], b: int, layers: tuple[int, ...],
+            positions: list[int], reasons: list[str]) -> MapResult:
     size = session.processor.image_processor.size
     image_size = (int(size["height"]), int(size["width"]))
     n = next(iter(grids.values())).shape[1]
     shape = grid_shape(n, image_size[1] / image_size[0])
-    strip = spec.strip_border if method in ("attention", "token") else 0
-    implementation = IMPLEMENTATION if method in ("attention", "token") else "autograd" if method == "gradcam" else "none"
-    results = []
-    for b in range(len(prompts.questions)):
-        maps = {layer: to_grid(g[b].cpu().numpy(), shape, strip) for layer, g in grids.items()}
-        results.append(MapResult(
-            maps=maps, mean=np.mean(list(maps.values()), axis=0), grid_shape=shape, method=method,
-            requested_method=spec.method, fallback_reason="; ".join(reasons) or None, layers=layers,
-            heads=spec.heads if method in ("attention", "token") else "n/a", query=_query_name(spec, method),
-            query_positions=positions[b], term=spec.term if method == "token" else None, strip_border=strip,
-            attn_implementation=implementation,
-            image_size=image_size))
-    return results
+    attention = method in ("attention", "token")
+    strip = spec.strip_border if attention else 0
+    maps = {layer: to_grid(g[b].cpu().numpy(), shape, strip) for layer, g in grids.items()}
+    return MapResult(
+        maps=maps, mean=np.mean(list(maps.values()), axis=0), grid_shape=shape, method=method,
+        requested_method=spec.method, fallback_reason="; ".join(reasons) or None, layers=layers,
+        heads=spec.heads if attention else "n/a", query=_query_name(spec, method), query_positions=positions,
+        term=spec.term if method == "token" else None, strip_border=strip,
+        attn_implementation=IMPLEMENTATION if attention else "autograd" if method == "gradcam" else "none",
+        image_size=image_size)
 
 
 def _query_name(spec: MapSpec, method: str) -> str:

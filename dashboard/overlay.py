@@ -1,0 +1,39 @@
+"""Draw a token grid over its image. Pure: arrays and PIL images in, a PIL image out."""
+
+from __future__ import annotations
+
+import numpy as np
+from matplotlib import colormaps
+from PIL import Image
+
+COLORMAPS = ("inferno", "viridis", "jet", "magma", "coolwarm")
+
+
+def overlay(image: Image.Image, grid: np.ndarray, *, opacity: float = 0.5, threshold: float = 0.0,
+            colormap: str = "inferno", size: int | None = None, signed: bool = False) -> Image.Image:
+    """`image` (shown square, as the model saw it) with `grid` upsampled smoothly on top.
+
+    Cells below `threshold` x the peak are left clear. `signed`: the grid is a difference
+    map, coloured symmetrically around zero."""
+    side = size or max(image.size)
+    base = image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
+    values = np.asarray(grid, dtype=np.float64)
+    if signed:
+        peak = np.abs(values).max() or 1.0
+        scaled = 0.5 + 0.5 * values / peak
+        strength = np.abs(values) / peak
+    else:
+        peak = values.max() or 1.0
+        scaled = values / peak
+        strength = scaled
+    smooth = _upsample(scaled, side)
+    alpha = _upsample(strength, side)
+    colours = colormaps[colormap](smooth)[..., :3]
+    alpha = np.where(alpha >= threshold, opacity, 0.0)[..., None]
+    mixed = (1 - alpha) * (np.asarray(base, dtype=np.float64) / 255) + alpha * colours
+    return Image.fromarray(np.round(mixed * 255).astype(np.uint8))
+
+
+def _upsample(values: np.ndarray, side: int) -> np.ndarray:
+    img = Image.fromarray(values.astype(np.float32), mode="F")
+    return np.asarray(img.resize((side, side), Image.Resampling.BILINEAR), dtype=np.float64).clip(0, 1)

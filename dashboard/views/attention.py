@@ -1,0 +1,83 @@
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from compute.images import ImageLoadError, load_image
+from dashboard import data
+from dashboard.overlay import COLORMAPS, overlay
+from dashboard.views.common import require_run
+
+METRICS = ["inside_body_ratio", "border_fraction", "attention_entropy", "normalized_entropy", "focus_score",
+           "peak_to_average", "sparsity", "right_lung_fraction", "left_lung_fraction", "apical_fraction",
+           "middle_fraction", "basal_fraction", "deletion_delta", "random_delta", "faithfulness_ratio"]
+PROVENANCE = ["method", "requested_method", "fallback_reason", "layers", "heads", "query", "query_positions",
+              "term", "strip_border", "attn_implementation", "model_id", "image_height", "image_width",
+              "grid_rows", "grid_cols"]
+
+
+def _label(row: pd.Series) -> str:
+    mark = "✓" if row.correct else "✗"
+    return f"{mark} {row.question}  ({row.condition}, truth {row.ground_truth}, answer {row.answer})"
+
+
+def _method_order(method: str) -> int:
+    order = ["attention", "token", "gradcam", "activation"]
+    return order.index(method) if method in order else len(order)
+
+
+def _layer_name(layer: int) -> str:
+    return "mean over layers" if layer == -1 else f"layer {layer}"
+
+
+def _pick(label: str, options: list, param: str, format_func=str):
+    """A selectbox whose choice lives in the URL as ?param=…"""
+    wanted = st.query_params.get(param)
+    index = next((i for i, o in enumerate(options) if str(o) == wanted), 0)
+    choice = st.selectbox(label, options, index=index, format_func=format_func, key=f"pick_{param}")
+    st.query_params[param] = str(choice)
+    return choice
+
+
+st.title("Attention")
+selection = require_run()
+if selection is not None:
+    db, run_id = selection
+    items = data.mapped_items(db, run_id)
+    if items.empty:
+        st.info("This run stored no maps. Run the study without `--no-maps` to get attention maps per prediction.")
+    else:
+        labels = dict(zip(items.item_id, (_label(r) for r in items.itertuples())))
+        item_id = _pick("Prediction", list(items.item_id), "item", format_func=labels.get)
+        item = items.set_index("item_id").loc[item_id]
+        maps = data.item_maps(db, run_id, item_id)
+        left, right = st.columns([3, 2])
+        with right:
+            method = _pick("Method", sorted(maps.method.unique(), key=_method_order), "method")
+            of_method = maps[maps.method == method]
+            layers = sorted(of_method.layer.unique(), key=lambda v: (v != -1, v))
+            layer = _pick("Layer", layers, "layer", format_func=_layer_name)
+            opacity = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05)
+            threshold = st.slider("Hide cells below this share of the peak", 0.0, 1.0, 0.0, 0.05)
+            colormap = st.selectbox("Colormap", COLORMAPS)
+        row = of_method[of_method.layer == layer].iloc[0]
+        grid = np.asarray(row.grid, dtype=np.float64).reshape(int(row.grid_rows), int(row.grid_cols))
+        with left:
+            path = data.image_file(db, run_id, item.image_id)
+            try:
+                image = load_image(path) if path is not None else None
+            except ImageLoadError as exc:
+                image = None
+                st.warning(f"Cannot show the image: {exc}")
+            if image is not None:
+                st.image(overlay(image, grid, opacity=opacity, threshold=threshold, colormap=colormap, size=512),
+                         caption=f"{method}, {_layer_name(layer)}. The patient's right is on the image's left.")
+            elif path is None:
+                st.warning("The store has no path for this image.")
+            st.caption(f"P(yes) {item.p_yes:.3f} · truth {item.ground_truth} · answer {item.answer}")
+        with right:
+            if row.fallback_reason:
+                st.warning(f"Asked for {row.requested_method}; fell back to {row.method}: {row.fallback_reason}")
+            metrics = pd.DataFrame({"metric": METRICS, "value": [row[m] for m in METRICS]}).dropna()
+            st.dataframe(metrics, hide_index=True)
+        with st.expander("Provenance"):
+            st.json({k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in row[PROVENANCE].items()})
