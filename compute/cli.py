@@ -192,7 +192,7 @@ def _demo_eval(args: argparse.Namespace) -> int:
     from .loading import ModelNotAvailableError, load_model
 
     try:
-        session = load_model(args.model, attn_implementation="eager")
+        session = load_model(args.model)
     except ModelNotAvailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -26,7 +26,7 @@ def test_card_quotes_the_evaluation(reported):
 
 
 def test_small_held_out_set_reproduces_reported_accuracy(reported):
-    session = load_model(str(MODEL), attn_implementation="eager")
+    session = load_model(str(MODEL))
     report = evaluate(session, SMALL_SET, HELD_OUT_SEED, progress=False)
     assert report.accuracy == pytest.approx(reported["small_set_accuracy"], abs=TOLERANCE)
     assert report.well_formed >= 0.95

@@ -3,9 +3,10 @@
 Each held-out image is rendered at 512 px, quantised to 8 bits and asked through the same
 Session.ask_batch the studies use: one question about a condition it shows ("yes") and one
 about a condition it lacks ("no"), dealt so every condition gets as many of each. For
-every "yes" question the answer-position attention over the image tokens (eager
-attention, averaged over heads and layers, renormalised over the image) is compared with
-the lesion: the mass inside the lesion divided by the lesion's share of the body area.
+every "yes" question the answer-position attention map (compute.attention: heads averaged,
+each layer renormalised over the image tokens, then averaged over layers) is compared with
+the lesion: the mass inside the lesion divided by the lesion's share of the body area, and
+whether the map's peak cell lies on the lesion (pointing game).
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
+from ..attention import MapSpec
+from ..attention.faithfulness import lesion_hit
 from ..conditions import CONDITION_KEYS
-from ..prompts import build_messages
 from ..questions import location_phrase
 from ..synth import plan_questions, render_case
 from .training_data import cell_fractions, training_question
@@ -40,6 +41,7 @@ class EvalReport:
     attention_ratio_mean: float  # mean over "yes" questions of lesion attention mass / lesion body share
     attention_ratio_median: float
     per_condition_attention_ratio: dict[str, float] = field(default_factory=dict)
+    lesion_hit_rate: float | None = None  # pointing game over "yes" questions: the map's peak is on the lesion
     small_set_accuracy: float | None = None  # on the first SMALL_SET images (a prefix of the same held-out set)
 
     def to_json(self) -> str:
@@ -51,26 +53,9 @@ class EvalReport:
             lines.append(f"{key:22s} {row['accuracy']:6.1%} {row['yes_accuracy']:6.1%} {row['no_accuracy']:6.1%} "
                          f"{self.per_condition_attention_ratio.get(key, float('nan')):5.2f}x {row['n']:4d}")
         lines.append(f"{'overall':22s} {self.accuracy:6.1%}   well-formed {self.well_formed:.1%}   "
-                     f"attention ratio mean {self.attention_ratio_mean:.2f}x median {self.attention_ratio_median:.2f}x")
+                     f"attention ratio mean {self.attention_ratio_mean:.2f}x median {self.attention_ratio_median:.2f}x"
+                     + (f"   lesion hit rate {self.lesion_hit_rate:.1%}" if self.lesion_hit_rate is not None else ""))
         return "\n".join(lines)
-
-
-def answer_attention(session, images: list[Image.Image], questions: list[str]) -> np.ndarray:
-    """Eager attention from the last prompt position onto the image tokens, averaged over
-    heads and layers and renormalised. (batch, image_tokens)"""
-    conversations = [build_messages(img, q, session.prompt) for img, q in zip(images, questions)]
-    inputs = session.processor.apply_chat_template(
-        conversations, add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt",
-        processor_kwargs={"padding": True}).to(session.device)
-    inputs["pixel_values"] = inputs["pixel_values"].to(session.dtype)
-    with torch.no_grad():
-        out = session.model(**inputs, output_attentions=True)
-    stacked = torch.stack([a[:, :, -1, :].float() for a in out.attentions])  # (layers, batch, heads, kv)
-    mean = stacked.mean(dim=(0, 2))  # (batch, kv)
-    image_positions = inputs["input_ids"] == session.model.config.image_token_id  # (batch, kv)
-    rows = [mean[b][image_positions[b]] for b in range(mean.shape[0])]
-    grids = torch.stack(rows)  # (batch, image_tokens)
-    return (grids / grids.sum(-1, keepdim=True)).cpu().numpy()
 
 
 def evaluate(session, n_images: int = 300, seed: int = HELD_OUT_SEED, batch: int = 8,
@@ -82,6 +67,7 @@ def evaluate(session, n_images: int = 300, seed: int = HELD_OUT_SEED, batch: int
     ratios: dict[str, list[float]] = {k: [] for k in CONDITION_KEYS}
     well_formed = 0
     in_order: list[bool] = []
+    hits: list[bool] = []
     for start in tqdm(range(0, n_images, batch), desc="held-out evaluation", disable=not progress):
         images, questions, truths, keys, lesions, bodies = [], [], [], [], [], []
         for plan in plans[start:start + batch]:
@@ -96,16 +82,19 @@ def evaluate(session, n_images: int = 300, seed: int = HELD_OUT_SEED, batch: int
                 keys.append(key)
                 lesions.append(finding.mask if finding is not None else None)
                 bodies.append(case.anatomy["body"])
-        results = session.ask_batch(images, questions, max_new_tokens=4)
-        attention = answer_attention(session, images, questions).reshape(len(images), grid, grid)
-        for r, truth, key, lesion, body, att in zip(results, truths, keys, lesions, bodies, attention):
+        results = session.ask_batch(images, questions, max_new_tokens=4, maps=MapSpec(layers="all"))
+        for r, truth, key, lesion, body in zip(results, truths, keys, lesions, bodies):
+            att = r.map.mean
             outcomes[key].append((r.answer == ("yes" if truth else "no"), truth))
             in_order.append(outcomes[key][-1][0])
             well_formed += r.text.strip().rstrip(".").lower() in ("yes", "no")
             if truth and lesion is not None and lesion.any():
                 share = lesion.sum() / max(1, body.sum())
-                ratios[key].append(float((att * cell_fractions(lesion, grid)).sum() / share))
+                cells = cell_fractions(lesion, grid)
+                ratios[key].append(float((att * cells).sum() / share))
+                hits.append(lesion_hit(att, cells))
     report = _report(n_images, outcomes, ratios, well_formed)
+    report.lesion_hit_rate = float(np.mean(hits)) if hits else None
     if n_images >= SMALL_SET:
         report.small_set_accuracy = float(np.mean(in_order[:2 * SMALL_SET]))
     return report

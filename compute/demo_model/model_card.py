@@ -103,9 +103,11 @@ one "yes" and one "no" question each in the training phrasings; `evaluation.json
 ```
 
 {_small_set_line(report)}
-"attn" is the answer-position attention mass inside the lesion (eager attention averaged over
-heads and layers, renormalised over the image tokens) divided by the lesion's share of the
-body area, averaged over "yes" questions: 1.0 means no preference for the lesion.
+"attn" is the answer-position attention mass inside the lesion (`compute.attention`: heads
+averaged, each layer renormalised over the image tokens, then averaged over layers) divided by
+the lesion's share of the body area, averaged over "yes" questions: 1.0 means no preference for
+the lesion. The lesion hit rate is the pointing game: the share of "yes" questions whose map
+peaks on a cell the lesion covers.
 """
 
 

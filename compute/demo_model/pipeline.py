@@ -21,7 +21,7 @@ def train_and_document(folder: Path, cfg: TrainConfig, *, eval_images: int = 300
     log = train(model, processor, cfg, progress=progress)
     model.save_pretrained(folder)
     save_training_log(log, cfg, folder)
-    report = evaluate(load_model(str(folder), attn_implementation="eager"), eval_images, progress=progress)
+    report = evaluate(load_model(str(folder)), eval_images, progress=progress)
     save_report(report, folder)
     card = trained_model_card(folder, cfg, log, report)
     (folder / "README.md").write_text(card, encoding="utf-8")
