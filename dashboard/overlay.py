@@ -13,8 +13,9 @@ def overlay(image: Image.Image, grid: np.ndarray, *, opacity: float = 0.5, thres
             colormap: str = "inferno", size: int | None = None, signed: bool = False) -> Image.Image:
     """`image` (shown square, as the model saw it) with `grid` upsampled smoothly on top.
 
-    Cells below `threshold` x the peak are left clear. `signed`: the grid is a difference
-    map, coloured symmetrically around zero."""
+    Each pixel's opacity grows with its share of the peak (square root, so faint attention
+    stays visible), up to `opacity`; below `threshold` x the peak it is left clear.
+    `signed`: the grid is a difference map, coloured symmetrically around zero."""
     side = size or max(image.size)
     base = image.convert("RGB").resize((side, side), Image.Resampling.BILINEAR)
     values = np.asarray(grid, dtype=np.float64)
@@ -29,7 +30,7 @@ def overlay(image: Image.Image, grid: np.ndarray, *, opacity: float = 0.5, thres
     smooth = _upsample(scaled, side)
     alpha = _upsample(strength, side)
     colours = colormaps[colormap](smooth)[..., :3]
-    alpha = np.where(alpha >= threshold, opacity, 0.0)[..., None]
+    alpha = np.where(alpha >= threshold, opacity * np.sqrt(alpha), 0.0)[..., None]
     mixed = (1 - alpha) * (np.asarray(base, dtype=np.float64) / 255) + alpha * colours
     return Image.fromarray(np.round(mixed * 255).astype(np.uint8))
 

@@ -160,3 +160,18 @@ def test_attention_page_for_a_run_without_maps(study_db, monkeypatch):
     at.switch_page("views/attention.py").run()
     assert not at.exception
     assert any("stored no maps" in i.value for i in at.info)
+
+
+def test_overlay_leaves_unattended_pixels_clear_and_hides_below_threshold():
+    import numpy as np
+    from PIL import Image
+
+    from dashboard.overlay import overlay
+    image = Image.new("L", (32, 32), 128)
+    grid = np.zeros((4, 4))
+    grid[0, 0] = 1.0
+    out = np.asarray(overlay(image, grid, opacity=0.8, size=32)).astype(int)
+    assert (out[-8:, -8:] == 128).all()  # no attention: the image shows through unchanged
+    assert (out[:2, :2] != 128).any()  # the peak is coloured
+    hidden = np.asarray(overlay(image, grid, opacity=0.8, threshold=1.01, size=32))
+    assert (hidden == 128).all()

@@ -75,7 +75,7 @@ if selection is not None:
                 st.warning("The store has no path for this image.")
             st.caption(f"P(yes) {item.p_yes:.3f} · truth {item.ground_truth} · answer {item.answer}")
         with right:
-            if row.fallback_reason:
+            if isinstance(row.fallback_reason, str) and row.fallback_reason:
                 st.warning(f"Asked for {row.requested_method}; fell back to {row.method}: {row.fallback_reason}")
             metrics = pd.DataFrame({"metric": METRICS, "value": [row[m] for m in METRICS]}).dropna()
             st.dataframe(metrics, hide_index=True)
