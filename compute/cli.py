@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--n", type=positive_int, default=300, help="held-out images (default: 300)")
     evaluate.add_argument("--seed", type=int, default=None, help="held-out seed (default: the fixed one)")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
+    evaluate.add_argument("--update-card", action="store_true",
+                          help="rewrite the model folder's evaluation.json and model card from this evaluation "
+                               "(a trained folder with training_log.json; the default 300 images and seed only)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
@@ -196,8 +199,16 @@ def _demo_eval(args: argparse.Namespace) -> int:
     except ModelNotAvailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.update_card and (args.n != 300 or args.seed is not None or not (Path(args.model) / "training_log.json").is_file()):
+        print("error: --update-card needs a trained local model folder (with training_log.json) and the default "
+              "--n and --seed, the ones the card reports", file=sys.stderr)
+        return EXIT_USAGE
     report = evaluate(session, args.n, HELD_OUT_SEED if args.seed is None else args.seed, progress=not args.quiet)
     print(report.table())
     if args.json:
         args.json.write_text(report.to_json())
+    if args.update_card:
+        from .demo_model.pipeline import redocument
+        redocument(Path(args.model), report)
+        print(f"rewrote {Path(args.model) / 'evaluation.json'} and {Path(args.model) / 'README.md'}")
     return 0

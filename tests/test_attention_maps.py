@@ -218,3 +218,14 @@ def test_fallback_to_gradcam_when_attention_cannot_be_read(images):
     assert r.map.method == "gradcam" and r.map.requested_method == "attention"
     assert "did not route layers [0, 1, 2, 3]" in r.map.fallback_reason
     assert r.maps[r.map.layers[0]].sum() == pytest.approx(1)
+
+
+def test_gradcam_on_a_chosen_token(session, images):
+    (yes_map,) = session.map_batch(images[:1], QUESTIONS[:1], MapSpec(method="gradcam", gradcam_token="Yes",
+                                                                      fallback=False))
+    (no_map,) = session.map_batch(images[:1], QUESTIONS[:1], MapSpec(method="gradcam", gradcam_token="No",
+                                                                     fallback=False))
+    assert yes_map.method == no_map.method == "gradcam"
+    assert not np.allclose(yes_map.mean, no_map.mean)
+    with pytest.raises(ValueError, match="give a single token"):
+        session.map_batch(images[:1], QUESTIONS[:1], MapSpec(method="gradcam", gradcam_token="pleural effusion"))

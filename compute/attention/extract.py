@@ -169,19 +169,25 @@ def _vision(session, prompts: Prompts, spec: MapSpec, method: str):
     n_tokens = int(model.config.mm_tokens_per_image)
     shape = grid_shape(n_tokens)
     if method == "gradcam":
-        yes, no = session.yes_ids, session.no_ids
-
-        def yes_minus_no(logits: torch.Tensor) -> torch.Tensor:  # (batch, seq, vocab) -> (batch,)
-            last = logits[:, -1].float()
-            return last[:, yes].logsumexp(-1) - last[:, no].logsumexp(-1)
-
-        layer, patches = gradcam(model, prompts.inputs, yes_minus_no)
+        layer, patches = gradcam(model, prompts.inputs, _gradcam_target(session, spec.gradcam_token))
     else:
         layer, patches = activation_norm(model, prompts.inputs)
     grid = patches if (method == "gradcam" and spec.gradcam_full_resolution) else pool_to(patches, shape)
     grids = {layer: grid.flatten(1)}
     positions = [[prompts.inputs["input_ids"].shape[1] - 1] for _ in prompts.questions]
     return grids, (layer,), positions
+
+
+def _gradcam_target(session, token: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """(batch, seq, vocab) logits -> (batch,): the yes-minus-no logit at the answer position
+    (log-sum-exp over the yes and no spellings), or one chosen token's logit."""
+    if token is None:
+        yes, no = session.yes_ids, session.no_ids
+        return lambda logits: logits[:, -1, yes].float().logsumexp(-1) - logits[:, -1, no].float().logsumexp(-1)
+    ids = session.processor.tokenizer.encode(token, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"Grad-CAM target {token!r} is {len(ids)} tokens for this tokenizer; give a single token")
+    return lambda logits: logits[:, -1, ids[0]].float()
 
 
 def _result(session, spec: MapSpec, method: str, grids: dict[int, torch.Tensor], b: int, layers: tuple[int, ...],

@@ -21,6 +21,7 @@ class MapSpec:
     term: str | None = None  # for method "token": a term that occurs in the question
     strip_border: int = 0  # outer token rings zeroed before renormalising; 0 keeps the whole grid
     gradcam_full_resolution: bool = False  # Grad-CAM on the vision patch grid instead of the token grid
+    gradcam_token: str | None = None  # Grad-CAM target: this token's logit at the answer position; None: yes minus no
     fallback: bool = True  # attention -> gradcam -> activation norm when a method fails
 
     def __post_init__(self) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from transformers import AutoModelForImageTextToText, AutoProcessor
@@ -9,7 +10,7 @@ from transformers import AutoModelForImageTextToText, AutoProcessor
 from ..loading import load_model
 from .evaluate import EvalReport, evaluate, save_report
 from .model_card import trained_model_card
-from .train import TrainConfig, save_training_log, train
+from .train import TrainConfig, TrainingLog, save_training_log, train
 
 
 def train_and_document(folder: Path, cfg: TrainConfig, *, eval_images: int = 300, progress: bool = True) -> EvalReport:
@@ -26,4 +27,15 @@ def train_and_document(folder: Path, cfg: TrainConfig, *, eval_images: int = 300
     card = trained_model_card(folder, cfg, log, report)
     (folder / "README.md").write_text(card, encoding="utf-8")
     return report
+
+
+def redocument(folder: Path, report: EvalReport) -> None:
+    """Rewrite evaluation.json and the model card of a trained model from a new evaluation
+    (for when the evaluation code changes), keeping its saved training log."""
+    folder = Path(folder)
+    saved = json.loads((folder / "training_log.json").read_text())
+    cfg = TrainConfig(**saved["config"])
+    log = TrainingLog(vision=saved["vision"], language=saved["language"], seconds=saved["seconds"])
+    save_report(report, folder)
+    (folder / "README.md").write_text(trained_model_card(folder, cfg, log, report), encoding="utf-8")
 
