@@ -70,5 +70,6 @@ def test_randomised_model_gives_different_maps(session):
     again = session.ask(image, "Is there cardiomegaly?", layers="all").map.mean
     np.testing.assert_array_equal(same, again)
     check = randomisation_check(session, image, "Is there cardiomegaly?", layers="all")
-    assert check["js_divergence"] > 0.05 and check["pearson"] < 0.9, check
+    # Adebayo et al. judge by correlation: a map that survives randomisation explains nothing.
+    assert check["pearson"] < 0.5 and check["js_divergence"] > 1e-3, check
     assert session.ask(image, "Is there cardiomegaly?", layers="all").map.mean.tolist() == same.tolist()  # restored

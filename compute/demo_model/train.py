@@ -35,10 +35,13 @@ class TrainConfig:
     pool_size: int = 3000  # training cases rendered once, in memory
     finding_rate: float = 0.3  # chance that each condition is drawn on a training case
     location_rate: float = 0.3  # share of questions about lateral findings that name a location
-    vision_steps: int = 3000  # ViT from scratch: 2e-3 and 5e-3 learned slower than 1e-3
+    vision_steps: int = 4500  # ViT from scratch: 2e-3 and 5e-3 learned slower than 1e-3; 3000 left findings at chance
     vision_batch: int = 32
     vision_lr: float = 1e-3
-    language_steps: int = 5000  # answers stay at chance for ~800 steps before the question binds to the image
+    # Lesion cells are ~0.3% of the per-token targets. Up-weighting them lifted held-out presence
+    # accuracy (balanced, mean over conditions, 1000 steps) from 0.73 (weight 1) to 0.84 (10 and 30).
+    cell_pos_weight: float = 30.0
+    language_steps: int = 5000  # answers sit at chance for ~400 steps before the question binds to the image
     language_images: int = 8  # images per language batch ...
     questions_per_image: int = 4  # ... each asked this many questions, half yes and half no
     language_lr: float = 1e-3
@@ -99,6 +102,7 @@ def train_vision(model, pool: CasePool, cfg: TrainConfig, rng: np.random.Generat
     grid = pool.lesion_grid.shape[-1]
     probe = VisionProbe(vision, model.config.vision_config.hidden_size, len(CONDITION_KEYS), grid)
     opt, sched = _optimizer(probe.parameters(), cfg.vision_lr, cfg, cfg.vision_steps)
+    pos_weight = torch.tensor(cfg.cell_pos_weight)
     curve = []
     probe.train()
     for step in tqdm(range(cfg.vision_steps), desc="stage 1: vision", disable=not progress):
@@ -106,7 +110,7 @@ def train_vision(model, pool: CasePool, cfg: TrainConfig, rng: np.random.Generat
         logits = probe(pool.pixels[idx])  # (batch, conditions, grid, grid)
         cells = pool.lesion_grid[idx]
         present = pool.present[idx].float()
-        cell_loss = F.binary_cross_entropy_with_logits(logits, (cells > 0.25).float())
+        cell_loss = F.binary_cross_entropy_with_logits(logits, (cells > 0.25).float(), pos_weight=pos_weight)
         image_logits = logits.flatten(2).amax(-1)  # (batch, conditions)
         image_loss = F.binary_cross_entropy_with_logits(image_logits, present)
         loss = cell_loss + image_loss
