@@ -40,7 +40,7 @@ demo-data: $(DEMO_DATA)/manifest.jsonl
 # The run is named after the weights, so a retrained model gets a run of its own.
 demo-run: $(DEMO_MODEL)/config.json demo-data
 	$(PY) -m compute run --model $(DEMO_MODEL) --manifest $(DEMO_DATA)/manifest.jsonl \
-		--db $(DEMO_DB) --run "demo-$$(sha256sum $(DEMO_MODEL)/model.safetensors | cut -c1-8)"
+		--db $(DEMO_DB) --run "demo-$$(sha256sum $(DEMO_MODEL)/model.safetensors | cut -c1-8)" --gradcam --deletion
 
 serve: | $(STAMP)
 	$(PY) -m streamlit run dashboard/app.py --server.address 127.0.0.1 --server.port $(PORT) \

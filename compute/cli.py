@@ -125,12 +125,21 @@ def build_parser() -> argparse.ArgumentParser:
                           help="rewrite the model folder's evaluation.json and model card from this evaluation "
                                "(a trained folder with training_log.json; the default 300 images and seed only)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    faith = sub.add_parser("demo-faithfulness", help="are a model's maps faithful on synthetic X-rays?",
+                           description="Per condition, on synthetic images showing the finding: the deletion test "
+                                       "of attention and Grad-CAM maps (their top 10%% of cells blurred vs random "
+                                       "cells), the pointing game, and the correlation with a weight-randomised "
+                                       "model's attention map.")
+    faith.add_argument("--model", default="models/demo", help="model folder or hub id (default: models/demo)")
+    faith.add_argument("--n", type=positive_int, default=6, help="images per condition (default: 6)")
+    faith.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"run": _run, "synth": _synth, "demo-model": _demo_model, "demo-eval": _demo_eval}[args.command]
+    handler = {"run": _run, "synth": _synth, "demo-model": _demo_model, "demo-eval": _demo_eval,
+               "demo-faithfulness": _demo_faithfulness}[args.command]
     return handler(args)
 
 
@@ -211,4 +220,17 @@ def _demo_eval(args: argparse.Namespace) -> int:
         from .demo_model.pipeline import redocument
         redocument(Path(args.model), report)
         print(f"rewrote {Path(args.model) / 'evaluation.json'} and {Path(args.model) / 'README.md'}")
+    return 0
+
+
+def _demo_faithfulness(args: argparse.Namespace) -> int:
+    from .demo_model.faithfulness_report import faithfulness_report, table
+    from .loading import ModelNotAvailableError, load_model
+
+    try:
+        session = load_model(args.model)
+    except ModelNotAvailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(table(faithfulness_report(session, args.n, progress=not args.quiet)))
     return 0

@@ -112,10 +112,11 @@ class Session:
                        list(questions))
 
     @torch.no_grad()
-    def p_yes(self, inputs) -> torch.Tensor:
-        """P(yes) at the answer position for already-encoded inputs, from one forward pass. (batch,)"""
-        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1]
-        return yes_no_probabilities(logits, self.yes_ids, self.no_ids)[0]
+    def yes_log_odds(self, inputs) -> torch.Tensor:
+        """log(P(yes) / P(no)) at the answer position for already-encoded inputs, from one
+        forward pass: unlike P(yes), it does not saturate for a confident model. (batch,)"""
+        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1].float()
+        return logits[:, self.yes_ids].logsumexp(-1) - logits[:, self.no_ids].logsumexp(-1)
 
     @torch.no_grad()  # not inference_mode: Grad-CAM re-enables autograd on these inputs
     def ask_batch(self, images: Sequence[str | Path | Image.Image], questions: Sequence[str], *,

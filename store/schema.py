@@ -109,7 +109,7 @@ CREATE TABLE attention_maps (
     apical_fraction     DOUBLE,
     middle_fraction     DOUBLE,
     basal_fraction      DOUBLE,
-    deletion_delta      DOUBLE,                   -- |change in P(yes)| when the top cells are blurred (opt-in)
+    deletion_delta      DOUBLE,                   -- |change in log(P(yes)/P(no))| when the top cells are blurred (opt-in)
     random_delta        DOUBLE,                   -- the same for random cells of equal area
     faithfulness_ratio  DOUBLE,                   -- deletion_delta / random_delta
     PRIMARY KEY (run_id, item_id, method, layer)

@@ -50,7 +50,7 @@ def test_pointing_game():
 
 def test_deletion_of_attended_cells_beats_random_on_a_lesion(session):
     """On effusion cases the demo model answers yes because of the effusion, so blurring the
-    Grad-CAM's top cells must move P(yes) more, on average, than blurring random cells."""
+    Grad-CAM's top cells must move the answer's log-odds more, on average, than random cells."""
     rng = np.random.default_rng(5)
     ratios = []
     for _ in range(4):
@@ -58,7 +58,7 @@ def test_deletion_of_attended_cells_beats_random_on_a_lesion(session):
         image = Image.fromarray((np.clip(case.image, 0, 1) * 255).astype(np.uint8))
         (gradcam,) = session.map_batch([image], ["Is there pleural effusion?"], MapSpec(method="gradcam"))
         result = deletion_test(session, image, "Is there pleural effusion?", gradcam.mean, fraction=0.1, seed=0)
-        assert 0 <= result.p_yes <= 1
+        assert result.log_odds > 0  # the model answers yes
         ratios.append(result.faithfulness_ratio)
     assert np.median(ratios) > 1.0, ratios
 
@@ -73,3 +73,14 @@ def test_randomised_model_gives_different_maps(session):
     # Adebayo et al. judge by correlation: a map that survives randomisation explains nothing.
     assert check["pearson"] < 0.5 and check["js_divergence"] > 1e-3, check
     assert session.ask(image, "Is there cardiomegaly?", layers="all").map.mean.tolist() == same.tolist()  # restored
+
+
+def test_demo_faithfulness_command_prints_every_condition(capsys):
+    from compute.cli import main
+    from compute.conditions import CONDITION_KEYS
+    assert main(["demo-faithfulness", "--n", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    rows = [line.split() for line in out[1:10]]
+    assert [r[0] for r in rows] == list(CONDITION_KEYS)
+    for r in rows:
+        assert float(r[2]) >= 0 and -1 <= float(r[6]) <= 1

@@ -1,8 +1,10 @@
 """Does the map point at what the answer depends on?
 
 - deletion test: blur the top-k% cells of the map in the model's input and measure the
-  change in P(yes), against blurring random cells of the same area; the ratio of the two
-  is the map's faithfulness (above 1: the map's cells matter more than random ones);
+  change in the answer's log-odds, log(P(yes)/P(no)), against blurring random cells of the
+  same area; the ratio of the two is the map's faithfulness (above 1: the map's cells
+  matter more than random ones). Log-odds, because P(yes) of a confident model saturates
+  and a ratio of two near-zero probability changes means nothing;
 - model randomisation (Adebayo et al., 2018): maps of a model with re-drawn weights should
   differ from the trained model's; a map that does not change explains nothing;
 - pointing game: the map's peak cell lies on the lesion.
@@ -66,9 +68,9 @@ def lesion_hit(grid: np.ndarray, lesion_cells: np.ndarray) -> bool:
 
 @dataclass(frozen=True)
 class Deletion:
-    p_yes: float  # on the intact image
-    deletion_delta: float  # |P(yes) change| with the map's top cells blurred
-    random_delta: float  # mean |P(yes) change| over random cells of the same area
+    log_odds: float  # log(P(yes)/P(no)) on the intact image
+    deletion_delta: float  # |log-odds change| with the map's top cells blurred
+    random_delta: float  # mean |log-odds change| over random cells of the same area
     faithfulness_ratio: float  # deletion_delta / random_delta (inf when random cells change nothing)
 
 
@@ -84,10 +86,10 @@ def deletion_test(session, image, question: str, grid: np.ndarray, fraction: flo
     variants += [blur_cells(pixels, random_cells(grid.shape, int(chosen.sum()), rng)) for _ in range(n_random)]
     batch = {k: v.expand(len(variants), *v.shape[1:]) for k, v in inputs.items() if k != "pixel_values"}
     batch["pixel_values"] = torch.stack(variants).to(session.device, session.dtype)
-    p = session.p_yes(batch).cpu().numpy()  # (variants,)
-    deletion, random = abs(p[1] - p[0]), float(np.mean(np.abs(p[2:] - p[0])))
+    odds = session.yes_log_odds(batch).cpu().numpy()  # (variants,)
+    deletion, random = abs(odds[1] - odds[0]), float(np.mean(np.abs(odds[2:] - odds[0])))
     ratio = deletion / random if random > 0 else (float("inf") if deletion > 0 else 1.0)
-    return Deletion(float(p[0]), float(deletion), random, float(ratio))
+    return Deletion(float(odds[0]), float(deletion), random, float(ratio))
 
 
 def randomised_copy(model, seed: int = 0, std: float = 0.02):
