@@ -125,9 +125,31 @@ def build_parser() -> argparse.ArgumentParser:
                           help="rewrite the model folder's evaluation.json and model card from this evaluation "
                                "(a trained folder with training_log.json; the default 300 images and seed only)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
+    imp = sub.add_parser(
+        "import-results", help="import per-variant results written elsewhere into a run",
+        description="Reads CSV or JSONL with the columns study_id, baseline_question, ground_truth, variant_index "
+                    "(0 = baseline), strategy (free text), question, generated_text, extracted_answer, is_correct. "
+                    "Strategy labels are mapped to categories (the raw label is kept). Importing the same file "
+                    "into the same run again replaces its rows; a bad row is stored as failed, with its reason.")
+    imp.add_argument("file", type=Path, help="the results file (.csv, .tsv or .jsonl)")
+    imp.add_argument("--db", required=True, type=Path, help="DuckDB file to write (created if missing)")
+    imp.add_argument("--run", required=True, dest="run_name", help="run name for the imported results")
+    imp.add_argument("--dataset", default=None, help="dataset label (default: the file's name without extension)")
+    imp.add_argument("--model", default="imported", help="model that produced the results, for the record "
+                                                         "(default: imported)")
+
+    rep = sub.add_parser("report", help="phrasing-sensitivity report of a run (JSON or Markdown)",
+                         description="Group consistency, flip rates, accuracy by strategy and category with 95% "
+                                     "Wilson intervals, exact McNemar tests of each category against the baseline "
+                                     "(Holm-adjusted) and the most sensitive groups.")
+    rep.add_argument("--db", required=True, type=Path, help="DuckDB file to read")
+    rep.add_argument("--run", required=True, dest="run_name", help="run to report on")
+    rep.add_argument("--format", choices=("json", "md"), default="md", help="output format (default: md)")
+    rep.add_argument("--out", type=Path, default=None, help="write here instead of standard output")
+
     faith = sub.add_parser("demo-faithfulness", help="are a model's maps faithful on synthetic X-rays?",
                            description="Per condition, on synthetic images showing the finding: the deletion test "
-                                       "of attention and Grad-CAM maps (their top 10%% of cells blurred vs random "
+                                       "of attention and Grad-CAM maps (their top 10% of cells blurred vs random "
                                        "cells), the pointing game, and the correlation with a weight-randomised "
                                        "model's attention map.")
     faith.add_argument("--model", default="models/demo", help="model folder or hub id (default: models/demo)")
@@ -139,7 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": _run, "synth": _synth, "demo-model": _demo_model, "demo-eval": _demo_eval,
-               "demo-faithfulness": _demo_faithfulness}[args.command]
+               "demo-faithfulness": _demo_faithfulness, "import-results": _import_results,
+               "report": _report}[args.command]
     return handler(args)
 
 
@@ -233,4 +256,38 @@ def _demo_faithfulness(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(table(faithfulness_report(session, args.n, progress=not args.quiet)))
+    return 0
+
+
+def _import_results(args: argparse.Namespace) -> int:
+    from store import RunConfigMismatch, StoreError
+
+    from .import_results import ImportError_, import_results
+    try:
+        summary = import_results(args.file, args.db, args.run_name, dataset=args.dataset, model_id=args.model,
+                                 log=lambda m: print(m, file=sys.stderr))
+    except (ImportError_, RunConfigMismatch, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(summary)
+    return 0 if summary.imported else EXIT_NOTHING_ANSWERED
+
+
+def _report(args: argparse.Namespace) -> int:
+    import json
+
+    from store import StoreError
+
+    from .report import ReportError, phrasing_report, to_markdown
+    try:
+        report = phrasing_report(args.db, args.run_name)
+    except (ReportError, StoreError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    text = json.dumps(report, indent=1) + "\n" if args.format == "json" else to_markdown(report)
+    if args.out:
+        args.out.write_text(text, encoding="utf-8")
+        print(f"wrote {args.out}")
+    else:
+        sys.stdout.write(text)
     return 0

@@ -7,13 +7,14 @@ condition it is about. Rows that fail validation do not stop the read: each beco
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from .tables import read_rows
 
 REQUIRED_COLUMNS = ("image", "question", "answer", "condition")
 OPTIONAL_COLUMNS = ("image_id", "group_id", "variant_index", "strategy", "location")
@@ -70,7 +71,7 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     root = Path(image_root) if image_root is not None else path.parent
-    raw_rows = _read_rows(path)
+    raw_rows = read_rows(path, REQUIRED_COLUMNS, ManifestError, what="manifest")
     if not raw_rows:
         raise ManifestError(f"{path}: no data rows")
 
@@ -92,51 +93,6 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
         items.append(ManifestItem(item_id=item_id, row_number=row_number,
                                   image_path=root / fields.pop("image"), **fields))
     return Manifest(path=path, items=items, errors=errors)
-
-
-Row = tuple[int, dict[str, Any] | str]  # (row number, parsed row or why it could not be parsed)
-
-
-def _read_rows(path: Path) -> list[Row]:
-    suffix = path.suffix.lower()
-    try:
-        if suffix in (".jsonl", ".ndjson"):
-            return _read_jsonl(path)
-        if suffix in (".csv", ".tsv"):
-            return _read_csv(path, delimiter="\t" if suffix == ".tsv" else ",")
-    except UnicodeDecodeError as exc:
-        raise ManifestError(f"{path}: not UTF-8 text (byte {exc.start}); save the manifest as UTF-8") from None
-    raise ManifestError(f"{path}: unknown manifest format {suffix!r}; use .jsonl or .csv")
-
-
-def _read_jsonl(path: Path) -> list[Row]:
-    """Rows are numbered by line, so "row N" is line N of the file."""
-    rows: list[Row] = []
-    with path.open(encoding="utf-8-sig") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rows.append((line_number, f"invalid JSON ({exc.msg} at column {exc.colno})"))
-                continue
-            rows.append((line_number, row if isinstance(row, dict)
-                         else f"expected a JSON object, got {type(row).__name__}"))
-    return rows
-
-
-def _read_csv(path: Path, delimiter: str) -> list[Row]:
-    """Rows are numbered from 1 after the header."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = reader.fieldnames or []
-        missing = [c for c in REQUIRED_COLUMNS if c not in columns]
-        if missing:
-            raise ManifestError(f"{path}: missing required column(s) {', '.join(missing)}; "
-                                f"found {', '.join(columns) or 'no header'}")
-        return [(n, {k: v for k, v in row.items() if k is not None and v not in (None, "")})
-                for n, row in enumerate(reader, start=1)]
 
 
 def _validate(raw: dict[str, Any]) -> dict[str, Any]:

@@ -141,3 +141,15 @@ def image_file(db_path: str | Path, run_id: str, image_id: str) -> Path | None:
         return stored
     root = Path(image_root) if image_root else Path(manifest).parent if manifest else Path(".")
     return root / stored
+
+
+def phrasing_rows(db_path: str | Path, run_id: str) -> pd.DataFrame:
+    """Answered items of a run that belong to variant groups, in manifest order."""
+    with connect(db_path, read_only=True) as con:
+        return con.execute("""
+            SELECT item_id, group_id, variant_index, strategy, strategy_category, condition, question,
+                   baseline_question, ground_truth, answer, correct, p_yes
+            FROM prediction_details
+            WHERE run_id = ? AND status = 'ok' AND group_id IS NOT NULL AND variant_index IS NOT NULL
+            ORDER BY row_number
+        """, [run_id]).df()

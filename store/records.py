@@ -49,6 +49,9 @@ class QuestionRecord:
     variant_index: int | None = None
     strategy: str | None = None
     location: str | None = None
+    baseline_question: str | None = None
+    strategy_category: str | None = None
+    answer_inverted: bool | None = None
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,87 @@
+"""The phrasing-sensitivity report of a run, as a dict (JSON) or Markdown."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from store import queries
+
+from .metrics.phrasing import accuracy_by, group_table, mcnemar_by_category, most_sensitive_groups
+
+
+class ReportError(ValueError):
+    pass
+
+
+def phrasing_report(db: str | Path, run_id: str, top: int = 10) -> dict[str, Any]:
+    rows = queries.phrasing_rows(db, run_id)
+    if rows.empty:
+        raise ReportError(f"run {run_id!r} in {db} has no answered variant groups (rows with group_id and "
+                          "variant_index); import some with `python -m compute import-results`")
+    groups = group_table(rows)
+    baseline = rows[rows["variant_index"] == 0]
+    return {
+        "run": run_id,
+        "groups": len(groups),
+        "variants": int((rows["variant_index"] != 0).sum()),
+        "baseline_accuracy": float(baseline["correct"].mean()) if len(baseline) else None,
+        "consistency_mean": float(groups["consistency"].mean()),
+        "consistency_std": float(groups["consistency"].std(ddof=0)),  # population SD over groups
+        "fully_consistent_groups": int((groups["consistency"] == 1).sum()),
+        "groups_with_changes": int((groups["flips"].fillna(0) > 0).sum()),
+        "flip_rate_mean": _number(groups["flip_rate"].mean()),
+        "accuracy_by_strategy": _by_label(accuracy_by(rows.fillna({"strategy": "(none)"}), "strategy"), "strategy"),
+        "accuracy_by_category": _by_label(accuracy_by(rows.fillna({"strategy_category": "other"}),
+                                                      "strategy_category"), "strategy_category"),
+        "mcnemar_vs_baseline": _records(mcnemar_by_category(rows.fillna({"strategy_category": "other"}))),
+        "most_sensitive_groups": _records(most_sensitive_groups(groups, top)),
+        "attention_change": {},  # filled by the attention-change study when the run stored maps
+    }
+
+
+def _number(value) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
+
+
+def _by_label(table: pd.DataFrame, column: str) -> dict[str, dict[str, float]]:
+    return {str(r[column]): {"accuracy": float(r["accuracy"]), "n": int(r["n"]), "ci_low": float(r["ci_low"]),
+                             "ci_high": float(r["ci_high"])} for _, r in table.iterrows()}
+
+
+def _records(table: pd.DataFrame) -> list[dict[str, Any]]:
+    return json.loads(table.replace({np.nan: None}).to_json(orient="records"))
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    def pct(x):
+        return "n/a" if x is None else f"{x:.1%}"
+
+    lines = [f"# Phrasing sensitivity: run `{report['run']}`", "",
+             f"- groups: {report['groups']}, variants: {report['variants']}",
+             f"- baseline accuracy: {pct(report['baseline_accuracy'])}",
+             f"- group consistency: mean {report['consistency_mean']:.3f}, SD {report['consistency_std']:.3f} "
+             f"(population); fully consistent groups: {report['fully_consistent_groups']}; "
+             f"groups with changes: {report['groups_with_changes']}",
+             f"- mean flip rate against the baseline answer: {pct(report['flip_rate_mean'])}", ""]
+    for title, key in (("Accuracy by strategy", "accuracy_by_strategy"), ("Accuracy by category", "accuracy_by_category")):
+        lines += [f"## {title}", "", "| label | accuracy | 95% CI | n |", "|---|---|---|---|"]
+        lines += [f"| {label} | {pct(v['accuracy'])} | {pct(v['ci_low'])} – {pct(v['ci_high'])} | {v['n']} |"
+                  for label, v in report[key].items()]
+        lines.append("")
+    lines += ["## Each category against the baseline (exact McNemar, Holm-adjusted)", "",
+              "| category | pairs | baseline right, variant wrong | baseline wrong, variant right | p | p (Holm) |",
+              "|---|---|---|---|---|---|"]
+    lines += [f"| {r['category']} | {r['n_pairs']} | {r['baseline_right_variant_wrong']} | "
+              f"{r['baseline_wrong_variant_right']} | {r['p_value']:.3g} | {r['p_holm']:.3g} |"
+              for r in report["mcnemar_vs_baseline"]]
+    lines += ["", "## Most sensitive groups", "", "| group | condition | consistency | flip rate | n |",
+              "|---|---|---|---|---|"]
+    lines += [f"| {r['group_id']} | {r['condition'] or ''} | {r['consistency']:.2f} | {pct(r['flip_rate'])} | {r['n']} |"
+              for r in report["most_sensitive_groups"]]
+    return "\n".join(lines) + "\n"

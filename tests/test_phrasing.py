@@ -1,0 +1,140 @@
+"""Importing per-variant results, the phrasing statistics (hand-computed and scipy), and the report."""
+
+import csv
+import json
+
+import duckdb
+import pandas as pd
+import pytest
+from scipy.stats import binomtest
+
+from compute.cli import main
+from compute.metrics.phrasing import accuracy_by, group_table, holm, mcnemar_by_category
+from compute.report import phrasing_report, to_markdown
+from compute.variants.categories import categorise
+
+COLUMNS = ["study_id", "baseline_question", "ground_truth", "variant_index", "strategy", "question",
+           "generated_text", "extracted_answer", "is_correct"]
+
+
+@pytest.mark.parametrize("label, index, category", [
+    ("Synonym replacement (bibasilar→bilateral lung bases)", 1, "synonym"),
+    ("Voice changes; Register shifts", 2, "combined"),
+    ("Register shifts (formal → conversational)", 3, "register"),
+    ("Clause reordering", 4, "clause_reordering"),
+    ("Phrasing variation (quantifier)", 5, "phrasing"),
+    ("Combined strategies", 6, "combined"),
+    ("Baseline", 0, "baseline"),
+    ("something else", 7, "other"),
+    ("", 8, "other"),
+])
+def test_strategy_labels_map_to_categories(label, index, category):
+    assert categorise(label, index) == category
+
+
+def test_holm_by_hand():
+    assert holm([0.01, 0.04, 0.03]).tolist() == pytest.approx([0.03, 0.06, 0.06])
+    assert holm([0.5, 0.9]).tolist() == pytest.approx([1.0, 1.0])
+
+
+def _rows():
+    # group A: baseline right (yes); 3 variants, one flips to no (wrong); repeated baseline row kept
+    # group B: baseline wrong (no, truth yes); 2 variants, one right
+    data = [
+        ("A", 0, "baseline", "yes", True), ("A", 0, "baseline", "yes", True),
+        ("A", 1, "synonym", "yes", True), ("A", 2, "synonym", "no", False), ("A", 3, "voice", "yes", True),
+        ("B", 0, "baseline", "no", False), ("B", 1, "synonym", "yes", True), ("B", 2, "voice", "no", False),
+    ]
+    return pd.DataFrame(data, columns=["group_id", "variant_index", "strategy_category", "answer", "correct"]).assign(
+        strategy=lambda d: d.strategy_category, condition="edema")
+
+
+def test_group_statistics_by_hand():
+    g = group_table(_rows()).set_index("group_id")
+    assert g.loc["A", "consistency"] == pytest.approx(4 / 5) and g.loc["A", "flip_rate"] == pytest.approx(1 / 3)
+    assert g.loc["B", "consistency"] == pytest.approx(2 / 3) and g.loc["B", "flip_rate"] == pytest.approx(1 / 2)
+    assert g.loc["A", "n"] == 5  # the repeated baseline counts
+
+
+def test_mcnemar_by_hand_and_against_scipy():
+    table = mcnemar_by_category(_rows()).set_index("category")
+    # synonym pairs: A1 (right, right), A2 (right, wrong), B1 (wrong, right) -> b = 1, c = 1
+    assert table.loc["synonym", ["baseline_right_variant_wrong", "baseline_wrong_variant_right"]].tolist() == [1, 1]
+    assert table.loc["synonym", "p_value"] == pytest.approx(1.0)
+    assert table.loc["voice", "n_pairs"] == 2
+    rows = pd.DataFrame({"group_id": [f"g{i}" for i in range(6) for _ in (0, 1)],
+                         "variant_index": [0, 1] * 6, "strategy_category": ["baseline", "synonym"] * 6,
+                         "answer": "yes", "correct": [True, False] * 5 + [False, True]})
+    (p,) = mcnemar_by_category(rows)["p_value"]
+    assert p == pytest.approx(binomtest(5, 6, 0.5).pvalue) == pytest.approx(14 / 64)
+
+
+def test_accuracy_by_label_with_wilson():
+    table = accuracy_by(_rows(), "strategy_category").set_index("strategy_category")
+    assert table.loc["synonym", "n"] == 3 and table.loc["synonym", "accuracy"] == pytest.approx(2 / 3)
+    ci = binomtest(2, 3).proportion_ci(method="wilson")
+    assert (table.loc["synonym", "ci_low"], table.loc["synonym", "ci_high"]) == pytest.approx((ci.low, ci.high))
+
+
+def _write_csv(path, rows):
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+    return path
+
+
+ORIGINAL_SHAPE = [
+    ("s1", "Is there bibasilar atelectasis?", "yes", 0, "", "Is there bibasilar atelectasis?", "Yes.", "yes", "True"),
+    ("s1", "Is there bibasilar atelectasis?", "yes", 0, "", "Is there bibasilar atelectasis?", "Yes.", "yes", "True"),
+    ("s1", "Is there bibasilar atelectasis?", "yes", 1, "Synonym replacement (bibasilar→bilateral lung bases)",
+     "Is there atelectasis in both lung bases?", "No.", "no", "False"),
+    ("s1", "Is there bibasilar atelectasis?", "yes", 2, "Voice changes; Register shifts",
+     "Can atelectasis be seen at the bases?", "Yes", "yes", "True"),
+    ("s2", "Is there cardiomegaly?", "no", 0, "", "Is there cardiomegaly?", "No", "no", "True"),
+    ("s2", "Is there cardiomegaly?", "no", 1, "Register shifts", "Any cardiomegaly?", "No", "no", "True"),
+    ("s2", "Is there cardiomegaly?", "maybe", 2, "Register shifts", "Big heart?", "No", "no", "True"),
+]
+
+
+def test_import_is_idempotent_and_bad_rows_are_named(tmp_path, capsys):
+    source = _write_csv(tmp_path / "original.csv", ORIGINAL_SHAPE)
+    db = tmp_path / "p.duckdb"
+    assert main(["import-results", str(source), "--db", str(db), "--run", "orig"]) == 0
+    err = capsys.readouterr().err
+    assert "row 7: ground_truth must be yes or no, got 'maybe'" in err
+    assert main(["import-results", str(source), "--db", str(db), "--run", "orig"]) == 0
+    con = duckdb.connect(str(db), read_only=True)
+    counts = con.execute("SELECT status, count(*) FROM predictions GROUP BY status ORDER BY status").fetchall()
+    categories = con.execute("SELECT strategy, strategy_category, condition FROM questions WHERE variant_index = 1 "
+                             "ORDER BY item_id").fetchall()
+    con.close()
+    assert counts == [("failed", 1), ("ok", 6)]  # twice imported, nothing duplicated; the repeat row is kept
+    assert ("Synonym replacement (bibasilar→bilateral lung bases)", "synonym", "atelectasis") in categories
+    other = _write_csv(tmp_path / "other.csv", ORIGINAL_SHAPE[:3])
+    assert main(["import-results", str(other), "--db", str(db), "--run", "orig"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_report_json_and_markdown(tmp_path, capsys):
+    source = _write_csv(tmp_path / "original.csv", ORIGINAL_SHAPE)
+    db = tmp_path / "p.duckdb"
+    assert main(["import-results", str(source), "--db", str(db), "--run", "orig"]) == 0
+    assert "6 rows imported (2 groups), 1 failed" in capsys.readouterr().out
+    report = phrasing_report(db, "orig")
+    assert (report["groups"], report["variants"]) == (2, 3)
+    assert report["baseline_accuracy"] == 1.0  # three baseline rows, all right
+    # s1: answers yes, yes, no, yes -> 3/4; s2: no, no -> 1
+    assert report["consistency_mean"] == pytest.approx((0.75 + 1.0) / 2)
+    assert report["consistency_std"] == pytest.approx(0.125)  # population SD of (0.75, 1.0)
+    assert (report["fully_consistent_groups"], report["groups_with_changes"]) == (1, 1)
+    assert report["accuracy_by_category"]["synonym"] == pytest.approx(
+        {"accuracy": 0.0, "n": 1, "ci_low": 0.0, "ci_high": binomtest(0, 1).proportion_ci(method="wilson").high})
+    assert set(report["accuracy_by_strategy"]) >= {"Voice changes; Register shifts", "Register shifts"}
+    assert report["most_sensitive_groups"][0]["group_id"].startswith("s1")
+    assert main(["report", "--db", str(db), "--run", "orig", "--format", "json"]) == 0
+    assert json.loads(capsys.readouterr().out)["groups"] == 2
+    markdown = to_markdown(report)
+    assert "| synonym | 0.0% |" in markdown and "exact McNemar" in markdown
+    assert main(["report", "--db", str(db), "--run", "nope"]) == 2
+    assert "no answered variant groups" in capsys.readouterr().err
