@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .config import HEAD_AGGREGATIONS, MAP_QUERIES, DecodeConfig, MapConfig, RunConfig
+from .config import HEAD_AGGREGATIONS, MAP_QUERIES, STUDIES, DecodeConfig, MapConfig, RunConfig, VariantConfig
 from .loading import DTYPE_CHOICES
 from .questions import DEFAULT_INSTRUCTION
 from .synth.config import SynthConfig
@@ -69,12 +69,22 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     run = sub.add_parser(
-        "run", help="run the baseline study over a manifest into a DuckDB file",
+        "run", help="run the baseline or phrasing study over a manifest into a DuckDB file",
         description="Ask every manifest question once; store the reply, the extracted answer, P(yes), "
                     "correctness and timing. Rerunning the same --run resumes where it stopped.")
     _add_model_options(run)
     _add_prompt_options(run)
     _add_map_options(run)
+    g = run.add_argument_group("study")
+    g.add_argument("--study", choices=STUDIES, default="baseline",
+                   help="baseline: every question once; phrasing: every question plus --variants "
+                        "meaning-preserving rewrites of it (compute.variants), on the same image (default: baseline)")
+    g.add_argument("--variants", type=positive_int, default=VariantConfig.n,
+                   help=f"rewrites per question in the phrasing study (default: {VariantConfig.n})")
+    g.add_argument("--variant-seed", type=int, default=VariantConfig.seed,
+                   help="seed of the rewrite choice (default: 0)")
+    g.add_argument("--negation-probe", action="store_true",
+                   help="phrasing study: add one opposite question per group, its expected answer inverted")
     g = run.add_argument_group("data and output")
     g.add_argument("--manifest", required=True, type=Path,
                    help="JSONL or CSV with columns image, question, answer (yes/no), condition; optional "
@@ -182,6 +192,7 @@ def _run(args: argparse.Namespace) -> int:
         decode=DecodeConfig(args.max_new_tokens), dataset=args.dataset, image_root=args.image_root,
         maps=MapConfig(enabled=not args.no_maps, layers=args.layers, query=args.query, heads=args.heads,
                        strip_border=args.strip_border, gradcam=args.gradcam, deletion=args.deletion),
+        study=args.study, variants=VariantConfig(args.variants, args.variant_seed, args.negation_probe),
         batch_size=args.batch_size, limit=args.limit, seed=args.seed,
     )
     try:

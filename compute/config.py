@@ -61,6 +61,21 @@ class MapConfig:
             raise ValueError(f"query must be one of {MAP_QUERIES} and heads one of {HEAD_AGGREGATIONS}")
 
 
+STUDIES = ("baseline", "phrasing")
+
+
+@dataclass(frozen=True)
+class VariantConfig:
+    """How the phrasing study rewrites each manifest question (see compute.variants)."""
+
+    n: int = 10  # rewrites per question, besides the baseline itself
+    seed: int = 0
+    negation_probe: bool = False  # one more variant asking the opposite, its expected answer inverted
+
+    def __post_init__(self) -> None:
+        _require_positive("variants", self.n)
+
+
 @dataclass(frozen=True)
 class RunConfig:
     run_name: str
@@ -70,7 +85,8 @@ class RunConfig:
     prompt: PromptConfig = field(default_factory=PromptConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     maps: MapConfig = field(default_factory=MapConfig)
-    study: str = "baseline"
+    variants: VariantConfig = field(default_factory=VariantConfig)  # phrasing study only
+    study: str = "baseline"  # baseline | phrasing
     dataset: str | None = None  # None: the manifest's folder name
     image_root: Path | None = None  # None: the manifest's folder
     batch_size: int = 8  # items per forward pass and per database transaction
@@ -79,6 +95,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _require_positive("batch_size", self.batch_size)
+        if self.study not in STUDIES:
+            raise ValueError(f"study must be one of {', '.join(STUDIES)}, got {self.study!r}")
         if self.limit is not None:
             _require_positive("limit", self.limit)
 
@@ -100,6 +118,7 @@ class RunConfig:
             "prompt": asdict(self.prompt),
             "decode": asdict(self.decode),
             "maps": asdict(self.maps),
+            **({"variants": asdict(self.variants)} if self.study == "phrasing" else {}),
             "limit": self.limit,
             "seed": self.seed,
         }

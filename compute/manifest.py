@@ -38,6 +38,10 @@ class ManifestItem:
     variant_index: int | None = None
     strategy: str | None = None
     location: str | None = None
+    baseline_question: str | None = None  # set on phrasing-study variants
+    strategy_category: str | None = None
+    answer_inverted: bool | None = None
+    transformation: str | None = None
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ class QuestionRecord:
     baseline_question: str | None = None
     strategy_category: str | None = None
     answer_inverted: bool | None = None
+    transformation: str | None = None
 
 
 @dataclass(frozen=True)

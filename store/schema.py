@@ -120,11 +120,12 @@ _V3 = """
 ALTER TABLE questions ADD COLUMN baseline_question VARCHAR;   -- the group's baseline wording (phrasing studies)
 ALTER TABLE questions ADD COLUMN strategy_category VARCHAR;   -- baseline | synonym | voice | register | clause_reordering | phrasing | combined | negation_probe | other
 ALTER TABLE questions ADD COLUMN answer_inverted BOOLEAN;     -- a negation probe: the expected answer is the opposite
+ALTER TABLE questions ADD COLUMN transformation VARCHAR;      -- what a generated variant changed, e.g. "edema -> oedema"
 DROP VIEW prediction_details;
 CREATE VIEW prediction_details AS
 SELECT p.*, q.dataset, q.image_id, q.question, q.ground_truth, q.condition,
        q.group_id, q.variant_index, q.strategy, q.location,
-       q.baseline_question, q.strategy_category, q.answer_inverted
+       q.baseline_question, q.strategy_category, q.answer_inverted, q.transformation
 FROM predictions p LEFT JOIN questions q USING (item_id);
 """
 

@@ -138,3 +138,39 @@ def test_report_json_and_markdown(tmp_path, capsys):
     assert "| synonym | 0.0% |" in markdown and "exact McNemar" in markdown
     assert main(["report", "--db", str(db), "--run", "nope"]) == 2
     assert "no answered variant groups" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def phrasing_run(tmp_path_factory):
+    from compute.synth import SynthConfig, generate_dataset
+    base = tmp_path_factory.mktemp("phrasing_study")
+    manifest = generate_dataset(SynthConfig(n=3, seed=2, size=128, dicom_fraction=0.0), base / "synth", progress=False)
+    db = base / "p.duckdb"
+    assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", "ph",
+                 "--study", "phrasing", "--variants", "4", "--negation-probe", "--quiet"]) == 0
+    return db
+
+
+def test_phrasing_study_asks_each_question_and_its_rewrites(phrasing_run):
+    con = duckdb.connect(str(phrasing_run), read_only=True)
+    rows = con.execute("SELECT group_id, variant_index, strategy_category, question, baseline_question, ground_truth,"
+                       " answer_inverted, transformation, status FROM prediction_details ORDER BY row_number,"
+                       " variant_index").fetchall()
+    maps = con.execute("SELECT count(DISTINCT item_id) FROM attention_maps").fetchone()[0]
+    con.close()
+    groups = {}
+    for group, index, category, question, baseline, truth, inverted, transformation, status in rows:
+        groups.setdefault(group, []).append((index, category, question, baseline, truth, inverted, transformation))
+        assert status == "ok"
+    assert len(groups) == 6 and maps == len(rows)  # 3 images x 2 questions; every prediction has its maps
+    for members in groups.values():
+        assert [m[0] for m in members] == [0, 1, 2, 3, 4, 5]  # baseline, 4 rewrites, the negation probe
+        baseline_truth = members[0][4]
+        assert members[0][1] == "baseline" and all(m[3] == members[0][2] for m in members)
+        for index, category, question, _, truth, inverted, transformation in members[1:]:
+            assert inverted == (category == "negation_probe") and transformation
+            assert truth == ({"yes": "no", "no": "yes"}[baseline_truth] if inverted else baseline_truth)
+    report = phrasing_report(phrasing_run, "ph")
+    assert report["groups"] == 6 and report["variants"] == 30
+    assert set(report["accuracy_by_category"]) <= {"baseline", "synonym", "voice", "register", "clause_reordering",
+                                                   "phrasing", "combined", "negation_probe"}

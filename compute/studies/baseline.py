@@ -28,6 +28,7 @@ from ..provenance import package_versions, weights_fingerprint
 from ..session import Session
 from . import records
 from .maps import attention_spec, map_records
+from .phrasing import expand_items
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,10 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
     if config.limit is not None:
         items = [i for i in items if i.row_number <= config.limit]
         errors = [e for e in errors if e.row_number <= config.limit]
+    if config.study == "phrasing":
+        items, notes = expand_items(items, config.variants)
+        for note in notes[:5]:
+            log(note)
     if not errors and _already_complete(config, items):
         log(f"run {config.run_name} is already complete in {config.db}; nothing to do")
         return RunSummary(config.run_name, 0, 0, len(items), time.perf_counter() - start)

@@ -12,13 +12,21 @@ from store import ImageRecord, PredictionRecord, QuestionRecord
 from ..images import detect_format
 from ..manifest import ManifestItem, RowError
 from ..provenance import file_sha256
+from ..variants.categories import categorise
 from ..session import AskResult
 
 
 def question_record(item: ManifestItem, dataset: str) -> QuestionRecord:
     return QuestionRecord(item_id=item.item_id, dataset=dataset, image_id=item.image_id, question=item.question, ground_truth=item.answer, condition=item.condition,
                           group_id=item.group_id, variant_index=item.variant_index, strategy=item.strategy,
-                          location=item.location)
+                          location=item.location, baseline_question=item.baseline_question,
+                          strategy_category=item.strategy_category or _category(item),
+                          answer_inverted=item.answer_inverted, transformation=item.transformation)
+
+
+def _category(item: ManifestItem) -> str | None:
+    """A manifest that carries its own variants gets its strategy labels categorised."""
+    return None if item.variant_index is None else categorise(item.strategy, item.variant_index)
 
 
 def invalid_row_records(error: RowError, dataset: str, run_id: str) -> tuple[QuestionRecord, PredictionRecord]:

@@ -1,0 +1,36 @@
+"""The phrasing study's items: each manifest question (variant 0, the baseline) followed by
+its generated rewrites, all on the same image with the same expected answer (inverted for
+a negation probe). Everything else is the baseline study's loop."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import replace
+
+from ..config import VariantConfig
+from ..manifest import ManifestItem
+from ..variants import UnparseableQuestionError, generate_variants
+
+OPPOSITE = {"yes": "no", "no": "yes"}
+
+
+def expand_items(items: list[ManifestItem], config: VariantConfig) -> tuple[list[ManifestItem], list[str]]:
+    """(baseline and variant items in manifest order, a note per row that got no variants)."""
+    out, notes = [], []
+    for item in items:
+        group = item.group_id or item.item_id
+        out.append(replace(item, group_id=group, variant_index=0, strategy=item.strategy or "baseline",
+                           strategy_category="baseline", baseline_question=item.question, answer_inverted=False))
+        try:
+            variants = generate_variants(item.question, item.condition, config.n, config.seed, config.negation_probe)
+        except (UnparseableQuestionError, KeyError) as exc:
+            notes.append(f"row {item.row_number}: no variants: {exc}")
+            continue
+        for v in variants:
+            key = hashlib.sha1(f"{item.item_id}\x1f{v.index}\x1f{v.text}".encode()).hexdigest()[:16]
+            out.append(replace(
+                item, item_id=key, question=v.text, group_id=group, variant_index=v.index,
+                strategy=v.sub_strategy, transformation=v.transformation, strategy_category=v.category,
+                baseline_question=item.question, answer_inverted=v.answer_inverted,
+                answer=OPPOSITE[item.answer] if v.answer_inverted else item.answer))
+    return out, notes
