@@ -12,6 +12,7 @@ import pandas as pd
 
 from store import queries
 
+from .metrics.attention_change import by_change_type, change_tests
 from .metrics.phrasing import accuracy_by, group_table, mcnemar_by_category, most_sensitive_groups
 
 
@@ -41,8 +42,18 @@ def phrasing_report(db: str | Path, run_id: str, top: int = 10) -> dict[str, Any
                                                       "strategy_category"), "strategy_category"),
         "mcnemar_vs_baseline": _records(mcnemar_by_category(rows.fillna({"strategy_category": "other"}))),
         "most_sensitive_groups": _records(most_sensitive_groups(groups, top)),
-        "attention_change": {},  # filled by the attention-change study when the run stored maps
+        **_attention_change(db, run_id, top),
     }
+
+
+def _attention_change(db, run_id: str, top: int) -> dict[str, Any]:
+    changes = queries.attention_changes(db, run_id)
+    if changes.empty:
+        return {"attention_change": {}, "attention_change_tests": {}, "most_attention_sensitive": []}
+    sensitive = changes.head(top)[["item_id", "group_id", "question", "baseline_question", "answer_change",
+                                   "js_divergence", "pearson"]]
+    return {"attention_change": by_change_type(changes), "attention_change_tests": change_tests(changes),
+            "most_attention_sensitive": _records(sensitive)}
 
 
 def _number(value) -> float | None:
@@ -84,4 +95,15 @@ def to_markdown(report: dict[str, Any]) -> str:
               "|---|---|---|---|---|"]
     lines += [f"| {r['group_id']} | {r['condition'] or ''} | {r['consistency']:.2f} | {pct(r['flip_rate'])} | {r['n']} |"
               for r in report["most_sensitive_groups"]]
+    if report["attention_change"]:
+        lines += ["", "## Attention change against the baseline map", "",
+                  "| change | n | JS divergence | Pearson | cosine |", "|---|---|---|---|---|"]
+        for name, r in report["attention_change"].items():
+            cells = [f"{r[m + '_mean']:.3f} ± {r[m + '_std']:.3f}" if r[m + "_mean"] is not None else "n/a"
+                     for m in ("js_divergence", "pearson", "cosine")]
+            lines.append(f"| {name} | {r['n']} | " + " | ".join(cells) + " |")
+        lines += ["", "Mann–Whitney U on the JS divergence (two-sided):", ""]
+        for name, t in report["attention_change_tests"].items():
+            p = "n/a" if t["p_value"] is None else f"{t['p_value']:.3g}"
+            lines.append(f"- {name}: n = {t['n_a']} vs {t['n_b']}, p = {p}")
     return "\n".join(lines) + "\n"

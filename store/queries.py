@@ -153,3 +153,33 @@ def phrasing_rows(db_path: str | Path, run_id: str) -> pd.DataFrame:
             WHERE run_id = ? AND status = 'ok' AND group_id IS NOT NULL AND variant_index IS NOT NULL
             ORDER BY row_number
         """, [run_id]).df()
+
+
+def group_maps(db_path: str | Path, run_id: str, method: str = "attention") -> pd.DataFrame:
+    """Per answered item of a variant group: its summary map (the mean over layers, or the
+    only layer) with the item's group, variant index, answer and correctness."""
+    with connect(db_path, read_only=True) as con:
+        return con.execute("""
+            SELECT d.item_id, d.group_id, d.variant_index, d.answer, d.correct, m.layer, m.grid_rows, m.grid_cols,
+                   m.grid
+            FROM prediction_details d
+            JOIN attention_maps m ON m.run_id = d.run_id AND m.item_id = d.item_id AND m.method = ?
+            WHERE d.run_id = ? AND d.status = 'ok' AND d.group_id IS NOT NULL AND d.variant_index IS NOT NULL
+              AND m.layer = (SELECT min(layer) FROM attention_maps x
+                             WHERE x.run_id = m.run_id AND x.item_id = m.item_id AND x.method = m.method)
+            ORDER BY d.row_number
+        """, [method, run_id]).df()
+
+
+def attention_changes(db_path: str | Path, run_id: str) -> pd.DataFrame:
+    """Every stored baseline-to-variant map comparison of a run, with the variant's details."""
+    with connect(db_path, read_only=True) as con:
+        if current_version(con) < 3:
+            return pd.DataFrame()
+        return con.execute("""
+            SELECT c.*, d.group_id, d.image_id, d.condition, d.question, d.baseline_question, d.strategy,
+                   d.strategy_category, d.answer, d.correct, d.ground_truth
+            FROM attention_changes c JOIN prediction_details d ON d.run_id = c.run_id AND d.item_id = c.item_id
+            WHERE c.run_id = ?
+            ORDER BY c.js_divergence DESC
+        """, [run_id]).df()

@@ -110,3 +110,21 @@ class MapRecord:
     deletion_delta: float | None = None
     random_delta: float | None = None
     faithfulness_ratio: float | None = None
+
+
+@dataclass(frozen=True)
+class AttentionChangeRecord:
+    run_id: str
+    item_id: str
+    baseline_item_id: str
+    method: str
+    layer: int
+    answer_change: str
+    correctness_change: str
+    js_divergence: float | None
+    pearson: float | None
+    l2: float | None
+    cosine: float | None
+    grid_rows: int
+    grid_cols: int
+    difference: list[float]

@@ -127,6 +127,24 @@ SELECT p.*, q.dataset, q.image_id, q.question, q.ground_truth, q.condition,
        q.group_id, q.variant_index, q.strategy, q.location,
        q.baseline_question, q.strategy_category, q.answer_inverted, q.transformation
 FROM predictions p LEFT JOIN questions q USING (item_id);
+
+CREATE TABLE attention_changes (
+    run_id              VARCHAR NOT NULL,
+    item_id             VARCHAR NOT NULL,         -- the variant
+    baseline_item_id    VARCHAR NOT NULL,         -- its group's baseline (variant 0)
+    method              VARCHAR NOT NULL,         -- the maps compared (attention)
+    layer               INTEGER NOT NULL,         -- -1: mean over the run's layers
+    answer_change       VARCHAR NOT NULL,         -- yes→no | no→yes | unchanged | other (an uncertain answer)
+    correctness_change  VARCHAR NOT NULL,         -- correct→wrong | wrong→correct | unchanged
+    js_divergence       DOUBLE,                   -- base 2, in [0, 1]
+    pearson             DOUBLE,
+    l2                  DOUBLE,
+    cosine              DOUBLE,
+    grid_rows           INTEGER NOT NULL,
+    grid_cols           INTEGER NOT NULL,
+    difference          FLOAT[] NOT NULL,         -- variant map minus baseline map, row-major
+    PRIMARY KEY (run_id, item_id, method)
+);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 
 from .connection import connect
-from .records import ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RunRecord
+from .records import AttentionChangeRecord, ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RunRecord
 from .schema import ensure_schema
 
 
@@ -30,6 +30,7 @@ _INSERT_IMAGE = _insert_sql("images", ImageRecord)
 _INSERT_QUESTION = _insert_sql("questions", QuestionRecord)
 _INSERT_PREDICTION = _insert_sql("predictions", PredictionRecord)
 _INSERT_MAP = _insert_sql("attention_maps", MapRecord)
+_INSERT_CHANGE = _insert_sql("attention_changes", AttentionChangeRecord)
 
 
 def _difference(config: dict, fingerprint: str | None, dtype: str | None, run: RunRecord) -> str | None:
@@ -110,6 +111,19 @@ class StoreWriter:
                                      (_INSERT_PREDICTION, predictions), (_INSERT_MAP, maps)):
                     if records:
                         con.executemany(sql, [list(astuple(r)) for r in records])
+                con.execute("COMMIT")
+            except Exception:
+                con.execute("ROLLBACK")
+                raise
+
+    def write_attention_changes(self, changes: list[AttentionChangeRecord]) -> None:
+        """One transaction; rows are keyed, so recomputing replaces them."""
+        if not changes:
+            return
+        with connect(self.db_path, read_only=False) as con:
+            con.execute("BEGIN TRANSACTION")
+            try:
+                con.executemany(_INSERT_CHANGE, [list(astuple(r)) for r in changes])
                 con.execute("COMMIT")
             except Exception:
                 con.execute("ROLLBACK")

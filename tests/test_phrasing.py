@@ -4,6 +4,7 @@ import csv
 import json
 
 import duckdb
+import numpy as np
 import pandas as pd
 import pytest
 from scipy.stats import binomtest
@@ -174,3 +175,61 @@ def test_phrasing_study_asks_each_question_and_its_rewrites(phrasing_run):
     assert report["groups"] == 6 and report["variants"] == 30
     assert set(report["accuracy_by_category"]) <= {"baseline", "synonym", "voice", "register", "clause_reordering",
                                                    "phrasing", "combined", "negation_probe"}
+
+
+def test_change_types_by_hand():
+    from compute.studies.attention_change import answer_change, correctness_change
+    assert [answer_change("yes", "no"), answer_change("no", "yes"), answer_change("yes", "yes"),
+            answer_change("yes", "uncertain")] == ["yes→no", "no→yes", "unchanged", "other"]
+    assert [correctness_change(True, False), correctness_change(False, True), correctness_change(True, True)] == [
+        "correct→wrong", "wrong→correct", "unchanged"]
+
+
+def test_change_records_compare_each_variant_with_its_baseline():
+    from compute.metrics import compare_maps
+    from compute.studies.attention_change import change_records
+    base = [0.25, 0.25, 0.25, 0.25]
+    moved = [0.7, 0.1, 0.1, 0.1]
+    maps = pd.DataFrame({
+        "item_id": ["b", "v1", "v2"], "group_id": "g", "variant_index": [0, 1, 2], "answer": ["yes", "no", "yes"],
+        "correct": [True, False, True], "layer": -1, "grid_rows": 2, "grid_cols": 2, "grid": [base, moved, base]})
+    v1, v2 = change_records(maps, "r")
+    expected = compare_maps(np.reshape(base, (2, 2)), np.reshape(moved, (2, 2)))
+    assert (v1.baseline_item_id, v1.answer_change, v1.correctness_change) == ("b", "yes→no", "correct→wrong")
+    assert v1.js_divergence == pytest.approx(expected["js_divergence"]) and v1.l2 == pytest.approx(expected["l2"])
+    assert v1.difference == pytest.approx([0.45, -0.15, -0.15, -0.15])
+    assert (v2.answer_change, v2.js_divergence, v2.pearson) == ("unchanged", pytest.approx(0.0), None)  # flat maps
+
+
+def test_change_summaries_by_hand_and_against_scipy():
+    from scipy.stats import mannwhitneyu
+
+    from compute.metrics.attention_change import by_change_type, change_tests
+    changes = pd.DataFrame({
+        "answer_change": ["yes→no", "yes→no", "unchanged", "unchanged", "no→yes"],
+        "correctness_change": ["correct→wrong", "correct→wrong", "unchanged", "unchanged", "wrong→correct"],
+        "js_divergence": [0.2, 0.4, 0.01, 0.03, 0.1], "pearson": [0.1, 0.3, 0.9, 0.95, 0.5],
+        "cosine": [0.5, 0.6, 0.99, 0.98, 0.8]})
+    summary = by_change_type(changes)
+    assert summary["yes→no"]["n"] == 2 and summary["yes→no"]["js_divergence_mean"] == pytest.approx(0.3)
+    assert summary["yes→no"]["js_divergence_std"] == pytest.approx(0.1)  # population SD
+    assert summary["unchanged"]["cosine_mean"] == pytest.approx(0.985)
+    tests = change_tests(changes)
+    expected = mannwhitneyu([0.2, 0.4, 0.1], [0.01, 0.03], alternative="two-sided")
+    assert tests["changed vs unchanged"]["p_value"] == pytest.approx(expected.pvalue)
+    assert tests["correct→wrong vs wrong→correct"]["n_a"] == 2
+
+
+def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run):
+    con = duckdb.connect(str(phrasing_run), read_only=True)
+    n_variants = con.execute("SELECT count(*) FROM prediction_details WHERE variant_index > 0").fetchone()[0]
+    rows = con.execute("SELECT answer_change, js_divergence, len(difference), grid_rows * grid_cols "
+                       "FROM attention_changes").fetchall()
+    con.close()
+    assert len(rows) == n_variants
+    for change, js, cells, expected_cells in rows:
+        assert change in ("yes→no", "no→yes", "unchanged", "other") and 0 <= js <= 1 and cells == expected_cells
+    report = phrasing_report(phrasing_run, "ph")
+    assert sum(report["attention_change"][k]["n"] for k in ("yes→no", "no→yes", "unchanged")) <= n_variants
+    assert "changed vs unchanged" in report["attention_change_tests"]
+    assert "Attention change against the baseline map" in to_markdown(report)

@@ -28,6 +28,7 @@ from ..provenance import package_versions, weights_fingerprint
 from ..session import Session
 from . import records
 from .maps import attention_spec, map_records
+from .attention_change import run_attention_change
 from .phrasing import expand_items
 
 
@@ -101,6 +102,8 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
         writer.finish_run(run_id, "failed")
         raise
     _report_failures(failures, manifest.path.name, log)
+    if config.study == "phrasing" and config.maps.enabled:
+        log(f"attention change: {run_attention_change(config.db, run_id)} variant maps compared with their baseline's")
     writer.finish_run(run_id, "completed")
     return RunSummary(run_id, done, len(failures), len(items) - len(pending), time.perf_counter() - start)
 

@@ -1,0 +1,56 @@
+"""Summaries of baseline-to-variant map comparisons: pure functions of a table with
+columns answer_change, correctness_change, js_divergence, pearson, cosine."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.stats import mannwhitneyu
+
+METRICS = ("js_divergence", "pearson", "cosine")
+CHANGE_TYPES = ("yes→no", "no→yes", "correct→wrong", "wrong→correct", "unchanged")
+
+
+def by_change_type(changes: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Change type -> n and the mean and population SD of each metric. A variant counts under
+    its answer change (yes→no, no→yes) and its correctness change (correct→wrong,
+    wrong→correct); "unchanged" is a variant whose answer did not change."""
+    groups = {
+        "yes→no": changes["answer_change"] == "yes→no",
+        "no→yes": changes["answer_change"] == "no→yes",
+        "correct→wrong": changes["correctness_change"] == "correct→wrong",
+        "wrong→correct": changes["correctness_change"] == "wrong→correct",
+        "unchanged": changes["answer_change"] == "unchanged",
+    }
+    out = {}
+    for name, mask in groups.items():
+        subset = changes[mask]
+        row: dict[str, float] = {"n": int(len(subset))}
+        for metric in METRICS:
+            values = subset[metric].dropna().to_numpy(dtype=float)
+            row[f"{metric}_mean"] = float(values.mean()) if len(values) else None
+            row[f"{metric}_std"] = float(values.std(ddof=0)) if len(values) else None
+        out[name] = row
+    return out
+
+
+def mann_whitney(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
+    """Two-sided Mann–Whitney U of two samples (None where either is empty)."""
+    a, b = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if len(a) == 0 or len(b) == 0:
+        return {"n_a": len(a), "n_b": len(b), "u": None, "p_value": None}
+    result = mannwhitneyu(a, b, alternative="two-sided")
+    return {"n_a": len(a), "n_b": len(b), "u": float(result.statistic), "p_value": float(result.pvalue)}
+
+
+def change_tests(changes: pd.DataFrame, metric: str = "js_divergence") -> dict[str, dict[str, Any]]:
+    """Mann–Whitney U on `metric`: correct→wrong vs wrong→correct, and changed vs unchanged answers."""
+    values = changes[metric]
+    return {
+        "correct→wrong vs wrong→correct": mann_whitney(values[changes["correctness_change"] == "correct→wrong"],
+                                                       values[changes["correctness_change"] == "wrong→correct"]),
+        "changed vs unchanged": mann_whitney(values[changes["answer_change"] != "unchanged"],
+                                             values[changes["answer_change"] == "unchanged"]),
+    }
