@@ -37,8 +37,12 @@ demo-model: | $(STAMP)
 
 demo-data: $(DEMO_DATA)/manifest.jsonl
 
-# The run is named after the weights, so a retrained model gets a run of its own.
+# Runs are named after the weights, so a retrained model gets runs of its own. The phrasing
+# run (every question plus ten rewrites, with attention maps) also stores the attention-change
+# comparisons; the baseline run, last so the dashboard opens on it, adds Grad-CAM and deletion tests.
 demo-run: $(DEMO_MODEL)/config.json demo-data
+	$(PY) -m compute run --model $(DEMO_MODEL) --manifest $(DEMO_DATA)/manifest.jsonl --study phrasing \
+		--db $(DEMO_DB) --run "demo-phrasing-$$(sha256sum $(DEMO_MODEL)/model.safetensors | cut -c1-8)"
 	$(PY) -m compute run --model $(DEMO_MODEL) --manifest $(DEMO_DATA)/manifest.jsonl \
 		--db $(DEMO_DB) --run "demo-$$(sha256sum $(DEMO_MODEL)/model.safetensors | cut -c1-8)" --gradcam --deletion
 

@@ -17,7 +17,9 @@ db = context.db_path()
 pages = [
     st.Page("views/overview.py", title="Overview", default=True),
     st.Page("views/condition_accuracy.py", title="Condition accuracy", url_path="condition-accuracy"),
+    st.Page("views/phrasing.py", title="Phrasing strategies", url_path="phrasing"),
     st.Page("views/attention.py", title="Attention", url_path="attention"),
+    st.Page("views/attention_changes.py", title="Attention changes", url_path="attention-changes"),
 ]
 navigation = st.navigation(pages)
 st.sidebar.caption(f"Database: `{db}`")

@@ -100,3 +100,30 @@ def item_maps(db: Path, run_id: str, item_id: str) -> pd.DataFrame:
 
 def image_file(db: Path, run_id: str, image_id: str) -> Path | None:
     return _image_file(str(db), _mtime(db), run_id, image_id)
+
+
+@st.cache_data(show_spinner=False)
+def _phrasing_rows(db: str, mtime: float, run_id: str) -> pd.DataFrame:
+    return queries.phrasing_rows(db, run_id)
+
+
+@st.cache_data(show_spinner=False)
+def _attention_changes(db: str, mtime: float, run_id: str) -> pd.DataFrame:
+    return queries.attention_changes(db, run_id)
+
+
+@st.cache_data(show_spinner=False)
+def _item_map(db: str, mtime: float, run_id: str, item_id: str, method: str, layer: int):
+    return queries.item_map(db, run_id, item_id, method, layer)
+
+
+def phrasing_rows(db: Path, run_id: str) -> pd.DataFrame:
+    return _phrasing_rows(str(db), _mtime(db), run_id)
+
+
+def attention_changes(db: Path, run_id: str) -> pd.DataFrame:
+    return _attention_changes(str(db), _mtime(db), run_id)
+
+
+def item_map(db: Path, run_id: str, item_id: str, method: str, layer: int):
+    return _item_map(str(db), _mtime(db), run_id, item_id, method, int(layer))

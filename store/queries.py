@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from .connection import connect
@@ -146,6 +147,10 @@ def image_file(db_path: str | Path, run_id: str, image_id: str) -> Path | None:
 def phrasing_rows(db_path: str | Path, run_id: str) -> pd.DataFrame:
     """Answered items of a run that belong to variant groups, in manifest order."""
     with connect(db_path, read_only=True) as con:
+        if current_version(con) < 3:
+            return pd.DataFrame(columns=["item_id", "group_id", "variant_index", "strategy", "strategy_category",
+                                         "condition", "question", "baseline_question", "ground_truth", "answer",
+                                         "correct", "p_yes"])
         return con.execute("""
             SELECT item_id, group_id, variant_index, strategy, strategy_category, condition, question,
                    baseline_question, ground_truth, answer, correct, p_yes
@@ -183,3 +188,13 @@ def attention_changes(db_path: str | Path, run_id: str) -> pd.DataFrame:
             WHERE c.run_id = ?
             ORDER BY c.js_divergence DESC
         """, [run_id]).df()
+
+
+def item_map(db_path: str | Path, run_id: str, item_id: str, method: str, layer: int) -> np.ndarray | None:
+    """One stored map as a (rows, columns) array, or None."""
+    with connect(db_path, read_only=True) as con:
+        row = con.execute("SELECT grid, grid_rows, grid_cols FROM attention_maps WHERE run_id = ? AND item_id = ?"
+                          " AND method = ? AND layer = ?", [run_id, item_id, method, layer]).fetchone()
+    if row is None:
+        return None
+    return np.asarray(row[0], dtype=np.float64).reshape(row[1], row[2])

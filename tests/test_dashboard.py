@@ -8,7 +8,8 @@ from streamlit.testing.v1 import AppTest
 from store import ImageRecord, PredictionRecord, QuestionRecord, RunRecord, StoreWriter
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/attention.py"]
+PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/attention.py", "views/phrasing.py",
+         "views/attention_changes.py"]
 
 
 def _app(db: Path, monkeypatch, **params) -> AppTest:
@@ -175,3 +176,44 @@ def test_overlay_leaves_unattended_pixels_clear_and_hides_below_threshold():
     assert (out[:2, :2] != 128).any()  # the peak is coloured
     hidden = np.asarray(overlay(image, grid, opacity=0.8, threshold=1.01, size=32))
     assert (hidden == 128).all()
+
+
+@pytest.fixture(scope="module")
+def phrasing_db(tmp_path_factory) -> Path:
+    """A real phrasing run of the committed demo model: 2 images x 2 questions x (baseline + 4 rewrites)."""
+    from compute.cli import main
+    from compute.synth import SynthConfig, generate_dataset
+    base = tmp_path_factory.mktemp("phrasing_pages")
+    manifest = generate_dataset(SynthConfig(n=2, seed=6, size=128, dicom_fraction=0.0), base / "synth", progress=False)
+    db = base / "phrasing.duckdb"
+    assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", "ph",
+                 "--study", "phrasing", "--variants", "4", "--quiet"]) == 0
+    return db
+
+
+def test_phrasing_page_table_heatmap_and_group(phrasing_db, monkeypatch):
+    at = _app(phrasing_db, monkeypatch, run="ph")
+    at.run()
+    at.switch_page("views/phrasing.py").run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Groups"] == "4"
+    strategies = at.dataframe[0].value
+    assert "baseline" in set(strategies.strategy) and {"accuracy", "ci_low", "ci_high", "n"} <= set(strategies)
+    group = at.dataframe[1].value
+    assert group.variant_index.tolist() == [0, 1, 2, 3, 4]
+    at.multiselect[0].set_value(["baseline"]).run()
+    assert not at.exception and set(at.dataframe[0].value.strategy) == {"baseline"}
+    assert _param(at, "category") == ["baseline"]
+
+
+def test_attention_changes_page_distribution_and_gallery(phrasing_db, monkeypatch):
+    at = _app(phrasing_db, monkeypatch, run="ph")
+    at.run()
+    at.switch_page("views/attention_changes.py").run()
+    assert not at.exception
+    summary = at.dataframe[0].value.set_index("change")
+    assert summary.loc["unchanged", "n"] + summary.loc["yes→no", "n"] + summary.loc["no→yes", "n"] <= 16
+    assert len(at.get("image")) == 3 * 6  # six variants: baseline, variant and difference each
+    assert any("Mann–Whitney U, changed vs unchanged" in m.value for m in at.markdown)
+    at.multiselect[3].set_value(["wrong"]).run()
+    assert not at.exception and _param(at, "correctness") == ["wrong"]

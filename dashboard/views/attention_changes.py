@@ -1,0 +1,77 @@
+import altair as alt
+import numpy as np
+import streamlit as st
+
+from compute.images import ImageLoadError, load_image
+from compute.metrics.attention_change import by_change_type, change_tests
+from dashboard import data
+from dashboard.overlay import overlay
+from dashboard.views.common import require_run
+
+CHANGES = ["yes→no", "no→yes", "other", "unchanged"]
+GALLERY_SIZE = 6
+
+
+def _filter(label: str, options: list[str], param: str) -> list[str]:
+    wanted = [o for o in st.query_params.get_all(param) if o in options]
+    chosen = st.multiselect(label, options, default=wanted or options, key=f"filter_{param}")
+    st.query_params[param] = chosen if chosen != options else []
+    return chosen
+
+
+st.title("Attention changes")
+selection = require_run()
+if selection is not None:
+    db, run_id = selection
+    changes = data.attention_changes(db, run_id)
+    if changes.empty:
+        st.info("This run stored no attention comparisons. A phrasing run with maps stores them: "
+                "`python -m compute run --study phrasing ...`.")
+    else:
+        st.caption("Each variant's attention map compared with its group's baseline map (same image). "
+                   "JS divergence is base 2, in [0, 1].")
+        summary = by_change_type(changes)
+        distribution = alt.Chart(changes).mark_boxplot(extent="min-max").encode(
+            x=alt.X("answer_change:N", title="Answer change", sort=CHANGES, axis=alt.Axis(labelAngle=0)),
+            y=alt.Y("js_divergence:Q", title="JS divergence from the baseline map"),
+            color=alt.Color("answer_change:N", legend=None, sort=CHANGES))
+        st.altair_chart(distribution, width="stretch")
+        st.dataframe([{"change": k, **v} for k, v in summary.items()], hide_index=True)
+        for name, test in change_tests(changes).items():
+            p = "n/a (a side is empty)" if test["p_value"] is None else f"{test['p_value']:.3g}"
+            st.markdown(f"Mann–Whitney U, {name}: n = {test['n_a']} vs {test['n_b']}, p = {p}")
+
+        st.subheader("Gallery")
+        left, right = st.columns(2)
+        with left:
+            conditions = _filter("Condition", sorted(changes.condition.dropna().unique()), "condition")
+            categories = _filter("Strategy category", sorted(changes.strategy_category.dropna().unique()), "category")
+        with right:
+            kinds = _filter("Answer change", [c for c in CHANGES if c in set(changes.answer_change)], "change")
+            correctness = _filter("Variant answer", ["correct", "wrong"], "correctness")
+        shown = changes[changes.condition.isin(conditions) & changes.strategy_category.isin(categories)
+                        & changes.answer_change.isin(kinds)
+                        & changes.correct.map({True: "correct", False: "wrong"}).isin(correctness)]
+        st.caption(f"{len(shown)} variants match; the {min(GALLERY_SIZE, len(shown))} whose attention moved most "
+                   "are shown. Difference: red where the variant looks more, blue where it looks less.")
+        for _, row in shown.head(GALLERY_SIZE).iterrows():
+            st.markdown(f"**{row.question}** ({row.strategy}; {row.answer_change}; answer {row.answer}, "
+                        f"truth {row.ground_truth}) · baseline: *{row.baseline_question}* · "
+                        f"JS {row.js_divergence:.3f}")
+            path = data.image_file(db, run_id, row.image_id)
+            try:
+                image = load_image(path) if path is not None else None
+            except ImageLoadError:
+                image = None
+            if image is None:
+                st.warning("The image file is not available.")
+                continue
+            base = data.item_map(db, run_id, row.baseline_item_id, row.method, row.layer)
+            variant = data.item_map(db, run_id, row.item_id, row.method, row.layer)
+            difference = np.asarray(row.difference, dtype=np.float64).reshape(int(row.grid_rows), int(row.grid_cols))
+            a, b, c = st.columns(3)
+            if base is not None:
+                a.image(overlay(image, base, size=320), caption="baseline")
+            if variant is not None:
+                b.image(overlay(image, variant, size=320), caption="variant")
+            c.image(overlay(image, difference, size=320, colormap="coolwarm", signed=True), caption="difference")

@@ -1,0 +1,66 @@
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from compute.metrics.phrasing import accuracy_by, group_table
+from dashboard import data
+from dashboard.views.common import require_run
+
+st.title("Phrasing strategies")
+selection = require_run()
+if selection is not None:
+    db, run_id = selection
+    rows = data.phrasing_rows(db, run_id)
+    if rows.empty:
+        st.info("This run has no variant groups. Run `python -m compute run --study phrasing ...`, or import "
+                "results with `python -m compute import-results FILE --db DB --run NAME`.")
+    else:
+        rows = rows.fillna({"strategy": "(none)", "strategy_category": "other", "condition": "(unknown)"})
+        groups = group_table(rows)
+        baseline = rows[rows.variant_index == 0]
+        cols = st.columns(4)
+        cols[0].metric("Groups", len(groups))
+        cols[1].metric("Baseline accuracy", f"{baseline.correct.mean():.1%}" if len(baseline) else "n/a")
+        cols[2].metric("Mean group consistency", f"{groups.consistency.mean():.3f}")
+        cols[3].metric("Mean flip rate", f"{groups.flip_rate.mean():.1%}")
+
+        categories = sorted(rows.strategy_category.unique())
+        wanted = [c for c in st.query_params.get_all("category") if c in categories]
+        chosen = st.multiselect("Categories", categories, default=wanted or categories)
+        st.query_params["category"] = chosen if chosen != categories else []
+        shown = rows[rows.strategy_category.isin(chosen)]
+
+        st.subheader("Accuracy by strategy")
+        st.caption("95% Wilson intervals. Click a column header to sort.")
+        table = accuracy_by(shown, "strategy").merge(
+            shown[["strategy", "strategy_category"]].drop_duplicates("strategy"), on="strategy")
+        st.dataframe(table[["strategy", "strategy_category", "accuracy", "ci_low", "ci_high", "n", "n_correct"]],
+                     hide_index=True, column_config={
+                         c: st.column_config.NumberColumn(format="percent") for c in ("accuracy", "ci_low", "ci_high")})
+        st.download_button("Download (CSV)", table.to_csv(index=False), file_name=f"{run_id}_strategies.csv",
+                           mime="text/csv")
+
+        st.subheader("Strategy × condition")
+        cells = shown.groupby(["strategy", "condition"])["correct"].agg(["mean", "size"]).reset_index()
+        cells.columns = ["strategy", "condition", "accuracy", "n"]
+        heatmap = alt.Chart(cells).mark_rect().encode(
+            x=alt.X("condition:N", title=None, axis=alt.Axis(labelAngle=-30, labelOverlap=False)),
+            y=alt.Y("strategy:N", title=None, sort=table.strategy.tolist(), axis=alt.Axis(labelLimit=300)),
+            color=alt.Color("accuracy:Q", scale=alt.Scale(domain=[0, 1], scheme="redyellowgreen"), title="Accuracy"),
+            tooltip=["strategy", "condition", alt.Tooltip("accuracy:Q", format=".1%"), "n"])
+        st.altair_chart(heatmap, width="stretch")
+
+        st.subheader("One group")
+        ordered = groups.sort_values(["consistency", "flip_rate"], ascending=[True, False])
+        labels = {g: f"{g}  (consistency {c:.2f}, flip rate {f:.0%})"
+                  for g, c, f in zip(ordered.group_id, ordered.consistency, ordered.flip_rate.fillna(0))}
+        group_ids = list(labels)
+        wanted_group = st.query_params.get("group")
+        group = st.selectbox("Group (least consistent first)", group_ids,
+                             index=group_ids.index(wanted_group) if wanted_group in group_ids else 0,
+                             format_func=labels.get)
+        st.query_params["group"] = group
+        members = rows[rows.group_id == group].sort_values("variant_index")
+        st.dataframe(members[["variant_index", "strategy_category", "strategy", "question", "ground_truth", "answer",
+                              "p_yes", "correct"]], hide_index=True,
+                     column_config={"p_yes": st.column_config.NumberColumn("P(yes)", format="%.3f")})
