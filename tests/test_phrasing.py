@@ -149,15 +149,18 @@ def phrasing_run(tmp_path_factory):
     db = base / "p.duckdb"
     assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", "ph",
                  "--study", "phrasing", "--variants", "4", "--negation-probe", "--quiet"]) == 0
+    # A baseline run of the same manifest into the same store must leave the groups intact.
+    assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", "base",
+                 "--no-maps", "--quiet"]) == 0
     return db
 
 
 def test_phrasing_study_asks_each_question_and_its_rewrites(phrasing_run):
     con = duckdb.connect(str(phrasing_run), read_only=True)
     rows = con.execute("SELECT group_id, variant_index, strategy_category, question, baseline_question, ground_truth,"
-                       " answer_inverted, transformation, status FROM prediction_details ORDER BY row_number,"
-                       " variant_index").fetchall()
-    maps = con.execute("SELECT count(DISTINCT item_id) FROM attention_maps").fetchone()[0]
+                       " answer_inverted, transformation, status FROM prediction_details WHERE run_id = 'ph'"
+                       " ORDER BY row_number, variant_index").fetchall()
+    maps = con.execute("SELECT count(DISTINCT item_id) FROM attention_maps WHERE run_id = 'ph'").fetchone()[0]
     con.close()
     groups = {}
     for group, index, category, question, baseline, truth, inverted, transformation, status in rows:
@@ -173,6 +176,7 @@ def test_phrasing_study_asks_each_question_and_its_rewrites(phrasing_run):
             assert truth == ({"yes": "no", "no": "yes"}[baseline_truth] if inverted else baseline_truth)
     report = phrasing_report(phrasing_run, "ph")
     assert report["groups"] == 6 and report["variants"] == 30
+    assert report["baseline_accuracy"] is not None and "baseline" in report["accuracy_by_category"]
     assert set(report["accuracy_by_category"]) <= {"baseline", "synonym", "voice", "register", "clause_reordering",
                                                    "phrasing", "combined", "negation_probe"}
 
@@ -222,7 +226,8 @@ def test_change_summaries_by_hand_and_against_scipy():
 
 def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run):
     con = duckdb.connect(str(phrasing_run), read_only=True)
-    n_variants = con.execute("SELECT count(*) FROM prediction_details WHERE variant_index > 0").fetchone()[0]
+    n_variants = con.execute("SELECT count(*) FROM prediction_details WHERE run_id = 'ph' AND variant_index > 0"
+                             ).fetchone()[0]
     rows = con.execute("SELECT answer_change, js_divergence, len(difference), grid_rows * grid_cols "
                        "FROM attention_changes").fetchall()
     con.close()

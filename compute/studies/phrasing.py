@@ -19,18 +19,24 @@ def expand_items(items: list[ManifestItem], config: VariantConfig) -> tuple[list
     out, notes = [], []
     for item in items:
         group = item.group_id or item.item_id
-        out.append(replace(item, group_id=group, variant_index=0, strategy=item.strategy or "baseline",
-                           strategy_category="baseline", baseline_question=item.question, answer_inverted=False))
+        # Own ids, also for the baseline: a question row carries its group, so it must not be
+        # the row a baseline run of the same manifest writes for the same question.
+        out.append(replace(item, item_id=_variant_id(item, 0, item.question), group_id=group, variant_index=0,
+                           strategy=item.strategy or "baseline", strategy_category="baseline",
+                           baseline_question=item.question, answer_inverted=False))
         try:
             variants = generate_variants(item.question, item.condition, config.n, config.seed, config.negation_probe)
         except (UnparseableQuestionError, KeyError) as exc:
             notes.append(f"row {item.row_number}: no variants: {exc}")
             continue
         for v in variants:
-            key = hashlib.sha1(f"{item.item_id}\x1f{v.index}\x1f{v.text}".encode()).hexdigest()[:16]
             out.append(replace(
-                item, item_id=key, question=v.text, group_id=group, variant_index=v.index,
+                item, item_id=_variant_id(item, v.index, v.text), question=v.text, group_id=group, variant_index=v.index,
                 strategy=v.sub_strategy, transformation=v.transformation, strategy_category=v.category,
                 baseline_question=item.question, answer_inverted=v.answer_inverted,
                 answer=OPPOSITE[item.answer] if v.answer_inverted else item.answer))
     return out, notes
+
+
+def _variant_id(item: ManifestItem, index: int, text: str) -> str:
+    return hashlib.sha1(f"phrasing\x1f{item.item_id}\x1f{index}\x1f{text}".encode()).hexdigest()[:16]
