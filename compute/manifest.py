@@ -15,8 +15,12 @@ from pathlib import Path
 from typing import Any
 
 from .tables import read_rows
+from .variants import UnparseableQuestionError, parse_question
 
 REQUIRED_COLUMNS = ("image", "question", "answer", "condition")
+# A variants file in the import-results shape (study_id, baseline_question, ground_truth,
+# variant_index, strategy, question) plus an image column reads as a manifest too.
+CSV_REQUIRED = ("image", "question", ("answer", "ground_truth"), ("condition", "baseline_question"))
 OPTIONAL_COLUMNS = ("image_id", "group_id", "variant_index", "strategy", "location")
 ANSWER_ALIASES = {"yes": "yes", "y": "yes", "true": "yes", "1": "yes", "no": "no", "n": "no", "false": "no", "0": "no"}
 
@@ -75,7 +79,7 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
     root = Path(image_root) if image_root is not None else path.parent
-    raw_rows = read_rows(path, REQUIRED_COLUMNS, ManifestError, what="manifest")
+    raw_rows = read_rows(path, CSV_REQUIRED, ManifestError, what="manifest")
     if not raw_rows:
         raise ManifestError(f"{path}: no data rows")
 
@@ -91,7 +95,8 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
         except ValueError as exc:
             errors.append(RowError(_row_key(dataset, path, row_number, raw), row_number, str(exc), raw))
             continue
-        content_key = "\x1f".join([dataset, *(str(fields[k]) for k in sorted(fields))])
+        keyed = {k: v for k, v in fields.items() if v is not None or k != "baseline_question"}  # ids as before it existed
+        content_key = "\x1f".join([dataset, *(str(keyed[k]) for k in sorted(keyed))])
         occurrences[content_key] += 1
         item_id = _hash(f"{content_key}\x1f{occurrences[content_key]}")
         items.append(ManifestItem(item_id=item_id, row_number=row_number,
@@ -99,7 +104,28 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
     return Manifest(path=path, items=items, errors=errors)
 
 
+def _from_variants_shape(raw: dict[str, Any]) -> dict[str, Any]:
+    """Map the import-results column names onto the manifest's."""
+    if _blank(raw.get("baseline_question")) and _blank(raw.get("ground_truth")):
+        return raw
+    row = dict(raw)
+    if _blank(row.get("answer")):
+        row["answer"] = row.get("ground_truth")
+    baseline = _text(row.get("baseline_question"), "baseline_question")
+    if _blank(row.get("image_id")) and not _blank(row.get("study_id")):
+        row["image_id"] = row["study_id"]
+    if baseline and _blank(row.get("group_id")):
+        row["group_id"] = f"{_text(row.get('study_id'), 'study_id') or row.get('image')}: {baseline}"
+    if baseline and _blank(row.get("condition")):
+        try:
+            row["condition"] = parse_question(baseline).condition.key
+        except UnparseableQuestionError as exc:
+            raise ValueError(f"no condition column, and {exc}") from None
+    return row
+
+
 def _validate(raw: dict[str, Any]) -> dict[str, Any]:
+    raw = _from_variants_shape(raw)
     missing = [c for c in REQUIRED_COLUMNS if _blank(raw.get(c))]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
@@ -117,6 +143,7 @@ def _validate(raw: dict[str, Any]) -> dict[str, Any]:
         "variant_index": _integer(raw.get("variant_index"), "variant_index"),
         "strategy": _text(raw.get("strategy"), "strategy"),
         "location": _text(raw.get("location"), "location"),
+        "baseline_question": _text(raw.get("baseline_question"), "baseline_question"),
     }
 
 

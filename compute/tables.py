@@ -14,7 +14,10 @@ from typing import Any
 Row = tuple[int, dict[str, Any] | str]  # (row number, parsed row or why it could not be parsed)
 
 
-def read_rows(path: Path, required: Sequence[str], error: type[Exception], what: str = "file") -> list[Row]:
+Required = Sequence[str | tuple[str, ...]]  # a tuple: any one of these columns will do
+
+
+def read_rows(path: Path, required: Required, error: type[Exception], what: str = "file") -> list[Row]:
     suffix = path.suffix.lower()
     try:
         if suffix in (".jsonl", ".ndjson"):
@@ -43,12 +46,13 @@ def _read_jsonl(path: Path) -> list[Row]:
     return rows
 
 
-def _read_csv(path: Path, delimiter: str, required: Sequence[str], error: type[Exception]) -> list[Row]:
+def _read_csv(path: Path, delimiter: str, required: Required, error: type[Exception]) -> list[Row]:
     """Rows are numbered from 1 after the header."""
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.DictReader(f, delimiter=delimiter)
         columns = reader.fieldnames or []
-        missing = [c for c in required if c not in columns]
+        missing = [c if isinstance(c, str) else " or ".join(c) for c in required
+                   if not any(name in columns for name in ((c,) if isinstance(c, str) else c))]
         if missing:
             raise error(f"{path}: missing required column(s) {', '.join(missing)}; "
                         f"found {', '.join(columns) or 'no header'}")

@@ -238,3 +238,33 @@ def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run):
     assert sum(report["attention_change"][k]["n"] for k in ("yes→no", "no→yes", "unchanged")) <= n_variants
     assert "changed vs unchanged" in report["attention_change_tests"]
     assert "Attention change against the baseline map" in to_markdown(report)
+
+
+def test_a_variants_file_without_answers_runs_as_a_manifest(tmp_path):
+    """The import-results columns minus the answers, plus where each image is, is a study input."""
+    from compute.synth import SynthConfig, generate_dataset
+    manifest = generate_dataset(SynthConfig(n=1, seed=8, size=128, dicom_fraction=0.0), tmp_path / "synth",
+                                progress=False)
+    first = json.loads(manifest.read_text().splitlines()[0])
+    variants = tmp_path / "synth" / "variants.csv"
+    with variants.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["study_id", "image", "baseline_question", "ground_truth", "variant_index", "strategy", "question"])
+        writer.writerow(["s1", first["image"], "Is there cardiomegaly?", "no", 0, "", "Is there cardiomegaly?"])
+        writer.writerow(["s1", first["image"], "Is there cardiomegaly?", "no", 1, "Register shifts", "Any cardiomegaly?"])
+        writer.writerow(["s1", first["image"], "Is there cardiomegaly?", "no", 2, "Synonym replacement",
+                         "Is there an enlarged heart?"])
+        writer.writerow(["s1", first["image"], "Is the patient rotated?", "no", 0, "", "Is the patient rotated?"])
+    db = tmp_path / "v.duckdb"
+    assert main(["run", "--model", "models/demo", "--manifest", str(variants), "--db", str(db), "--run", "v",
+                 "--no-maps", "--quiet"]) == 0
+    con = duckdb.connect(str(db), read_only=True)
+    rows = con.execute("SELECT status, error, condition, strategy_category, group_id, image_id FROM prediction_details "
+                       "ORDER BY row_number").fetchall()
+    con.close()
+    assert [r[0] for r in rows[:3]] == ["ok"] * 3 and [r[3] for r in rows[:3]] == ["baseline", "register", "synonym"]
+    assert {r[2] for r in rows[:3]} == {"cardiomegaly"} and rows[0][4] == "s1: Is there cardiomegaly?"
+    assert rows[0][5] == "s1"
+    assert rows[3][0] == "failed" and "cannot find a term" in rows[3][1]  # no condition to be found: a named row error
+    report = phrasing_report(db, "v")
+    assert (report["groups"], report["variants"]) == (1, 2)
