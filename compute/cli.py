@@ -157,6 +157,15 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("--format", choices=("json", "md"), default="md", help="output format (default: md)")
     rep.add_argument("--out", type=Path, default=None, help="write here instead of standard output")
 
+    bench = sub.add_parser("bench", help="the phrasing workload through the straightforward path and the engine",
+                           description="Times the same workload (synthetic images x rewrites, answer-position "
+                                       "attention from every layer) through the original study's protocol (one "
+                                       "generate and one eager output_attentions forward per variant) and through "
+                                       "the prefix-sharing engine, in one run; prints both rates and their ratio.")
+    bench.add_argument("--model", default="models/demo", help="model folder or hub id (default: models/demo)")
+    bench.add_argument("--images", type=positive_int, default=20, help="images (default: 20)")
+    bench.add_argument("--variants", type=positive_int, default=10, help="rewrites per question (default: 10)")
+
     faith = sub.add_parser("demo-faithfulness", help="are a model's maps faithful on synthetic X-rays?",
                            description="Per condition, on synthetic images showing the finding: the deletion test "
                                        "of attention and Grad-CAM maps (their top 10% of cells blurred vs random "
@@ -172,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": _run, "synth": _synth, "demo-model": _demo_model, "demo-eval": _demo_eval,
                "demo-faithfulness": _demo_faithfulness, "import-results": _import_results,
-               "report": _report}[args.command]
+               "report": _report, "bench": _bench}[args.command]
     return handler(args)
 
 
@@ -301,4 +310,17 @@ def _report(args: argparse.Namespace) -> int:
         print(f"wrote {args.out}")
     else:
         sys.stdout.write(text)
+    return 0
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from .bench import run_bench
+    from .loading import ModelNotAvailableError
+
+    try:
+        result = run_bench(args.model, args.images, args.variants)
+    except ModelNotAvailableError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(result.table())
     return 0

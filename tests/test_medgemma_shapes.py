@@ -42,3 +42,16 @@ def test_ask_runs_at_medgemma_shapes(session):
         add_generation_prompt=True, tokenize=True, return_dict=True, return_tensors="pt")
     assert inputs["pixel_values"].shape[-2:] == (896, 896)
     assert int((inputs["input_ids"] == session.model.config.image_token_id).sum()) == 256
+
+
+def test_engine_matches_ask_batch_at_medgemma_shapes(session):
+    from compute.attention import MapSpec
+    from compute.engine import Engine, Group
+    rng = np.random.default_rng(1)
+    image = Image.fromarray((rng.random((900, 900)) * 255).astype("uint8"))
+    questions = ["Is there pleural effusion?", "Any pleural effusion in the left lung base?", "Is there oedema?"]
+    reference = session.ask_batch([image] * 3, questions, maps=MapSpec(layers="all"), max_new_tokens=1)
+    for e, r in zip(Engine(session, MapSpec(layers="all")).ask_group(Group(image, questions)), reference):
+        assert abs(e.p_yes - r.p_yes) <= 1e-4
+        for layer in r.maps:
+            assert np.abs(e.maps[layer] - r.maps[layer]).max() <= 1e-4

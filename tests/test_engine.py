@@ -1,0 +1,65 @@
+"""The prefix-sharing engine gives the straightforward path's answers, P(yes) and maps."""
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from compute.attention import MapSpec
+from compute.bench import workload
+from compute.engine import Engine, Group, _common_prefix
+from compute.loading import load_model
+
+
+@pytest.fixture(scope="module")
+def session():
+    return load_model("models/demo")
+
+
+@pytest.fixture(scope="module")
+def groups():
+    return workload(3, 6, seed=4, size=256)
+
+
+def _compare(engine_results, reference, maps=True):
+    for e, r in zip(engine_results, reference, strict=True):
+        assert e.answer == r.answer
+        assert abs(e.p_yes - r.p_yes) <= 1e-4 and abs(e.yes_no_mass - r.yes_no_mass) <= 1e-4
+        if maps:
+            assert e.maps.keys() == r.maps.keys()
+            for layer in e.maps:
+                assert np.abs(e.maps[layer] - r.maps[layer]).max() <= 1e-4
+
+
+def test_engine_equals_ask_batch_with_maps(session, groups):
+    engine = Engine(session, MapSpec(layers="all"), max_batch=4)  # 7 questions: two suffix batches per image
+    for group in groups:
+        lengths = {len(q) for q in group.questions}
+        assert len(lengths) > 1, "variants of different lengths exercise the suffix padding"
+        reference = session.ask_batch([group.image] * len(group.questions), list(group.questions),
+                                      maps=MapSpec(layers="all"))
+        results = engine.ask_group(group)
+        _compare(results, reference)
+        assert [e.text for e in results] == [r.text for r in reference]
+
+
+def test_engine_without_maps_and_with_text(session, groups):
+    group = groups[1]
+    reference = session.ask_batch([group.image] * len(group.questions), list(group.questions))
+    _compare(Engine(session).ask_group(group), reference, maps=False)
+    texts = [r.text for r in Engine(session, generate_text=True).ask_group(group)]
+    assert texts == [r.text for r in reference]
+
+
+def test_prefix_is_found_from_token_ids():
+    import torch
+    a, b, c = torch.tensor([1, 2, 3, 4]), torch.tensor([1, 2, 9]), torch.tensor([1, 2, 3])
+    assert _common_prefix([a, b]) == 2 and _common_prefix([a, c]) == 3 and _common_prefix([a]) == 4
+
+
+def test_single_question_groups_and_unsupported_maps(session):
+    image = Image.new("RGB", (64, 64), 90)
+    (alone,) = Engine(session, MapSpec(layers="full")).ask_group(Group(image, ["Is there edema?"]))
+    (reference,) = session.ask_batch([image], ["Is there edema?"], maps=MapSpec(layers="full"))
+    _compare([alone], [reference])
+    with pytest.raises(ValueError, match="reads answer-position attention"):
+        Engine(session, MapSpec(layers="all", query="question"))
