@@ -85,6 +85,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the rewrite choice (default: 0)")
     g.add_argument("--negation-probe", action="store_true",
                    help="phrasing study: add one opposite question per group, its expected answer inverted")
+    g.add_argument("--full-replies", action="store_true",
+                   help="phrasing study: generate every reply in full; by default the engine reads P(yes) and the "
+                        "answer from the first token and generates text only where that token is not yes or no")
     g = run.add_argument_group("data and output")
     g.add_argument("--manifest", required=True, type=Path,
                    help="JSONL or CSV with columns image, question, answer (yes/no), condition; optional "
@@ -166,6 +169,16 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--images", type=positive_int, default=20, help="images (default: 20)")
     bench.add_argument("--variants", type=positive_int, default=10, help="rewrites per question (default: 10)")
 
+    gpu = sub.add_parser("gpu-bench", help="the 600-variant workload at MedGemma 4B's shapes (random weights)",
+                         description="Builds a random-weight model with MedGemma 4B's exact configuration on the "
+                                     "device (bf16 on CUDA; no download), runs 63 images x ~9.5 variants through the "
+                                     "engine with maps from 4 layers, and the original protocol on a small subset; "
+                                     "prints variants/s, seconds and peak GPU memory, and writes them as JSON.")
+    gpu.add_argument("--device", default="cuda", help="torch device (default: cuda)")
+    gpu.add_argument("--tiny", action="store_true", help="toy sizes with the same code path, to check it runs")
+    gpu.add_argument("--images", type=positive_int, default=63, help="images (default: 63)")
+    gpu.add_argument("--json", type=Path, default=None, help="also write the figures here as JSON")
+
     faith = sub.add_parser("demo-faithfulness", help="are a model's maps faithful on synthetic X-rays?",
                            description="Per condition, on synthetic images showing the finding: the deletion test "
                                        "of attention and Grad-CAM maps (their top 10% of cells blurred vs random "
@@ -181,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": _run, "synth": _synth, "demo-model": _demo_model, "demo-eval": _demo_eval,
                "demo-faithfulness": _demo_faithfulness, "import-results": _import_results,
-               "report": _report, "bench": _bench}[args.command]
+               "report": _report, "bench": _bench, "gpu-bench": _gpu_bench}[args.command]
     return handler(args)
 
 
@@ -202,6 +215,7 @@ def _run(args: argparse.Namespace) -> int:
         maps=MapConfig(enabled=not args.no_maps, layers=args.layers, query=args.query, heads=args.heads,
                        strip_border=args.strip_border, gradcam=args.gradcam, deletion=args.deletion),
         study=args.study, variants=VariantConfig(args.variants, args.variant_seed, args.negation_probe),
+        full_replies=args.full_replies,
         batch_size=args.batch_size, limit=args.limit, seed=args.seed,
     )
     try:
@@ -323,4 +337,17 @@ def _bench(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     print(result.table())
+    return 0
+
+
+def _gpu_bench(args: argparse.Namespace) -> int:
+    import json
+    from dataclasses import asdict
+
+    from .gpu_bench import run_gpu_bench, save
+
+    result = run_gpu_bench(args.device, args.tiny, args.images)
+    print(json.dumps(asdict(result), indent=1))
+    if args.json:
+        save(result, args.json)
     return 0

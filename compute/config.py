@@ -86,6 +86,7 @@ class RunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     maps: MapConfig = field(default_factory=MapConfig)
     variants: VariantConfig = field(default_factory=VariantConfig)  # phrasing study only
+    full_replies: bool = False  # phrasing study: generate every reply in full, not only the non-yes/no ones
     study: str = "baseline"  # baseline | phrasing
     dataset: str | None = None  # None: the manifest's folder name
     image_root: Path | None = None  # None: the manifest's folder
@@ -118,7 +119,8 @@ class RunConfig:
             "prompt": asdict(self.prompt),
             "decode": asdict(self.decode),
             "maps": asdict(self.maps),
-            **({"variants": asdict(self.variants)} if self.study == "phrasing" else {}),
+            **({"variants": asdict(self.variants), "full_replies": self.full_replies}
+               if self.study == "phrasing" else {}),
             "limit": self.limit,
             "seed": self.seed,
         }

@@ -71,9 +71,19 @@ class Engine:
                          token_type_ids=(prefix_ids == image_token).long(),
                          pixel_values=pixels.to(s.device, s.dtype), use_cache=True, logits_to_keep=1)
         results: list[AskResult] = []
-        for lo in range(0, len(ids), self.max_batch):
-            results += self._suffixes(prefix.cache, ids[lo:lo + self.max_batch], group.questions[lo:lo + self.max_batch],
-                                      n, ids[0][:n] == image_token, image)
+        lo = 0
+        while lo < len(ids):
+            hi = lo + self.max_batch
+            try:
+                results += self._suffixes(prefix.cache, ids[lo:hi], group.questions[lo:hi], n,
+                                          ids[0][:n] == image_token, image)
+            except torch.OutOfMemoryError:
+                if self.max_batch == 1:
+                    raise
+                self.max_batch = max(1, self.max_batch // 2)  # back off and retry this chunk; nothing is lost
+                torch.cuda.empty_cache()
+                continue
+            lo = hi
         latency = (time.perf_counter() - start) / len(ids)
         return [AskResult(r.text, r.answer, r.p_yes, r.yes_no_mass, latency, r.map) for r in results]
 

@@ -129,7 +129,9 @@ class StoreWriter:
                 con.execute("ROLLBACK")
                 raise
 
-    def finish_run(self, run_id: str, status: str) -> None:
+    def finish_run(self, run_id: str, status: str, items_per_second: float | None = None,
+                   peak_gpu_memory_gb: float | None = None) -> None:
         with connect(self.db_path, read_only=False) as con:
-            con.execute("UPDATE runs SET status = ?, finished_at = ? WHERE run_id = ?",
-                        [status, datetime.now(), run_id])
+            con.execute("UPDATE runs SET status = ?, finished_at = ?, items_per_second = coalesce(?, items_per_second),"
+                        " peak_gpu_memory_gb = coalesce(?, peak_gpu_memory_gb) WHERE run_id = ?",
+                        [status, datetime.now(), items_per_second, peak_gpu_memory_gb, run_id])

@@ -228,3 +228,9 @@ def test_bad_layer_spec_is_refused_before_any_item(assets, tmp_path, capsys):
                  "--db", str(tmp_path / "x.duckdb"), "--run", "bad-layers", "--layers", "7", "--quiet"])
     assert code == 2
     assert "layers '7': [7] out of range; the decoder has 4 layers (0..3)" in capsys.readouterr().err
+
+
+def test_run_records_its_throughput(assets):
+    assert _cli(assets) == 0
+    ((rate, peak),) = _query(assets["db"], "SELECT items_per_second, peak_gpu_memory_gb FROM runs WHERE run_id = 'e2e'")
+    assert rate is not None and rate > 0 and peak is None  # no GPU here

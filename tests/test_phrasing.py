@@ -268,3 +268,22 @@ def test_a_variants_file_without_answers_runs_as_a_manifest(tmp_path):
     assert rows[3][0] == "failed" and "cannot find a term" in rows[3][1]  # no condition to be found: a named row error
     report = phrasing_report(db, "v")
     assert (report["groups"], report["variants"]) == (1, 2)
+
+
+def test_phrasing_study_answers_through_the_engine_equal_the_plain_path(phrasing_run):
+    from compute.attention import MapSpec
+    from compute.loading import load_model
+    from store import queries
+    rows = queries.phrasing_rows(phrasing_run, "ph")
+    group = rows[rows.group_id == rows.group_id.iloc[0]].sort_values("variant_index")
+    con = duckdb.connect(str(phrasing_run), read_only=True)
+    (image_id,) = con.execute("SELECT image_id FROM prediction_details WHERE item_id = ?",
+                              [group.item_id.iloc[0]]).fetchone()
+    stored_maps = [queries.item_map(phrasing_run, "ph", i, "attention", -1) for i in group.item_id]
+    con.close()
+    session = load_model("models/demo")
+    image = queries.image_file(phrasing_run, "ph", image_id)
+    reference = session.ask_batch([image] * len(group), group.question.tolist(), maps=MapSpec(layers="all"))
+    for stored_p, stored_answer, stored_map, r in zip(group.p_yes, group.answer, stored_maps, reference):
+        assert stored_answer == r.answer and abs(stored_p - r.p_yes) <= 1e-4
+        assert np.abs(stored_map - r.map.mean).max() <= 1e-4

@@ -25,7 +25,8 @@ from ..images import ImageLoadError, load_image
 from ..loading import dtype_name, load_model, resolve_device, resolve_dtype
 from ..manifest import ManifestItem, read_manifest
 from ..provenance import package_versions, weights_fingerprint
-from ..session import Session
+from ..engine import Engine, Group
+from ..session import AskResult, Session
 from . import records
 from .maps import attention_spec, map_records
 from .attention_change import run_attention_change
@@ -83,8 +84,16 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
         root = config.image_root or config.manifest.parent
         bar = tqdm(total=len(pending), desc=f"baseline {run_id}", unit="q", disable=not progress)
         done = 0
-        for batch in _chunks(pending, config.batch_size):
-            images, predictions, maps = _answer_batch(session, batch, run_id, config.maps)
+        answer = _batched_answerer(session, config.maps)
+        chunks = _chunks(pending, config.batch_size)
+        if config.study == "phrasing":
+            answer = _engine_answerer(session, config) or answer
+            chunks = _image_runs(pending, config.batch_size * 8)
+        if session.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(session.device)
+        answering = time.perf_counter()
+        for batch in chunks:
+            images, predictions, maps = _answer_batch(session, batch, run_id, config.maps, answer)
             writer.write_batch(
                 [records.image_record(item, img, dataset, root) for item, img in _unique_images(batch, images)],
                 [records.question_record(item, dataset) for item in batch],
@@ -101,10 +110,12 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
     except BaseException:
         writer.finish_run(run_id, "failed")
         raise
+    rate = len(pending) / (time.perf_counter() - answering) if pending else None
+    peak = torch.cuda.max_memory_allocated(session.device) / 2**30 if session.device.type == "cuda" else None
     _report_failures(failures, manifest.path.name, log)
     if config.study == "phrasing" and config.maps.enabled:
         log(f"attention change: {run_attention_change(config.db, run_id)} variant maps compared with their baseline's")
-    writer.finish_run(run_id, "completed")
+    writer.finish_run(run_id, "completed", rate, peak)
     return RunSummary(run_id, done, len(failures), len(items) - len(pending), time.perf_counter() - start)
 
 
@@ -127,7 +138,38 @@ def _already_complete(config: RunConfig, items: Sequence[ManifestItem]) -> bool:
     return finished is not None and all(item.item_id in finished for item in items)
 
 
-def _answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, maps: MapConfig
+Answerer = Callable[[Sequence[ManifestItem], dict[str, Image.Image]], list[AskResult]]
+
+
+def _batched_answerer(session: Session, maps: MapConfig) -> Answerer:
+    """The items as one ask_batch call: one generate, maps read from its prompt pass."""
+    return lambda items, images: session.ask_batch([images[i.item_id] for i in items], [i.question for i in items],
+                                                   maps=attention_spec(maps))
+
+
+def _engine_answerer(session: Session, config: RunConfig) -> Answerer | None:
+    """Items grouped by image through the prefix-sharing engine (None where the maps asked
+    for need another path: the engine reads answer-position attention only)."""
+    spec = attention_spec(config.maps)
+    if spec is not None and spec.query != "answer":
+        return None
+    engine = Engine(session, spec, generate_text=config.full_replies, max_batch=max(config.batch_size * 8, 8))
+
+    def answer(items: Sequence[ManifestItem], images: dict[str, Image.Image]) -> list[AskResult]:
+        by_image: dict[str, list[int]] = {}
+        for k, item in enumerate(items):
+            by_image.setdefault(item.image_id, []).append(k)
+        results: list[AskResult | None] = [None] * len(items)
+        for positions in by_image.values():
+            group = Group(images[items[positions[0]].item_id], [items[k].question for k in positions])
+            for k, result in zip(positions, engine.ask_group(group)):
+                results[k] = result
+        return results
+
+    return answer
+
+
+def _answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, maps: MapConfig, answer: Answerer
                   ) -> tuple[dict[str, Image.Image], list[PredictionRecord], list[MapRecord]]:
     """Load the batch's images and answer it in one pass. A load failure fails only its item."""
     images: dict[str, Image.Image] = {}
@@ -140,24 +182,23 @@ def _answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, 
     ready = [item for item in batch if item.item_id in images]
     map_rows: list[MapRecord] = []
     if ready:
-        answered, map_rows = _answer(session, ready, images, run_id, maps)
+        answered, map_rows = _answer(session, ready, images, run_id, maps, answer)
         predictions.update(answered)
     return images, [predictions[item.item_id] for item in batch], map_rows
 
 
 def _answer(session: Session, items: Sequence[ManifestItem], images: dict[str, Image.Image], run_id: str,
-            maps: MapConfig) -> tuple[dict[str, PredictionRecord], list[MapRecord]]:
+            maps: MapConfig, answer: Answerer) -> tuple[dict[str, PredictionRecord], list[MapRecord]]:
     """Answer `items` together, with their maps; if the batch fails, retry one by one so
     only the culprit fails."""
     try:
-        batch_images = [images[i.item_id] for i in items]
-        results = session.ask_batch(batch_images, [i.question for i in items], maps=attention_spec(maps))
+        results = answer(items, images)
         map_rows = map_records(session, maps, run_id, items, images, [r.map for r in results])
     except Exception as exc:  # noqa: BLE001 - one failure must not end the run
         if len(items) > 1:
             answered, rows = {}, []
             for item in items:
-                one, one_rows = _answer(session, [item], images, run_id, maps)
+                one, one_rows = _answer(session, [item], images, run_id, maps, answer)
                 answered.update(one)
                 rows += one_rows
             return answered, rows
@@ -173,6 +214,19 @@ def _unique_images(batch: Sequence[ManifestItem], images: dict[str, Image.Image]
         if item.item_id in images and item.image_id not in seen:
             seen.add(item.image_id)
             yield item, images[item.item_id]
+
+
+def _image_runs(items: Sequence[ManifestItem], cap: int) -> Iterator[Sequence[ManifestItem]]:
+    """Consecutive items on the same image (a phrasing group and its image's other groups),
+    at most `cap` at a time, so each engine call shares one image's prefix."""
+    run: list[ManifestItem] = []
+    for item in items:
+        if run and (item.image_id != run[-1].image_id or len(run) == cap):
+            yield run
+            run = []
+        run.append(item)
+    if run:
+        yield run
 
 
 def _chunks(items: Sequence[ManifestItem], size: int) -> Iterator[Sequence[ManifestItem]]:
