@@ -127,3 +127,12 @@ def attention_changes(db: Path, run_id: str) -> pd.DataFrame:
 
 def item_map(db: Path, run_id: str, item_id: str, method: str, layer: int):
     return _item_map(str(db), _mtime(db), run_id, item_id, method, int(layer))
+
+
+@st.cache_data(show_spinner=False)
+def _change_difference(db: str, mtime: float, run_id: str, item_id: str, method: str):
+    return queries.change_difference(db, run_id, item_id, method)
+
+
+def change_difference(db: Path, run_id: str, item_id: str, method: str):
+    return _change_difference(str(db), _mtime(db), run_id, item_id, method)

@@ -177,12 +177,13 @@ def group_maps(db_path: str | Path, run_id: str, method: str = "attention") -> p
 
 
 def attention_changes(db_path: str | Path, run_id: str) -> pd.DataFrame:
-    """Every stored baseline-to-variant map comparison of a run, with the variant's details."""
+    """Every stored baseline-to-variant map comparison of a run, with the variant's details,
+    most changed first; without the difference maps (see change_difference)."""
     with connect(db_path, read_only=True) as con:
         if current_version(con) < 3:
             return pd.DataFrame()
         return con.execute("""
-            SELECT c.*, d.group_id, d.image_id, d.condition, d.question, d.baseline_question, d.strategy,
+            SELECT c.* EXCLUDE (difference), d.group_id, d.image_id, d.condition, d.question, d.baseline_question, d.strategy,
                    d.strategy_category, d.answer, d.correct, d.ground_truth
             FROM attention_changes c JOIN prediction_details d ON d.run_id = c.run_id AND d.item_id = c.item_id
             WHERE c.run_id = ?
@@ -195,6 +196,16 @@ def item_map(db_path: str | Path, run_id: str, item_id: str, method: str, layer:
     with connect(db_path, read_only=True) as con:
         row = con.execute("SELECT grid, grid_rows, grid_cols FROM attention_maps WHERE run_id = ? AND item_id = ?"
                           " AND method = ? AND layer = ?", [run_id, item_id, method, layer]).fetchone()
+    if row is None:
+        return None
+    return np.asarray(row[0], dtype=np.float64).reshape(row[1], row[2])
+
+
+def change_difference(db_path: str | Path, run_id: str, item_id: str, method: str = "attention") -> np.ndarray | None:
+    """One variant's difference map (variant minus baseline) as a (rows, columns) array."""
+    with connect(db_path, read_only=True) as con:
+        row = con.execute("SELECT difference, grid_rows, grid_cols FROM attention_changes WHERE run_id = ? AND"
+                          " item_id = ? AND method = ?", [run_id, item_id, method]).fetchone()
     if row is None:
         return None
     return np.asarray(row[0], dtype=np.float64).reshape(row[1], row[2])

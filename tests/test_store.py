@@ -194,3 +194,13 @@ def test_bad_database_path_is_a_store_error(tmp_path):
     for path in (tmp_path, not_duckdb):
         with pytest.raises(StoreError, match="cannot open the database"):
             StoreWriter(path)
+
+
+def test_scale_check_builds_a_store_the_pages_can_query(tmp_path, capsys):
+    """The dashboard-speed script at a small size: the store it builds is read by every page query."""
+    from store import scale_check
+    assert scale_check.main(["--db", str(tmp_path / "scale.duckdb"), "--predictions", "2200", "--repeat", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "built" in out and out.count("median") == 12
+    assert len(queries.phrasing_rows(tmp_path / "scale.duckdb", "big")) == 2200
+    assert len(queries.attention_changes(tmp_path / "scale.duckdb", "big")) == 2000

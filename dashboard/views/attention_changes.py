@@ -1,5 +1,4 @@
 import altair as alt
-import numpy as np
 import streamlit as st
 
 from compute.images import ImageLoadError, load_image
@@ -68,10 +67,11 @@ if selection is not None:
                 continue
             base = data.item_map(db, run_id, row.baseline_item_id, row.method, row.layer)
             variant = data.item_map(db, run_id, row.item_id, row.method, row.layer)
-            difference = np.asarray(row.difference, dtype=np.float64).reshape(int(row.grid_rows), int(row.grid_cols))
+            difference = data.change_difference(db, run_id, row.item_id, row.method)
             a, b, c = st.columns(3)
             if base is not None:
                 a.image(overlay(image, base, size=320), caption="baseline")
             if variant is not None:
                 b.image(overlay(image, variant, size=320), caption="variant")
-            c.image(overlay(image, difference, size=320, colormap="coolwarm", signed=True), caption="difference")
+            if difference is not None:
+                c.image(overlay(image, difference, size=320, colormap="coolwarm", signed=True), caption="difference")
