@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--image-root", type=Path, default=None,
                    help="folder that relative image paths start from (default: the manifest's folder)")
     g.add_argument("--db", required=True, type=Path, help="DuckDB file to write (created if missing)")
-    g.add_argument("--run", required=True, dest="run_name",
+    g.add_argument("--run", "--run-name", required=True, dest="run_name",
                    help="run name; reusing a name resumes that run (its configuration must match)")
     g.add_argument("--dataset", default=None, help="dataset label (default: the manifest's folder name)")
     g.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N manifest rows")
@@ -179,6 +179,14 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--images", type=positive_int, default=63, help="images (default: 63)")
     gpu.add_argument("--json", type=Path, default=None, help="also write the figures here as JSON")
 
+    merge = sub.add_parser("merge", help="merge the part stores of a multi-process run into its store",
+                           description="A run launched on several processes (accelerate launch or torchrun) writes "
+                                       "one part store per rank next to --db and merges them when all ranks finish. "
+                                       "If a rank failed or was stopped, rerun it, then merge here.")
+    merge.add_argument("--db", required=True, type=Path, help="the run's --db")
+    merge.add_argument("--run", required=True, dest="run_name", help="the run name")
+    merge.add_argument("--world", required=True, type=positive_int, help="how many processes the run had")
+
     faith = sub.add_parser("demo-faithfulness", help="are a model's maps faithful on synthetic X-rays?",
                            description="Per condition, on synthetic images showing the finding: the deletion test "
                                        "of attention and Grad-CAM maps (their top 10% of cells blurred vs random "
@@ -194,7 +202,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler = {"run": _run, "synth": _synth, "demo-model": _demo_model, "demo-eval": _demo_eval,
                "demo-faithfulness": _demo_faithfulness, "import-results": _import_results,
-               "report": _report, "bench": _bench, "gpu-bench": _gpu_bench}[args.command]
+               "report": _report, "bench": _bench, "gpu-bench": _gpu_bench,
+               "merge": _merge}[args.command]
     return handler(args)
 
 
@@ -350,4 +359,17 @@ def _gpu_bench(args: argparse.Namespace) -> int:
     print(json.dumps(asdict(result), indent=1))
     if args.json:
         save(result, args.json)
+    return 0
+
+
+def _merge(args: argparse.Namespace) -> int:
+    from store import StoreError
+    from store.merge import merge_parts, part_path
+
+    try:
+        merged = merge_parts(args.db, [part_path(args.db, r, args.world) for r in range(args.world)], args.run_name)
+    except StoreError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"run {args.run_name}: {merged} predictions in {args.db}")
     return 0

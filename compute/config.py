@@ -87,6 +87,7 @@ class RunConfig:
     maps: MapConfig = field(default_factory=MapConfig)
     variants: VariantConfig = field(default_factory=VariantConfig)  # phrasing study only
     full_replies: bool = False  # phrasing study: generate every reply in full, not only the non-yes/no ones
+    shard: tuple[int, int] | None = None  # (rank, world): this process takes every world-th manifest row
     study: str = "baseline"  # baseline | phrasing
     dataset: str | None = None  # None: the manifest's folder name
     image_root: Path | None = None  # None: the manifest's folder

@@ -8,16 +8,18 @@ last batch that landed.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from store import MapRecord, PredictionRecord, RunRecord, StoreWriter
+from store import MapRecord, PredictionRecord, RunRecord, StoreError, StoreWriter
+from store.merge import merge_parts, part_path
 
 from ..attention import parse_layers
 from ..config import MapConfig, RunConfig
@@ -48,12 +50,22 @@ class RunSummary:
 
 def run_baseline(config: RunConfig, session: Session | None = None, *, progress: bool = True,
                  log: Callable[[str], None] = print) -> RunSummary:
+    """Run a study. Under a multi-process launcher (`accelerate launch` or `torchrun`, which
+    set RANK and WORLD_SIZE), each rank takes every WORLD_SIZE-th manifest row into a part
+    store of its own, and rank 0 merges the parts into --db once all have finished."""
+    rank, world = distributed_rank()
+    if world > 1 and config.shard is None:
+        return _run_sharded(config, rank, world, session, progress=progress, log=log)
     start = time.perf_counter()
     manifest = read_manifest(config.manifest, config.image_root, dataset=config.dataset_name)
     items, errors = manifest.items, manifest.errors
     if config.limit is not None:
         items = [i for i in items if i.row_number <= config.limit]
         errors = [e for e in errors if e.row_number <= config.limit]
+    if config.shard is not None:
+        rank, world = config.shard
+        items = [i for k, i in enumerate(items) if k % world == rank]
+        errors = errors if rank == 0 else []
     if config.study == "phrasing":
         items, notes = expand_items(items, config.variants)
         for note in notes[:5]:
@@ -117,6 +129,35 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
         log(f"attention change: {run_attention_change(config.db, run_id)} variant maps compared with their baseline's")
     writer.finish_run(run_id, "completed", rate, peak)
     return RunSummary(run_id, done, len(failures), len(items) - len(pending), time.perf_counter() - start)
+
+
+def distributed_rank() -> tuple[int, int]:
+    """(rank, world size) from the launcher's environment; (0, 1) when run alone."""
+    return int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+
+
+def _run_sharded(config: RunConfig, rank: int, world: int, session: Session | None, *, progress: bool,
+                 log: Callable[[str], None], wait_seconds: float = 3600.0) -> RunSummary:
+    part = part_path(config.db, rank, world)
+    summary = run_baseline(replace(config, db=part, shard=(rank, world)), session,
+                           progress=progress and rank == 0, log=lambda m: log(f"[rank {rank}] {m}"))
+    part.with_name(part.name + ".done").touch()
+    if rank != 0:
+        return summary
+    parts = [part_path(config.db, r, world) for r in range(world)]
+    deadline = time.monotonic() + wait_seconds
+    while not all(p.with_name(p.name + ".done").exists() for p in parts):
+        if time.monotonic() > deadline:
+            raise StoreError(f"ranks did not all finish within {wait_seconds:.0f} s; when they have, merge with "
+                             f"`python -m compute merge --db {config.db} --run {config.run_name} --world {world}`")
+        time.sleep(0.5)
+    merged = merge_parts(config.db, parts, config.run_name)
+    for p in parts:
+        p.unlink()
+        p.with_name(p.name + ".done").unlink()
+        p.with_name(p.name + ".wal").unlink(missing_ok=True)
+    log(f"merged {world} parts into {config.db}: {merged} predictions in run {config.run_name}")
+    return summary
 
 
 def _report_failures(failures: list[str], manifest_name: str, log: Callable[[str], None], shown: int = 5) -> None:

@@ -1,0 +1,54 @@
+"""Merge the part stores that the ranks of a multi-process run wrote into the main store.
+
+DuckDB allows one writing process per file, so each rank writes `<db>.part<rank>-of-<world>`
+and the parts are merged afterwards. Rows are keyed, so merging twice, or merging a part
+whose rows are already in the store, replaces rather than duplicates.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .connection import StoreError, connect
+from .schema import ensure_schema
+
+TABLES = ("images", "questions", "predictions", "attention_maps", "attention_changes")
+
+
+def part_path(db: str | Path, rank: int, world: int) -> Path:
+    db = Path(db)
+    return db.with_name(f"{db.name}.part{rank}-of-{world}")
+
+
+def merge_parts(db: str | Path, parts: list[Path], run_id: str) -> int:
+    """Merge `parts` into `db` in one transaction; returns the predictions merged. The run is
+    completed when every part's run is, and its item count is their sum."""
+    missing = [str(p) for p in parts if not p.exists()]
+    if missing:
+        raise StoreError(f"cannot merge run {run_id!r}: part stores missing: {', '.join(missing)}")
+    with connect(db, read_only=False) as con:
+        ensure_schema(con)
+        for k, part in enumerate(parts):
+            con.execute(f"ATTACH ? AS part{k} (READ_ONLY)", [str(part)])
+        con.execute("BEGIN TRANSACTION")
+        try:
+            first = "part0"
+            statuses = [con.execute(f"SELECT status, n_items FROM part{k}.runs WHERE run_id = ?", [run_id]).fetchone()
+                        for k in range(len(parts))]
+            if any(s is None for s in statuses):
+                raise StoreError(f"cannot merge run {run_id!r}: a part store does not hold it")
+            status = "completed" if all(s[0] == "completed" for s in statuses) else "interrupted"
+            con.execute(f"INSERT OR REPLACE INTO runs SELECT * FROM {first}.runs WHERE run_id = ?", [run_id])
+            con.execute("UPDATE runs SET status = ?, n_items = ?, items_per_second = NULL WHERE run_id = ?",
+                        [status, sum(s[1] or 0 for s in statuses), run_id])
+            for k in range(len(parts)):
+                for table in TABLES:
+                    where = "" if table in ("images", "questions") else " WHERE run_id = ?"
+                    params = [] if not where else [run_id]
+                    con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM part{k}.{table}{where}", params)
+            con.execute("COMMIT")
+        except Exception:
+            con.execute("ROLLBACK")
+            raise
+        merged = con.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run_id]).fetchone()[0]
+    return merged
