@@ -53,6 +53,9 @@ class Engine:
         self.max_batch = max_batch
         text_config = session.model.config.get_text_config()
         self.layers = parse_layers(maps.layers, text_config.layer_types) if maps else ()
+        if session.device.type == "cuda":  # start from what fits in half the free memory; back off on OOM
+            free, _ = torch.cuda.mem_get_info(session.device)
+            self.max_batch = max(1, min(max_batch, rows_that_fit(free // 2, text_config, 512, session.dtype.itemsize)))
 
     @torch.no_grad()
     def ask_group(self, group: Group) -> list[AskResult]:
@@ -154,6 +157,14 @@ class Engine:
                                  query_positions=[int(positions[b])], term=None, strip_border=self.maps.strip_border,
                                  attn_implementation=f"{IMPLEMENTATION}+prefix_cache", image_size=image_size))
         return out
+
+
+def rows_that_fit(free_bytes: int, text_config, sequence: int, dtype_bytes: int) -> int:
+    """Suffix rows whose KV cache copy (keys and values, every layer, `sequence` positions)
+    and final-position logits fit in `free_bytes`."""
+    kv = 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * text_config.head_dim * sequence
+    per_row = (kv + text_config.vocab_size) * dtype_bytes
+    return int(free_bytes // per_row)
 
 
 def _common_prefix(ids: list[torch.Tensor]) -> int:

@@ -63,3 +63,12 @@ def test_single_question_groups_and_unsupported_maps(session):
     _compare([alone], [reference])
     with pytest.raises(ValueError, match="reads answer-position attention"):
         Engine(session, MapSpec(layers="all", query="question"))
+
+
+def test_rows_that_fit_by_hand():
+    from types import SimpleNamespace
+
+    from compute.engine import rows_that_fit
+    medgemma = SimpleNamespace(num_hidden_layers=34, num_key_value_heads=4, head_dim=256, vocab_size=262208)
+    per_row = (2 * 34 * 4 * 256 * 512 + 262208) * 2  # bf16: 71.8 MB of cache and logits per row
+    assert rows_that_fit(8 * 2**30, medgemma, 512, 2) == 8 * 2**30 // per_row == 119
