@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=positive_int, default=RunConfig.batch_size,
                    help=f"questions per forward pass and per write (default: {RunConfig.batch_size})")
     g.add_argument("--seed", type=int, default=0, help="random seed recorded with the run (default: 0)")
+    g.add_argument("--max-failure-share", type=float, default=RunConfig.max_failure_share, metavar="SHARE",
+                   help="stop the run once more than this share of the items tried (at least 20) failed; the "
+                        f"results so far are kept (default: {RunConfig.max_failure_share})")
     g.add_argument("--quiet", action="store_true", help="no progress bar")
 
     synth = sub.add_parser("synth", help="write synthetic chest X-rays, lesion masks and a question manifest",
@@ -211,25 +214,20 @@ def _run(args: argparse.Namespace) -> int:
     from store import RunConfigMismatch, StoreError
 
     from .attention import LayerSpecError
-    from .config import ModelSpec, PromptConfig
     from .loading import ModelNotAvailableError
     from .manifest import ManifestError
     from .studies import run_baseline
+    from .studies.baseline import TooManyFailuresError
 
-    config = RunConfig(
-        run_name=args.run_name, manifest=args.manifest, db=args.db,
-        model=ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code),
-        prompt=PromptConfig(args.instruction, args.system_prompt),
-        decode=DecodeConfig(args.max_new_tokens), dataset=args.dataset, image_root=args.image_root,
-        maps=MapConfig(enabled=not args.no_maps, layers=args.layers, query=args.query, heads=args.heads,
-                       strip_border=args.strip_border, gradcam=args.gradcam, deletion=args.deletion),
-        study=args.study, variants=VariantConfig(args.variants, args.variant_seed, args.negation_probe),
-        full_replies=args.full_replies,
-        batch_size=args.batch_size, limit=args.limit, seed=args.seed,
-    )
+    try:
+        config = _run_config(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         summary = run_baseline(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
-    except (ModelNotAvailableError, ManifestError, RunConfigMismatch, StoreError, LayerSpecError) as exc:
+    except (ModelNotAvailableError, ManifestError, RunConfigMismatch, StoreError, LayerSpecError,
+            TooManyFailuresError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
@@ -240,6 +238,21 @@ def _run(args: argparse.Namespace) -> int:
         print("error: no item was answered; see the reasons above", file=sys.stderr)
         return EXIT_NOTHING_ANSWERED
     return 0
+
+
+def _run_config(args: argparse.Namespace) -> RunConfig:
+    from .config import ModelSpec, PromptConfig
+    return RunConfig(
+        run_name=args.run_name, manifest=args.manifest, db=args.db,
+        model=ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code),
+        prompt=PromptConfig(args.instruction, args.system_prompt),
+        decode=DecodeConfig(args.max_new_tokens), dataset=args.dataset, image_root=args.image_root,
+        maps=MapConfig(enabled=not args.no_maps, layers=args.layers, query=args.query, heads=args.heads,
+                       strip_border=args.strip_border, gradcam=args.gradcam, deletion=args.deletion),
+        study=args.study, variants=VariantConfig(args.variants, args.variant_seed, args.negation_probe),
+        full_replies=args.full_replies, max_failure_share=args.max_failure_share,
+        batch_size=args.batch_size, limit=args.limit, seed=args.seed,
+    )
 
 
 def _synth(args: argparse.Namespace) -> int:

@@ -88,6 +88,7 @@ class RunConfig:
     variants: VariantConfig = field(default_factory=VariantConfig)  # phrasing study only
     full_replies: bool = False  # phrasing study: generate every reply in full, not only the non-yes/no ones
     shard: tuple[int, int] | None = None  # (rank, world): this process takes every world-th manifest row
+    max_failure_share: float = 0.5  # stop once more than this share of the items tried (20 at least) failed
     study: str = "baseline"  # baseline | phrasing
     dataset: str | None = None  # None: the manifest's folder name
     image_root: Path | None = None  # None: the manifest's folder
@@ -97,6 +98,8 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         _require_positive("batch_size", self.batch_size)
+        if not 0 < self.max_failure_share <= 1:
+            raise ValueError(f"max_failure_share must be in (0, 1], got {self.max_failure_share}")
         if self.study not in STUDIES:
             raise ValueError(f"study must be one of {', '.join(STUDIES)}, got {self.study!r}")
         if self.limit is not None:

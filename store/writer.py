@@ -8,6 +8,8 @@ rows are keyed, and a rewrite of the same key replaces it instead of duplicating
 from __future__ import annotations
 
 import json
+import os
+import socket
 from dataclasses import astuple, fields
 from datetime import datetime
 from pathlib import Path
@@ -85,17 +87,17 @@ class StoreWriter:
                 con.execute(
                     "INSERT INTO runs (run_id, study, dataset, manifest_path, model_id, model_revision,"
                     " weights_fingerprint, device, dtype, seed, instruction, system_prompt, config,"
-                    " package_versions, started_at, status, n_items)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?)",
+                    " package_versions, started_at, status, n_items, host, pid)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
                     [run.run_id, run.study, run.dataset, run.manifest_path, run.model_id, run.model_revision,
                      run.weights_fingerprint, run.device, run.dtype, run.seed, run.instruction,
                      run.system_prompt, config_json, json.dumps(run.package_versions, sort_keys=True),
-                     datetime.now(), run.n_items])
+                     datetime.now(), run.n_items, socket.gethostname(), os.getpid()])
             else:
                 con.execute("UPDATE runs SET status = 'running', finished_at = NULL, n_items = ?,"
-                            " device = ?, dtype = ?, package_versions = ? WHERE run_id = ?",
-                            [run.n_items, run.device, run.dtype,
-                             json.dumps(run.package_versions, sort_keys=True), run.run_id])
+                            " device = ?, dtype = ?, package_versions = ?, host = ?, pid = ? WHERE run_id = ?",
+                            [run.n_items, run.device, run.dtype, json.dumps(run.package_versions, sort_keys=True),
+                             socket.gethostname(), os.getpid(), run.run_id])
             done = con.execute("SELECT item_id FROM predictions WHERE run_id = ? AND status = 'ok'",
                                [run.run_id]).fetchall()
             con.execute("COMMIT")

@@ -234,3 +234,21 @@ def test_run_records_its_throughput(assets):
     assert _cli(assets) == 0
     ((rate, peak),) = _query(assets["db"], "SELECT items_per_second, peak_gpu_memory_gb FROM runs WHERE run_id = 'e2e'")
     assert rate is not None and rate > 0 and peak is None  # no GPU here
+
+
+def test_run_stops_when_too_many_items_fail(assets, tmp_path, capsys):
+    rows = assets["rows"][:4] + [{**assets["rows"][0], "image": f"images/missing_{k}.png", "image_id": f"m{k}"}
+                                 for k in range(26)]
+    manifest = assets["manifest"].parent / "mostly_missing.jsonl"
+    manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db = tmp_path / "f.duckdb"
+    code = main(["run", "--model", str(assets["model"]), "--manifest", str(manifest), "--db", str(db),
+                 "--run", "failing", "--batch-size", "5", "--no-maps", "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "more than --max-failure-share 50%); stopping" in err and "missing_0.png" in err
+    ((status, stored),) = _query(db, "SELECT r.status, count(p.item_id) FROM runs r JOIN predictions p USING (run_id) "
+                                     "GROUP BY r.status")
+    assert status == "failed" and 20 <= stored < len(rows)  # what was tried is kept
+    assert main(["run", "--model", str(assets["model"]), "--manifest", str(manifest), "--db", str(db),
+                 "--run", "failing2", "--no-maps", "--quiet", "--max-failure-share", "1"]) == 0

@@ -163,7 +163,10 @@ def test_version_1_store_gains_attention_maps(tmp_path, monkeypatch):
     db = tmp_path / "old.duckdb"
     monkeypatch.setattr(schema, "MIGRATIONS", schema.MIGRATIONS[:1])
     monkeypatch.setattr(schema, "SCHEMA_VERSION", 1)
-    StoreWriter(db).start_run(_run())
+    with connect(db, read_only=False) as con:  # written as version-1 code wrote it
+        schema.ensure_schema(con)
+        con.execute("INSERT INTO runs (run_id, study, dataset, model_id, config, package_versions, started_at, status)"
+                    " VALUES ('r1', 'baseline', 'synth', 'm', '{}', '{}', current_timestamp, 'completed')")
     monkeypatch.undo()
     StoreWriter(db)
     with connect(db, read_only=True) as con:
@@ -204,3 +207,23 @@ def test_scale_check_builds_a_store_the_pages_can_query(tmp_path, capsys):
     assert "built" in out and out.count("median") == 12
     assert len(queries.phrasing_rows(tmp_path / "scale.duckdb", "big")) == 2200
     assert len(queries.attention_changes(tmp_path / "scale.duckdb", "big")) == 2000
+
+
+def test_store_check_reports_orphans_and_dead_runs(tmp_path, capsys):
+    from store.check import main as check_main
+    db = tmp_path / "c.duckdb"
+    w = StoreWriter(db)
+    w.start_run(_run())
+    w.write_batch([], [QuestionRecord("q1", "synth", "i1", "Is there x?", "yes", "edema")],
+                  [PredictionRecord("r1", "q1", 1, "ok", answer="yes", correct=True),
+                   PredictionRecord("r1", "ghost", 2, "ok", answer="no", correct=False)])
+    with connect(db, read_only=False) as con:  # a run left 'running' by a process that no longer exists
+        con.execute("UPDATE runs SET pid = 2147483646")
+    assert check_main(["--db", str(db)]) == 1
+    out = capsys.readouterr().out
+    assert "1 predictions without a question" in out and "marked running but its process (2147483646) is gone" in out
+    w.finish_run("r1", "completed")
+    with connect(db, read_only=False) as con:
+        con.execute("DELETE FROM predictions WHERE item_id = 'ghost'")
+    assert check_main(["--db", str(db)]) == 0
+    assert "consistent" in capsys.readouterr().out

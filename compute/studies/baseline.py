@@ -115,6 +115,7 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
             failures += [p.error for p in predictions if p.status == "failed"]
             done += sum(p.status == "ok" for p in predictions)
             bar.update(len(batch))
+            _stop_if_failing(failures, done, config.max_failure_share, manifest.path.name)
         bar.close()
     except KeyboardInterrupt:
         writer.finish_run(run_id, "interrupted")
@@ -129,6 +130,22 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
         log(f"attention change: {run_attention_change(config.db, run_id)} variant maps compared with their baseline's")
     writer.finish_run(run_id, "completed", rate, peak)
     return RunSummary(run_id, done, len(failures), len(items) - len(pending), time.perf_counter() - start)
+
+
+class TooManyFailuresError(RuntimeError):
+    """More items failed than the run allows; the results so far are kept."""
+
+
+MIN_ITEMS_BEFORE_STOPPING = 20  # judge the failure share only once this many items were tried
+
+
+def _stop_if_failing(failures: list[str], done: int, share: float, manifest_name: str) -> None:
+    tried = len(failures) + done
+    if tried >= MIN_ITEMS_BEFORE_STOPPING and len(failures) / tried > share:
+        raise TooManyFailuresError(
+            f"{len(failures)} of {tried} items failed ({len(failures) / tried:.0%}, more than --max-failure-share "
+            f"{share:.0%}); stopping. The first: {manifest_name} {failures[0]}. Results so far are stored; fix the "
+            "cause and rerun the same --run to resume")
 
 
 def distributed_rank() -> tuple[int, int]:
