@@ -94,6 +94,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "image_id, group_id, variant_index, strategy, location")
     g.add_argument("--image-root", type=Path, default=None,
                    help="folder that relative image paths start from (default: the manifest's folder)")
+    g.add_argument("--allow-outside-root", action="store_true",
+                   help="allow manifest image paths outside the image root (absolute paths, '..', links out); "
+                        "off by default so a manifest cannot point the run at arbitrary files")
     g.add_argument("--db", required=True, type=Path, help="DuckDB file to write (created if missing)")
     g.add_argument("--run", "--run-name", required=True, dest="run_name",
                    help="run name; reusing a name resumes that run (its configuration must match)")
@@ -251,6 +254,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
                        strip_border=args.strip_border, gradcam=args.gradcam, deletion=args.deletion),
         study=args.study, variants=VariantConfig(args.variants, args.variant_seed, args.negation_probe),
         full_replies=args.full_replies, max_failure_share=args.max_failure_share,
+        allow_outside_root=args.allow_outside_root,
         batch_size=args.batch_size, limit=args.limit, seed=args.seed,
     )
 

@@ -89,6 +89,7 @@ class RunConfig:
     full_replies: bool = False  # phrasing study: generate every reply in full, not only the non-yes/no ones
     shard: tuple[int, int] | None = None  # (rank, world): this process takes every world-th manifest row
     max_failure_share: float = 0.5  # stop once more than this share of the items tried (20 at least) failed
+    allow_outside_root: bool = False  # manifest image paths may leave the image root (absolute, "..", symlinks)
     study: str = "baseline"  # baseline | phrasing
     dataset: str | None = None  # None: the manifest's folder name
     image_root: Path | None = None  # None: the manifest's folder
@@ -126,6 +127,7 @@ class RunConfig:
             **({"variants": asdict(self.variants), "full_replies": self.full_replies}
                if self.study == "phrasing" else {}),
             "limit": self.limit,
+            **({"allow_outside_root": True} if self.allow_outside_root else {}),
             "seed": self.seed,
         }
 

@@ -70,11 +70,13 @@ class Manifest:
         return len(self.items) + len(self.errors)
 
 
-def read_manifest(path: str | Path, image_root: str | Path | None = None, dataset: str = "") -> Manifest:
+def read_manifest(path: str | Path, image_root: str | Path | None = None, dataset: str = "",
+                  allow_outside_root: bool = False) -> Manifest:
     """Parse and validate a manifest. Image paths are resolved against `image_root`
-    (default: the manifest's folder). Item ids hash the dataset name with every field of
-    the row, so rows from different datasets never share an id. Missing image files are
-    *not* checked here; the study reports them per item when it loads the image."""
+    (default: the manifest's folder) and must stay inside it (no absolute paths, no "..",
+    no symlink out) unless `allow_outside_root`. Item ids hash the dataset name with every
+    field of the row, so rows from different datasets never share an id. Missing image
+    files are *not* checked here; the study reports them per item when it loads the image."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
@@ -92,6 +94,8 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
             continue
         try:
             fields = _validate(raw)
+            if not allow_outside_root:
+                _confine(root, fields["image"])
         except ValueError as exc:
             errors.append(RowError(_row_key(dataset, path, row_number, raw), row_number, str(exc), raw))
             continue
@@ -102,6 +106,13 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
         items.append(ManifestItem(item_id=item_id, row_number=row_number,
                                   image_path=root / fields.pop("image"), **fields))
     return Manifest(path=path, items=items, errors=errors)
+
+
+def _confine(root: Path, image: str) -> None:
+    resolved = (root / image).resolve()
+    if not resolved.is_relative_to(root.resolve()):
+        raise ValueError(f"image path {image!r} leaves the data root {str(root)!r}; pass --allow-outside-root "
+                         "to allow paths outside it")
 
 
 def _from_variants_shape(raw: dict[str, Any]) -> dict[str, Any]:

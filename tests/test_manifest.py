@@ -113,3 +113,22 @@ def test_same_row_in_two_datasets_gets_two_ids(tmp_path):
     b = read_manifest(path, dataset="vqa-rad").items[0].item_id
     c = read_manifest(_jsonl(tmp_path / "n.jsonl", [{**GOOD, "strategy": "passive"}]), dataset="mimic").items[0].item_id
     assert len({a, b, c}) == 3
+
+
+def test_image_paths_cannot_leave_the_data_root(tmp_path):
+    root = tmp_path / "data"
+    (root / "images").mkdir(parents=True)
+    outside = tmp_path / "secret.png"
+    outside.write_bytes(b"x")
+    (root / "images" / "link.png").symlink_to(outside)
+    rows = [{"image": "images/ok.png", "question": "Is there edema?", "answer": "no", "condition": "edema"},
+            {"image": "../secret.png", "question": "Is there edema?", "answer": "no", "condition": "edema"},
+            {"image": str(outside), "question": "Is there edema?", "answer": "no", "condition": "edema"},
+            {"image": "images/link.png", "question": "Is there edema?", "answer": "no", "condition": "edema"}]
+    path = root / "m.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    m = read_manifest(path)
+    assert [i.row_number for i in m.items] == [1]
+    assert [e.row_number for e in m.errors] == [2, 3, 4]
+    assert all("leaves the data root" in e.message and "--allow-outside-root" in e.message for e in m.errors)
+    assert len(read_manifest(path, allow_outside_root=True).items) == 4

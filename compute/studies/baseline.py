@@ -57,7 +57,8 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
     if world > 1 and config.shard is None:
         return _run_sharded(config, rank, world, session, progress=progress, log=log)
     start = time.perf_counter()
-    manifest = read_manifest(config.manifest, config.image_root, dataset=config.dataset_name)
+    manifest = read_manifest(config.manifest, config.image_root, dataset=config.dataset_name,
+                             allow_outside_root=config.allow_outside_root)
     items, errors = manifest.items, manifest.errors
     if config.limit is not None:
         items = [i for i in items if i.row_number <= config.limit]
