@@ -108,7 +108,8 @@ def load_model(name_or_path: str, device: str | None = None, dtype: str | None =
                                                   local_files_only=cache_only)
         model = AutoModelForImageTextToText.from_pretrained(
             name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
-            attn_implementation=attn_implementation, local_files_only=cache_only)
+            attn_implementation=attn_implementation, local_files_only=cache_only,
+            use_safetensors=True)  # never unpickle a checkpoint
     except (OSError, ValueError) as exc:
         if local.is_dir():
             reason = str(exc).splitlines()[0][:300]

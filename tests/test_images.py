@@ -332,3 +332,4 @@ def test_pil_rgb_input_is_copied() -> None:
     img = Image.new("RGB", (2, 2), (1, 2, 3))
     out = load_image(img)
     assert out is not img and out.getpixel((0, 0)) == (1, 2, 3)
+
