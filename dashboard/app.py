@@ -20,6 +20,7 @@ pages = [
     st.Page("views/phrasing.py", title="Phrasing strategies", url_path="phrasing"),
     st.Page("views/attention.py", title="Attention", url_path="attention"),
     st.Page("views/attention_changes.py", title="Attention changes", url_path="attention-changes"),
+    st.Page("views/live.py", title="Live inference", url_path="live"),
 ]
 navigation = st.navigation(pages)
 st.sidebar.caption(f"Database: `{db}`")

@@ -9,7 +9,7 @@ from store import ImageRecord, PredictionRecord, QuestionRecord, RunRecord, Stor
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/attention.py", "views/phrasing.py",
-         "views/attention_changes.py"]
+         "views/attention_changes.py"]  # the pages over a run; the live page needs none
 
 
 def _app(db: Path, monkeypatch, **params) -> AppTest:
@@ -217,3 +217,29 @@ def test_attention_changes_page_distribution_and_gallery(phrasing_db, monkeypatc
     assert any("Mann–Whitney U, changed vs unchanged" in m.value for m in at.markdown)
     at.multiselect[3].set_value(["wrong"]).run()
     assert not at.exception and _param(at, "correctness") == ["wrong"]
+
+
+def test_live_page_works_without_a_database(tmp_path, monkeypatch):
+    at = _app(tmp_path / "missing.duckdb", monkeypatch)
+    at.run()
+    at.switch_page("views/live.py").run()
+    assert not at.exception and at.text_input[0].value == "Is there pleural effusion?"
+    at.radio[0].set_value("From the selected run").run()
+    assert not at.exception and any("no images to pick from" in i.value for i in at.info)
+    assert not (tmp_path / "missing.duckdb").exists()
+
+
+def test_live_page_answers_a_question_about_a_run_image(study_db, monkeypatch):
+    at = _app(study_db, monkeypatch, run="maps")
+    at.run()
+    at.switch_page("views/live.py").run()
+    assert not at.exception
+    at.radio[0].set_value("From the selected run").run()
+    at.text_input[0].set_value("Is there cardiomegaly?").run()
+    at.button[0].click().run()
+    assert not at.exception
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Answer"] in ("yes", "no") and 0 <= float(metrics["P(yes)"]) <= 1
+    assert len(at.get("image")) == 1
+    table = at.dataframe[0].value.set_index("metric")["value"]
+    assert 0 < table["inside_body_ratio"] <= 1

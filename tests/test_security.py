@@ -31,3 +31,20 @@ def test_trust_remote_code_is_off_unless_asked():
     from compute.cli import build_parser
     args = build_parser().parse_args(["run", "--model", "m", "--manifest", "x", "--db", "d", "--run", "r"])
     assert args.trust_remote_code is False
+
+
+def test_uploads_are_judged_by_content_and_capped(tmp_path):
+    import io
+
+    from PIL import Image
+
+    from compute.images import ImageLoadError
+    from compute.uploads import load_upload
+    buffer = io.BytesIO()
+    Image.new("L", (32, 32), 200).save(buffer, format="PNG")
+    png = buffer.getvalue()
+    assert load_upload(png, "scan.dcm").size == (32, 32)  # a PNG named .dcm is read as the PNG it is
+    with pytest.raises(ImageLoadError, match="notes.png: not a PNG, JPEG or DICOM file"):
+        load_upload(b"hello, not an image", "notes.png")
+    with pytest.raises(ImageLoadError, match="over the 0 MiB upload limit"):
+        load_upload(png, "big.png", max_bytes=10)
