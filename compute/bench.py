@@ -19,7 +19,6 @@ from PIL import Image
 from .attention import MapSpec
 from .conditions import CONDITION_KEYS, condition
 from .engine import Engine, Group
-from .prompts import build_messages
 from .questions import canonical_question
 from .synth import render_case
 from .variants import generate_variants
@@ -66,35 +65,36 @@ def workload(n_images: int, n_variants: int, seed: int = 0, size: int = 512) -> 
 
 
 @torch.no_grad()
-def straightforward(session, eager_model, groups: list[Group]) -> list[str]:
-    """The original protocol, one variant at a time. Returns the answers."""
-    answers = []
-    for group in groups:
-        for question in group.questions:
-            inputs = session.processor.apply_chat_template(
-                [build_messages(group.image, question, session.prompt)], add_generation_prompt=True, tokenize=True,
-                return_dict=True, return_tensors="pt").to(session.device)
-            inputs["pixel_values"] = inputs["pixel_values"].to(session.dtype)
-            out = eager_model.generate(**inputs, max_new_tokens=session.decode.max_new_tokens, do_sample=False)
-            text = session.processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True)
-            attentions = eager_model(**inputs, output_attentions=True).attentions
-            image = inputs["input_ids"][0] == eager_model.config.image_token_id
-            _ = torch.stack([a[0, :, -1, image].mean(0) for a in attentions])  # (layers, image_tokens)
-            answers.append(text)
-    return answers
+def straightforward(session, groups: list[Group]) -> tuple[list[str], list[torch.Tensor]]:
+    """The original protocol, one variant at a time, with eager attention throughout.
+    Returns the replies and each variant's answer-position attention (layers, image_tokens)."""
+    model, previous = session.model, session.model.config.get_text_config()._attn_implementation
+    model.set_attn_implementation("eager")
+    replies, maps = [], []
+    try:
+        for group in groups:
+            for question in group.questions:
+                inputs = session.encode([group.image], [question])
+                out = model.generate(**inputs, max_new_tokens=session.decode.max_new_tokens, do_sample=False)
+                replies.append(session.processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
+                attentions = model(**inputs, output_attentions=True).attentions
+                image = inputs["input_ids"][0] == model.config.image_token_id
+                maps.append(torch.stack([a[0, :, -1, image].mean(0) for a in attentions]))
+    finally:
+        model.set_attn_implementation(previous)
+    return replies, maps
 
 
 def run_bench(model: str, n_images: int = 20, n_variants: int = 10, seed: int = 0) -> BenchResult:
     from .answers import extract_answer
     from .loading import load_model
     session = load_model(model)
-    eager = load_model(model, attn_implementation="eager").model
     groups = workload(n_images, n_variants, seed)
     engine = Engine(session, MapSpec(layers="all"))
     engine.ask_group(groups[0])  # warm-up, both paths
-    straightforward(session, eager, groups[:1])
+    straightforward(session, groups[:1])
     start = time.perf_counter()
-    slow = [extract_answer(t) for t in straightforward(session, eager, groups)]
+    slow = [extract_answer(t) for t in straightforward(session, groups)[0]]
     slow_s = time.perf_counter() - start
     start = time.perf_counter()
     fast = [r.answer for g in groups for r in engine.ask_group(g)]

@@ -47,7 +47,7 @@ class MapConfig:
     heads: str = "mean"  # mean | max
     strip_border: int = 0  # outer token rings zeroed before renormalising (metrics still see the raw map)
     gradcam: bool = False  # also Grad-CAM: one backward pass per batch
-    deletion: bool = False  # also the deletion test: 2 + deletion_random forward passes per prediction
+    deletion: bool = False  # also the deletion test: a forward pass over 2 + deletion_random images per map
     deletion_fraction: float = 0.1  # share of cells blurred
     deletion_random: int = 4  # random deletions of the same area to compare with
 

@@ -18,15 +18,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 from PIL import Image
 
 from .answers import extract_answer
 from .attention import MapResult, MapSpec, parse_layers
 from .attention.capture import IMPLEMENTATION, capture_rows
-from .attention.extract import attention_grids
-from .attention.grid import grid_shape, to_grid
+from .attention.extract import attention_grids, map_result
 from .attention.positions import expanded_prompt
 from .images import load_image
 from .prompts import build_messages
@@ -119,12 +117,13 @@ class Engine:
         # No token_type_ids: the image block is all in the cache, and suffix tokens see it causally
         # anyway; without them transformers builds a plain causal mask instead of a vmapped one.
         last = lengths - 1  # each row's answer position, in suffix coordinates
+        inputs["logits_to_keep"] = last[:, None].to(s.device)  # the vocabulary projection for that row only
         if self.maps:
             with capture_rows(s.model, self.layers, last[:, None], width) as capture:
                 out = s.model(**inputs)
         else:
             out = s.model(**inputs)
-        logits = out.logits[torch.arange(rows), last.to(s.device)]  # (rows, vocab)
+        logits = out.logits[:, 0]  # (rows, vocab)
         p_yes, mass = yes_no_probabilities(logits, s.yes_ids, s.no_ids)
         first = logits.argmax(-1).tolist()
         texts = [s.processor.tokenizer.decode([t], skip_special_tokens=True).strip() for t in first]
@@ -143,25 +142,15 @@ class Engine:
               image_in_prefix: torch.Tensor) -> list[MapResult]:
         rows = len(positions)
         image_positions = torch.cat([image_in_prefix, torch.zeros(width, dtype=torch.bool)])[None].expand(rows, -1)
-        valid = torch.ones(rows, 1, dtype=torch.bool)
-        grids = attention_grids(weights, valid, image_positions, self.maps.heads, "mean")
-        size = self.session.processor.image_processor.size
-        image_size = (int(size["height"]), int(size["width"]))
-        shape = grid_shape(int(image_positions[0].sum()), image_size[1] / image_size[0])
-        out = []
-        for b in range(rows):
-            maps = {layer: to_grid(g[b].cpu().numpy(), shape, self.maps.strip_border) for layer, g in grids.items()}
-            out.append(MapResult(maps=maps, mean=np.mean(list(maps.values()), axis=0), grid_shape=shape,
-                                 method="attention", requested_method="attention", fallback_reason=None,
-                                 layers=self.layers, heads=self.maps.heads, query="answer",
-                                 query_positions=[int(positions[b])], term=None, strip_border=self.maps.strip_border,
-                                 attn_implementation=f"{IMPLEMENTATION}+prefix_cache", image_size=image_size))
-        return out
+        grids = attention_grids(weights, torch.ones(rows, 1, dtype=torch.bool), image_positions, self.maps.heads, "mean")
+        return [map_result(self.session, self.maps, "attention", grids, b, self.layers, [int(positions[b])], [],
+                           implementation=f"{IMPLEMENTATION}+prefix_cache") for b in range(rows)]
 
 
 def rows_that_fit(free_bytes: int, text_config, sequence: int, dtype_bytes: int) -> int:
     """Suffix rows whose KV cache copy (keys and values, every layer, `sequence` positions)
-    and final-position logits fit in `free_bytes`."""
+    and answer-position logits fit in `free_bytes`; `sequence` is an upper bound on prompt
+    length (MedGemma's prompts are about 300 tokens)."""
     kv = 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * text_config.head_dim * sequence
     per_row = (kv + text_config.vocab_size) * dtype_bytes
     return int(free_bytes // per_row)

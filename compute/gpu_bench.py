@@ -4,7 +4,7 @@
     python -m compute gpu-bench --tiny --device cpu          # the same code at toy sizes, to check it runs
 
 It builds Gemma3ForConditionalGeneration from MedGemma 4B's config (34 decoder layers,
-hidden 2560, vocab 262208, SigLIP 27 layers at 896 px; DESIGN.md section 4) directly on the
+hidden 2560, vocab 262208, SigLIP 27 layers at 896 px, 16x16 image tokens) directly on the
 device, runs 63 images x ~9.5 variants through the engine with maps from 4 layers, and the
 original protocol (generate + eager output_attentions per variant) on a small subset for
 the ratio. It prints and writes JSON: variants/s, seconds for the workload, peak GPU memory.
@@ -103,10 +103,9 @@ def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, va
         torch.cuda.synchronize()
     engine_s = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None
-    session.model.set_attn_implementation("eager")
     subset = groups[:subset_images]
     start = time.perf_counter()
-    straightforward(session, session.model, subset)
+    straightforward(session, subset)
     if dev.type == "cuda":
         torch.cuda.synchronize()
     slow_s = time.perf_counter() - start

@@ -25,6 +25,7 @@ from .variants.categories import categorise
 
 COLUMNS = ("study_id", "baseline_question", "ground_truth", "variant_index", "strategy", "question",
            "generated_text", "extracted_answer", "is_correct")
+REQUIRED = ("study_id", "baseline_question", "ground_truth", "variant_index", "question")  # the rest may be blank
 ANSWERS_EXTRACTED = {**ANSWER_ALIASES, "uncertain": "uncertain", "unclear": "uncertain", "": "uncertain"}
 TRUTHY = {"true": True, "1": True, "yes": True, "false": False, "0": False, "no": False}
 
@@ -49,7 +50,7 @@ def import_results(path: str | Path, db: str | Path, run_id: str, *, dataset: st
     path = Path(path)
     if not path.is_file():
         raise ImportError_(f"{path}: file not found")
-    rows = read_rows(path, COLUMNS, ImportError_, what="results file")
+    rows = read_rows(path, REQUIRED, ImportError_, what="results file")
     if not rows:
         raise ImportError_(f"{path}: no data rows")
     source = file_sha256(path)
@@ -89,8 +90,7 @@ def import_results(path: str | Path, db: str | Path, run_id: str, *, dataset: st
 
 def _records(raw: dict[str, Any], item_id: str, row_number: int, dataset: str,
              run_id: str) -> tuple[QuestionRecord, PredictionRecord]:
-    missing = [c for c in ("study_id", "baseline_question", "ground_truth", "variant_index", "question")
-               if raw.get(c) in (None, "")]
+    missing = [c for c in REQUIRED if raw.get(c) in (None, "")]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     truth = ANSWER_ALIASES.get(str(raw["ground_truth"]).strip().lower())

@@ -2,8 +2,9 @@
 
 The mask comes from the image alone: Otsu's threshold, then morphology (close, fill holes,
 keep the largest component, open) with scipy.ndimage. Regions on the grid:
-- patient_right / patient_left: the halves of the body's bounding box. A frontal
-  radiograph shows the patient's right on the image's left;
+- patient_right / patient_left: the halves of the body's bounding box (a column on the
+  midline of an odd-width box counts for neither). A frontal radiograph shows the
+  patient's right on the image's left;
 - apical / middle / basal: thirds of the body's bounding box, top to bottom.
 All regions are restricted to body cells.
 """
@@ -75,8 +76,8 @@ def grid_regions(shape: tuple[int, int], body: np.ndarray | None = None) -> Regi
     third = (bottom - top) / 3
     return Regions(
         body=inside,
-        patient_right=inside & (c + 0.5 <= mid_col),
-        patient_left=inside & (c + 0.5 > mid_col),
+        patient_right=inside & (c + 1 <= mid_col),  # a column straddling the midline belongs to neither side
+        patient_left=inside & (c >= mid_col),
         apical=inside & (r + 0.5 < top + third),
         middle=inside & (r + 0.5 >= top + third) & (r + 0.5 < top + 2 * third),
         basal=inside & (r + 0.5 >= top + 2 * third),

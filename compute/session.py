@@ -17,7 +17,7 @@ from .attention.positions import expanded_prompt
 from .config import DecodeConfig, ModelSpec, PromptConfig
 from .images import load_image
 from .prompts import build_messages
-from .yes_no import yes_no_probabilities, yes_no_token_ids
+from .yes_no import yes_no_log_odds, yes_no_probabilities, yes_no_token_ids
 
 
 @dataclass(frozen=True)
@@ -115,8 +115,7 @@ class Session:
     def yes_log_odds(self, inputs) -> torch.Tensor:
         """log(P(yes) / P(no)) at the answer position for already-encoded inputs, from one
         forward pass: unlike P(yes), it does not saturate for a confident model. (batch,)"""
-        logits = self.model(**inputs, logits_to_keep=1).logits[:, -1].float()
-        return logits[:, self.yes_ids].logsumexp(-1) - logits[:, self.no_ids].logsumexp(-1)
+        return yes_no_log_odds(self.model(**inputs, logits_to_keep=1).logits[:, -1], self.yes_ids, self.no_ids)
 
     @torch.no_grad()  # not inference_mode: Grad-CAM re-enables autograd on these inputs
     def ask_batch(self, images: Sequence[str | Path | Image.Image], questions: Sequence[str], *,

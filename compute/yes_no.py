@@ -41,3 +41,10 @@ def yes_no_probabilities(logits: torch.Tensor, yes_ids: list[int], no_ids: list[
     no = probs[:, no_ids].sum(dim=-1)
     mass = yes + no
     return torch.where(mass > 0, yes / mass, torch.nan), mass  # NaN: no mass to split
+
+
+def yes_no_log_odds(logits: torch.Tensor, yes_ids: list[int], no_ids: list[int]) -> torch.Tensor:
+    """log(P(yes) / P(no)) from (batch, vocab) answer-position logits: (batch,). Unlike
+    P(yes), it keeps its scale when the model is confident, and it has a gradient."""
+    logits = logits.float()
+    return logits[:, yes_ids].logsumexp(-1) - logits[:, no_ids].logsumexp(-1)

@@ -25,6 +25,8 @@ ORPHANS = {
     "attention changes without a prediction": "SELECT count(*) FROM attention_changes c LEFT JOIN predictions p "
                                               "USING (run_id, item_id) WHERE p.item_id IS NULL",
 }
+# The primary keys forbid these today; the check is for stores written by other tools or
+# older code, which is what a consistency check is for.
 DUPLICATES = {
     "items answered twice in a run": "SELECT count(*) - count(DISTINCT (run_id, item_id)) FROM predictions",
     "maps stored twice": "SELECT count(*) - count(DISTINCT (run_id, item_id, method, layer)) FROM attention_maps",

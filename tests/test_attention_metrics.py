@@ -97,3 +97,6 @@ def test_regions_follow_patient_sides():
     assert r.patient_left[:, 5:8].all() and not r.patient_left[:, :5].any()
     assert r.apical[:2].sum() == 12 and r.middle[2:4].sum() == 12 and r.basal[4:].sum() == 12
     assert not (r.apical | r.middle | r.basal)[:, :2].any()  # regions stay inside the body
+    odd = grid_regions((2, 5))  # five columns: the middle one straddles the midline
+    assert odd.patient_right[0].tolist() == [True, True, False, False, False]
+    assert odd.patient_left[0].tolist() == [False, False, False, True, True]

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pytest
 import torch
 
@@ -200,7 +201,7 @@ def test_every_answered_prediction_has_its_maps_and_metrics(assets):
     rows = _query(db, "SELECT item_id, method, layer, layers, grid, grid_rows, grid_cols, inside_body_ratio, "
                       "attention_entropy, attn_implementation, query, heads FROM attention_maps WHERE run_id = 'e2e'")
     assert len(rows) == answered * 5  # four decoder layers plus their mean (layer -1)
-    for item_id, method, layer, layers, grid, n_rows, n_cols, inside, h, implementation, query, heads in rows:
+    for _, method, layer, layers, grid, n_rows, n_cols, inside, h, implementation, query, heads in rows:
         assert (method, layers, n_rows, n_cols, query, heads) == ("attention", [0, 1, 2, 3], 16, 16, "answer", "mean")
         assert layer in (-1, 0, 1, 2, 3) and implementation == "mgv_row_capture"
         assert len(grid) == 256 and abs(sum(grid) - 1) < 1e-4
@@ -252,3 +253,13 @@ def test_run_stops_when_too_many_items_fail(assets, tmp_path, capsys):
     assert status == "failed" and 20 <= stored < len(rows)  # what was tried is kept
     assert main(["run", "--model", str(assets["model"]), "--manifest", str(manifest), "--db", str(db),
                  "--run", "failing2", "--no-maps", "--quiet", "--max-failure-share", "1"]) == 0
+
+
+def test_stripped_maps_keep_the_metrics_of_the_raw_map(assets, tmp_path):
+    db = tmp_path / "strip.duckdb"
+    assert main(["run", "--model", str(assets["model"]), "--manifest", str(assets["manifest"]), "--db", str(db),
+                 "--run", "strip", "--limit", "2", "--strip-border", "1", "--quiet"]) == 0
+    for grid, border, inside in _query(db, "SELECT grid, border_fraction, inside_body_ratio FROM attention_maps"):
+        cells = np.asarray(grid).reshape(16, 16)
+        assert cells[0].sum() == 0 and cells[:, 0].sum() == 0 and abs(cells.sum() - 1) < 1e-4  # stored stripped
+        assert border > 0 and 0 < inside < 1  # measured before stripping: not 0 by construction

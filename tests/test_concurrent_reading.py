@@ -32,7 +32,7 @@ def test_reading_every_few_hundred_ms_while_a_study_writes(tmp_path):
         queries.mapped_items(db, "live")
         seen.append(int(runs.n_done.iloc[0]))
         reads += 1
-    out, err = process.communicate(timeout=60)
+    _, err = process.communicate(timeout=60)
     assert process.returncode == 0, err[-2000:]
     assert "lock" not in err.lower()
     assert reads >= 3 and seen == sorted(seen), seen  # reads saw the run grow, never shrink

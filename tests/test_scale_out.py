@@ -10,7 +10,6 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
-import pytest
 
 from compute.cli import main
 from compute.synth import SynthConfig, generate_dataset

@@ -33,7 +33,7 @@ def test_trust_remote_code_is_off_unless_asked():
     assert args.trust_remote_code is False
 
 
-def test_uploads_are_judged_by_content_and_capped(tmp_path):
+def test_uploads_are_judged_by_content_and_capped():
     import io
 
     from PIL import Image

@@ -14,6 +14,7 @@ from .grid import grid_shape, to_grid
 from .layers import parse_layers
 from .positions import pad_rows, query_positions
 from .spec import MapResult, MapSpec
+from ..yes_no import yes_no_log_odds
 from .vision import activation_norm, gradcam, pool_to
 
 
@@ -84,7 +85,7 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
         usable = _usable(grids)
         for b in pending:
             if usable[b]:
-                results[b] = _result(session, spec, method, grids, b, layers, positions[b], reasons[b])
+                results[b] = map_result(session, spec, method, grids, b, layers, positions[b], reasons[b])
             else:
                 reasons[b].append(f"{method}: the map is all zero or not finite")
     failed = [b for b in range(batch) if results[b] is None]
@@ -121,7 +122,10 @@ def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
         kind, rows_pool = spec.query, "mean"
     if kind == "generated":
         output = generate()
-        weights, valid, positions, image_positions = _generated_rows(session, prompts, output, layers)
+        try:
+            weights, valid, positions, image_positions = _generated_rows(session, prompts, output, layers)
+        except MapUnavailableError as error:
+            raise MapUnavailableError(str(error), output) from None
     else:
         positions = query_positions(kind, prompts.offsets, prompts.texts, prompts.questions, spec.term)
         rows, valid = pad_rows(positions)
@@ -132,13 +136,17 @@ def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
     if missing:
         raise MapUnavailableError(f"{type(model).__name__} did not route layers {missing} through transformers' "
                                   "AttentionInterface, so their attention could not be read", output)
-    grids = attention_grids(weights, valid, image_positions, spec.heads, rows_pool)
+    try:
+        grids = attention_grids(weights, valid, image_positions, spec.heads, rows_pool)
+    except MapUnavailableError as error:
+        raise MapUnavailableError(str(error), output) from None  # keep the generation for the next method
     return output, grids, layers, positions
 
 
 def _generated_rows(session, prompts: Prompts, output, layers):
     """Attention rows of the generated answer tokens, from one more forward pass over
-    prompt + generated tokens (positions after the first end-of-sequence token excluded)."""
+    prompt + generated tokens: the rows at the reply tokens' own positions (each sees itself
+    and everything before it), up to the first end-of-sequence token."""
     sequences = output.sequences  # (batch, prompt + generated)
     prompt_length = prompts.inputs["input_ids"].shape[1]
     eos = session.model.generation_config.eos_token_id
@@ -166,8 +174,8 @@ def _generated_rows(session, prompts: Prompts, output, layers):
 
 def _vision(session, prompts: Prompts, spec: MapSpec, method: str):
     model = session.model
-    n_tokens = int(model.config.mm_tokens_per_image)
-    shape = grid_shape(n_tokens)
+    size = session.processor.image_processor.size
+    shape = grid_shape(int(model.config.mm_tokens_per_image), int(size["width"]) / int(size["height"]))
     if method == "gradcam":
         layer, patches = gradcam(model, prompts.inputs, _gradcam_target(session, spec.gradcam_token))
     else:
@@ -182,16 +190,16 @@ def _gradcam_target(session, token: str | None) -> Callable[[torch.Tensor], torc
     """(batch, seq, vocab) logits -> (batch,): the yes-minus-no logit at the answer position
     (log-sum-exp over the yes and no spellings), or one chosen token's logit."""
     if token is None:
-        yes, no = session.yes_ids, session.no_ids
-        return lambda logits: logits[:, -1, yes].float().logsumexp(-1) - logits[:, -1, no].float().logsumexp(-1)
+        return lambda logits: yes_no_log_odds(logits[:, -1], session.yes_ids, session.no_ids)
     ids = session.processor.tokenizer.encode(token, add_special_tokens=False)
     if len(ids) != 1:
         raise ValueError(f"Grad-CAM target {token!r} is {len(ids)} tokens for this tokenizer; give a single token")
     return lambda logits: logits[:, -1, ids[0]].float()
 
 
-def _result(session, spec: MapSpec, method: str, grids: dict[int, torch.Tensor], b: int, layers: tuple[int, ...],
-            positions: list[int], reasons: list[str]) -> MapResult:
+def map_result(session, spec: MapSpec, method: str, grids: dict[int, torch.Tensor], b: int, layers: tuple[int, ...],
+               positions: list[int], reasons: list[str], implementation: str | None = None) -> MapResult:
+    """Sequence `b`'s grids as a MapResult with its provenance. grids[layer]: (batch, cells)."""
     size = session.processor.image_processor.size
     image_size = (int(size["height"]), int(size["width"]))
     n = next(iter(grids.values())).shape[1]
@@ -199,12 +207,13 @@ def _result(session, spec: MapSpec, method: str, grids: dict[int, torch.Tensor],
     attention = method in ("attention", "token")
     strip = spec.strip_border if attention else 0
     maps = {layer: to_grid(g[b].cpu().numpy(), shape, strip) for layer, g in grids.items()}
+    unstripped = {layer: to_grid(g[b].cpu().numpy(), shape) for layer, g in grids.items()} if strip else None
     return MapResult(
-        maps=maps, mean=np.mean(list(maps.values()), axis=0), grid_shape=shape, method=method,
+        maps=maps, mean=np.mean(list(maps.values()), axis=0), unstripped=unstripped, grid_shape=shape, method=method,
         requested_method=spec.method, fallback_reason="; ".join(reasons) or None, layers=layers,
         heads=spec.heads if attention else "n/a", query=_query_name(spec, method), query_positions=positions,
         term=spec.term if method == "token" else None, strip_border=strip,
-        attn_implementation=IMPLEMENTATION if attention else "autograd" if method == "gradcam" else "none",
+        attn_implementation=implementation or (IMPLEMENTATION if attention else "autograd" if method == "gradcam" else "none"),
         image_size=image_size)
 
 

@@ -57,4 +57,14 @@ class MapResult:
     strip_border: int
     attn_implementation: str  # how the rows were computed
     image_size: tuple[int, int]  # (height, width) of the model input
+    unstripped: dict[int, np.ndarray] | None = None  # `maps` before border stripping (when strip_border > 0)
     extra: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def raw_maps(self) -> dict[int, np.ndarray]:
+        """The maps as the model gave them, before any stripping: what the metrics describe."""
+        return self.maps if self.unstripped is None else self.unstripped
+
+    @property
+    def raw_mean(self) -> np.ndarray:
+        return np.mean(list(self.raw_maps.values()), axis=0)

@@ -24,16 +24,13 @@ def vision_feature_layer(model) -> tuple[int, nn.Module]:
 
 
 @contextmanager
-def record_output(module: nn.Module, keep_grad: bool) -> Iterator[dict[str, torch.Tensor]]:
-    """Within the block, `store["features"]` is the module's last output (batch, patches, hidden),
-    with its gradient retained when asked. The hook is removed on exit."""
+def record_output(module: nn.Module) -> Iterator[dict[str, torch.Tensor]]:
+    """Within the block, `store["features"]` is the module's last output (batch, patches, hidden).
+    The hook is removed on exit."""
     store: dict[str, torch.Tensor] = {}
 
     def hook(_module, _inputs, output):
-        features = output[0] if isinstance(output, tuple) else output
-        if keep_grad:
-            features.retain_grad()
-        store["features"] = features
+        store["features"] = output[0] if isinstance(output, tuple) else output
 
     handle = module.register_forward_hook(hook)
     try:
@@ -60,13 +57,12 @@ def gradcam(model, inputs: dict, target: Callable[[torch.Tensor], torch.Tensor])
     patch-averaged gradient of `target(logits)` (one scalar per sequence). Returns
     (layer index, (batch, side, side) patch-grid CAM, not normalised)."""
     index, layer = vision_feature_layer(model)
-    with torch.enable_grad(), record_output(layer, keep_grad=True) as store:
-        logits = model(**inputs).logits  # (batch, seq, vocab)
-        target(logits).sum().backward()
-    features, grads = store["features"], store["features"].grad  # (batch, patches, hidden) each
+    with torch.enable_grad(), record_output(layer) as store:
+        logits = model(**inputs, logits_to_keep=1).logits  # (batch, 1, vocab)
+        features = store["features"]  # (batch, patches, hidden)
+        (grads,) = torch.autograd.grad(target(logits).sum(), features)  # only this gradient, no parameter .grad
     weights = grads.mean(dim=1, keepdim=True)  # (batch, 1, hidden)
     cam = F.relu((weights * features).sum(-1))  # (batch, patches)
-    model.zero_grad(set_to_none=True)
     return index, patch_grid(cam.detach().float())
 
 
@@ -74,7 +70,7 @@ def gradcam(model, inputs: dict, target: Callable[[torch.Tensor], torch.Tensor])
 def activation_norm(model, inputs: dict) -> tuple[int, torch.Tensor]:
     """L2 norm of the last vision encoder layer's output per patch: (layer index, (batch, side, side))."""
     index, layer = vision_feature_layer(model)
-    with record_output(layer, keep_grad=False) as store:
+    with record_output(layer) as store:
         model.model.get_image_features(pixel_values=inputs["pixel_values"]) if hasattr(model.model, "get_image_features") \
             else model(**inputs)
     return index, patch_grid(store["features"].float().norm(dim=-1))

@@ -10,12 +10,12 @@ import numpy as np
 from PIL import Image
 from tqdm.auto import tqdm
 
-from ..attention import MapSpec
+from ..attention import MapSpec, grid_shape
 from ..attention.faithfulness import deletion_test, lesion_hit, randomisation_check
 from ..conditions import CONDITION_KEYS, condition
 from ..questions import canonical_question
 from ..synth import render_case
-from .training_data import cell_fractions
+from ..regions import mask_to_grid
 
 FAITHFULNESS_SEED = 20261129  # held out from training, and from the accuracy evaluation
 
@@ -34,8 +34,8 @@ class ConditionFaithfulness:
 def faithfulness_report(session, n_per_condition: int = 6, seed: int = FAITHFULNESS_SEED,
                         progress: bool = True) -> list[ConditionFaithfulness]:
     rng = np.random.default_rng(seed)
-    grid = session.model.config.mm_tokens_per_image
-    side = int(np.sqrt(grid))
+    size = session.processor.image_processor.size
+    shape = grid_shape(session.model.config.mm_tokens_per_image, size["width"] / size["height"])
     rows = []
     for key in tqdm(CONDITION_KEYS, desc="faithfulness", disable=not progress):
         question = canonical_question(condition(key))
@@ -48,7 +48,7 @@ def faithfulness_report(session, n_per_condition: int = 6, seed: int = FAITHFULN
             fallbacks += gradcam_result.method != "gradcam"
             attention.append(deletion_test(session, image, question, attention_map).faithfulness_ratio)
             gradcam.append(deletion_test(session, image, question, gradcam_result.mean).faithfulness_ratio)
-            hits.append(lesion_hit(attention_map, cell_fractions(case.finding(key).mask, side)))
+            hits.append(lesion_hit(attention_map, mask_to_grid(case.finding(key).mask, shape)))
         randomised = randomisation_check(session, image, question, layers="all")
         rows.append(ConditionFaithfulness(key, n_per_condition, float(np.median(attention)), float(np.median(gradcam)),
                                           int(fallbacks), float(np.mean(hits)), randomised["pearson"]))

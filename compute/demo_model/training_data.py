@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from ..conditions import CONDITION_KEYS, condition
 from ..config import PromptConfig
 from ..prompts import build_messages
+from ..regions import mask_to_grid
 from ..questions import TRAINING_TEMPLATES, canonical_question, location_phrase, possible_locations
 from ..synth import render_case
 
@@ -65,12 +66,8 @@ def _as_uint8_and_back(image: np.ndarray) -> np.ndarray:
 
 
 def cell_fractions(mask: np.ndarray, grid: int) -> np.ndarray:
-    """Share of each of grid x grid cells covered by a boolean mask. (grid, grid)"""
-    h, w = mask.shape
-    rows = np.array_split(np.arange(h), grid)
-    cols = np.array_split(np.arange(w), grid)
-    m = mask.astype(np.float32)
-    return np.array([[m[np.ix_(r, c)].mean() for c in cols] for r in rows], dtype=np.float32)
+    """Share of each of grid x grid cells covered by a boolean mask. (grid, grid) float32"""
+    return mask_to_grid(mask, (grid, grid)).astype(np.float32)
 
 
 class PromptBank:

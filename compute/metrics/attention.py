@@ -1,5 +1,6 @@
 """Metrics of one attention grid, and of the difference between two. Pure functions of
-numpy arrays. Definitions follow DESIGN.md section 3:
+numpy arrays. The definitions avoid two errors of the study this project grew from, whose
+inside-body ratio was 1 and border fraction 0 by construction:
 
 - inside_body_ratio is taken on the normalised grid before any masking (it is not 1 by
   construction); border_fraction before any border stripping (it is not 0 by construction);

@@ -2,7 +2,7 @@
 variant (columns group_id, variant_index, strategy, strategy_category, answer, correct,
 and optionally condition and p_yes). `variant_index` 0 is the group's baseline.
 
-Definitions (DESIGN.md section 3, kept from the original study):
+Definitions (kept from the original study, so its tables can be compared):
 - group consistency: the share of the group's answers equal to its majority answer;
 - flip rate: the share of a group's variants whose answer differs from the baseline's.
 A group asked its baseline more than once (repeated source questions) pairs its variants

@@ -99,9 +99,9 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
         done = 0
         answer = _batched_answerer(session, config.maps)
         chunks = _chunks(pending, config.batch_size)
-        if config.study == "phrasing":
-            answer = _engine_answerer(session, config) or answer
-            chunks = _image_runs(pending, config.batch_size * 8)
+        engine = _engine_answerer(session, config) if config.study == "phrasing" else None
+        if engine is not None:  # one image's items per call, so they share its prefix
+            answer, chunks = engine, _image_runs(pending, config.batch_size * 8)
         if session.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(session.device)
         answering = time.perf_counter()
@@ -118,17 +118,18 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
             bar.update(len(batch))
             _stop_if_failing(failures, done, config.max_failure_share, manifest.path.name)
         bar.close()
+        rate = len(pending) / (time.perf_counter() - answering) if pending else None
+        peak = torch.cuda.max_memory_allocated(session.device) / 2**30 if session.device.type == "cuda" else None
+        if config.study == "phrasing" and config.maps.enabled:
+            compared = run_attention_change(config.db, run_id)
+            log(f"attention change: {compared} variant maps compared with their baseline's")
     except KeyboardInterrupt:
         writer.finish_run(run_id, "interrupted")
         raise
     except BaseException:
         writer.finish_run(run_id, "failed")
         raise
-    rate = len(pending) / (time.perf_counter() - answering) if pending else None
-    peak = torch.cuda.max_memory_allocated(session.device) / 2**30 if session.device.type == "cuda" else None
     _report_failures(failures, manifest.path.name, log)
-    if config.study == "phrasing" and config.maps.enabled:
-        log(f"attention change: {run_attention_change(config.db, run_id)} variant maps compared with their baseline's")
     writer.finish_run(run_id, "completed", rate, peak)
     return RunSummary(run_id, done, len(failures), len(items) - len(pending), time.perf_counter() - start)
 
@@ -157,6 +158,7 @@ def distributed_rank() -> tuple[int, int]:
 def _run_sharded(config: RunConfig, rank: int, world: int, session: Session | None, *, progress: bool,
                  log: Callable[[str], None], wait_seconds: float = 3600.0) -> RunSummary:
     part = part_path(config.db, rank, world)
+    part.with_name(part.name + ".done").unlink(missing_ok=True)  # from an earlier attempt
     summary = run_baseline(replace(config, db=part, shard=(rank, world)), session,
                            progress=progress and rank == 0, log=lambda m: log(f"[rank {rank}] {m}"))
     part.with_name(part.name + ".done").touch()
@@ -233,9 +235,12 @@ def _answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, 
     """Load the batch's images and answer it in one pass. A load failure fails only its item."""
     images: dict[str, Image.Image] = {}
     predictions: dict[str, PredictionRecord] = {}
+    decoded: dict[Path, Image.Image] = {}  # a phrasing group asks about one image many times
     for item in batch:
         try:
-            images[item.item_id] = load_image(item.image_path)
+            if item.image_path not in decoded:
+                decoded[item.image_path] = load_image(item.image_path)
+            images[item.item_id] = decoded[item.image_path]
         except ImageLoadError as exc:
             predictions[item.item_id] = records.failed(run_id, item.item_id, item.row_number, f"row {item.row_number}: {exc}")
     ready = [item for item in batch if item.item_id in images]

@@ -53,10 +53,11 @@ def map_records(session, config: MapConfig, run_id: str, items: Sequence[Manifes
 
 def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, body_cells: np.ndarray,
                 deletion: Deletion | None = None) -> list[MapRecord]:
-    """One row per layer plus the mean over layers (layer -1, which carries the deletion test)."""
-    grids = dict(result.maps)
+    """One row per layer plus the mean over layers (layer -1, which carries the deletion test).
+    Stored grids are stripped as asked; their metrics describe the map before stripping."""
+    grids, raw = dict(result.maps), dict(result.raw_maps)
     if len(grids) > 1:
-        grids[MEAN_LAYER] = result.mean
+        grids[MEAN_LAYER], raw[MEAN_LAYER] = result.mean, result.raw_mean
     out = []
     for layer, grid in grids.items():
         faith = deletion if deletion is not None and (layer == MEAN_LAYER or len(grids) == 1) else None
@@ -68,7 +69,7 @@ def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, bod
             attn_implementation=result.attn_implementation, model_id=model_id,
             image_height=result.image_size[0], image_width=result.image_size[1],
             grid_rows=grid.shape[0], grid_cols=grid.shape[1], grid=grid.ravel().astype(float).tolist(),
-            **attention_metrics(grid, body_cells),
+            **attention_metrics(raw[layer], body_cells),
             deletion_delta=faith.deletion_delta if faith else None, random_delta=faith.random_delta if faith else None,
             faithfulness_ratio=faith.faithfulness_ratio if faith else None,
         ))

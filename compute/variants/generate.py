@@ -45,7 +45,7 @@ def _synonym_rewrites(q: ParsedQuestion) -> list[tuple[Rewrite, Parts]]:
     return out
 
 
-def _template_rewrites(q: ParsedQuestion, parts: Parts) -> list[Rewrite]:
+def _template_rewrites(parts: Parts) -> list[Rewrite]:
     out = []
     for category, sub, template in TEMPLATES:
         if "{where_fronted}" in template and not parts.location:
@@ -74,10 +74,10 @@ def generate_variants(question: str, condition: str | None = None, n: int = 10, 
     synonyms = _synonym_rewrites(q)
     by_category: dict[str, list[Rewrite]] = {c: [] for c in CATEGORIES}
     by_category["synonym"] = [r for r, _ in synonyms]
-    for rewrite in _template_rewrites(q, Parts(q.term, q.location)):
+    for rewrite in _template_rewrites(Parts(q.term, q.location)):
         by_category[rewrite.category].append(rewrite)
     for synonym, parts in synonyms:
-        for rewrite in _template_rewrites(q, parts):
+        for rewrite in _template_rewrites(parts):
             by_category["combined"].append(Rewrite(
                 rewrite.text, "combined", f"{synonym.sub_strategy} + {rewrite.sub_strategy}",
                 f"{synonym.transformation}; {rewrite.transformation}"))

@@ -3,6 +3,7 @@ import os
 import pandas as pd
 import streamlit as st
 
+from compute.attention import MapUnavailableError
 from compute.images import ImageLoadError, load_image
 from compute.metrics import attention_metrics
 from compute.regions import body_mask, mask_to_grid
@@ -55,7 +56,7 @@ if image is not None and question.strip() and st.button("Ask", type="primary"):
     session = _session(model)
     try:
         result = session.ask(image, question, method=method, layers=layers if method == "attention" else None)
-    except ValueError as exc:
+    except (ValueError, MapUnavailableError) as exc:
         st.error(str(exc))
     else:
         a, b, c = st.columns(3)

@@ -1,8 +1,7 @@
 import altair as alt
-import pandas as pd
 import streamlit as st
 
-from compute.metrics.phrasing import accuracy_by, group_table
+from compute.metrics.phrasing import accuracy_by, group_table, most_sensitive_groups
 from dashboard import data
 from dashboard.views.common import require_run
 
@@ -51,7 +50,7 @@ if selection is not None:
         st.altair_chart(heatmap, width="stretch")
 
         st.subheader("One group")
-        ordered = groups.sort_values(["consistency", "flip_rate"], ascending=[True, False])
+        ordered = most_sensitive_groups(groups, len(groups))
         labels = {g: f"{g}  (consistency {c:.2f}, flip rate {f:.0%})"
                   for g, c, f in zip(ordered.group_id, ordered.consistency, ordered.flip_rate.fillna(0))}
         group_ids = list(labels)
