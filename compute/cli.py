@@ -282,14 +282,22 @@ def _demo_model(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo_eval(args: argparse.Namespace) -> int:
-    from .demo_model.evaluate import HELD_OUT_SEED, evaluate
+def _load_or_explain(model: str):
+    """The session, or None after printing why the model cannot be loaded."""
     from .loading import ModelNotAvailableError, load_model
 
     try:
-        session = load_model(args.model)
+        return load_model(model)
     except ModelNotAvailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return None
+
+
+def _demo_eval(args: argparse.Namespace) -> int:
+    from .demo_model.evaluate import HELD_OUT_SEED, evaluate
+
+    session = _load_or_explain(args.model)
+    if session is None:
         return EXIT_USAGE
     if args.update_card and (args.n != 300 or args.seed is not None or not (Path(args.model) / "training_log.json").is_file()):
         print("error: --update-card needs a trained local model folder (with training_log.json) and the default "
@@ -308,12 +316,9 @@ def _demo_eval(args: argparse.Namespace) -> int:
 
 def _demo_faithfulness(args: argparse.Namespace) -> int:
     from .demo_model.faithfulness_report import faithfulness_report, table
-    from .loading import ModelNotAvailableError, load_model
 
-    try:
-        session = load_model(args.model)
-    except ModelNotAvailableError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    session = _load_or_explain(args.model)
+    if session is None:
         return EXIT_USAGE
     print(table(faithfulness_report(session, args.n, progress=not args.quiet)))
     return 0

@@ -7,6 +7,7 @@ that has none), so the generator can move on.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ..conditions import LOCATION_PHRASES
@@ -62,6 +63,7 @@ def render(template: str, parts: Parts) -> str:
 
 
 Substitution = tuple[Parts, str, str]  # (new parts, sub-strategy, transformation)
+Strategy = Callable[[ParsedQuestion, Parts], list[Substitution]]
 
 
 def technical_synonym(q: ParsedQuestion, parts: Parts) -> list[Substitution]:

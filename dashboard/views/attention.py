@@ -5,7 +5,7 @@ import streamlit as st
 from compute.images import ImageLoadError, load_image
 from dashboard import data
 from dashboard.overlay import COLORMAPS, overlay
-from dashboard.views.common import require_run
+from dashboard.views.common import require_run, url_selectbox
 
 METRICS = ["inside_body_ratio", "border_fraction", "attention_entropy", "normalized_entropy", "focus_score",
            "peak_to_average", "sparsity", "right_lung_fraction", "left_lung_fraction", "apical_fraction",
@@ -29,15 +29,6 @@ def _layer_name(layer: int) -> str:
     return "mean over layers" if layer == -1 else f"layer {layer}"
 
 
-def _pick(label: str, options: list, param: str, format_func=str):
-    """A selectbox whose choice lives in the URL as ?param=…"""
-    wanted = st.query_params.get(param)
-    index = next((i for i, o in enumerate(options) if str(o) == wanted), 0)
-    choice = st.selectbox(label, options, index=index, format_func=format_func, key=f"pick_{param}")
-    st.query_params[param] = str(choice)
-    return choice
-
-
 st.title("Attention")
 selection = require_run()
 if selection is not None:
@@ -47,15 +38,15 @@ if selection is not None:
         st.info("This run stored no maps. Run the study without `--no-maps` to get attention maps per prediction.")
     else:
         labels = dict(zip(items.item_id, (_label(r) for r in items.itertuples())))
-        item_id = _pick("Prediction", list(items.item_id), "item", format_func=labels.get)
+        item_id = url_selectbox("Prediction", list(items.item_id), "item", format_func=labels.get)
         item = items.set_index("item_id").loc[item_id]
         maps = data.item_maps(db, run_id, item_id)
         left, right = st.columns([3, 2])
         with right:
-            method = _pick("Method", sorted(maps.method.unique(), key=_method_order), "method")
+            method = url_selectbox("Method", sorted(maps.method.unique(), key=_method_order), "method")
             of_method = maps[maps.method == method]
             layers = sorted(of_method.layer.unique(), key=lambda v: (v != -1, v))
-            layer = _pick("Layer", layers, "layer", format_func=_layer_name)
+            layer = url_selectbox("Layer", layers, "layer", format_func=_layer_name)
             opacity = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05)
             threshold = st.slider("Hide cells below this share of the peak", 0.0, 1.0, 0.0, 0.05)
             colormap = st.selectbox("Colormap", COLORMAPS)

@@ -5,17 +5,10 @@ from compute.images import ImageLoadError, load_image
 from compute.metrics.attention_change import by_change_type, change_tests
 from dashboard import data
 from dashboard.overlay import overlay
-from dashboard.views.common import require_run
+from dashboard.views.common import require_run, url_multiselect
 
 CHANGES = ["yes→no", "no→yes", "other", "unchanged"]
 GALLERY_SIZE = 6
-
-
-def _filter(label: str, options: list[str], param: str) -> list[str]:
-    wanted = [o for o in st.query_params.get_all(param) if o in options]
-    chosen = st.multiselect(label, options, default=wanted or options, key=f"filter_{param}")
-    st.query_params[param] = chosen if chosen != options else []
-    return chosen
 
 
 st.title("Attention changes")
@@ -43,11 +36,11 @@ if selection is not None:
         st.subheader("Gallery")
         left, right = st.columns(2)
         with left:
-            conditions = _filter("Condition", sorted(changes.condition.dropna().unique()), "condition")
-            categories = _filter("Strategy category", sorted(changes.strategy_category.dropna().unique()), "category")
+            conditions = url_multiselect("Condition", sorted(changes.condition.dropna().unique()), "condition")
+            categories = url_multiselect("Strategy category", sorted(changes.strategy_category.dropna().unique()), "category")
         with right:
-            kinds = _filter("Answer change", [c for c in CHANGES if c in set(changes.answer_change)], "change")
-            correctness = _filter("Variant answer", ["correct", "wrong"], "correctness")
+            kinds = url_multiselect("Answer change", [c for c in CHANGES if c in set(changes.answer_change)], "change")
+            correctness = url_multiselect("Variant answer", ["correct", "wrong"], "correctness")
         shown = changes[changes.condition.isin(conditions) & changes.strategy_category.isin(categories)
                         & changes.answer_change.isin(kinds)
                         & changes.correct.map({True: "correct", False: "wrong"}).isin(correctness)]

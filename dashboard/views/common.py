@@ -21,3 +21,20 @@ def require_run() -> tuple[Path, str] | None:
         st.markdown(context.how_to_make_one(db))
         return None
     return db, run_id
+
+
+def url_multiselect(label: str, options: list[str], param: str) -> list[str]:
+    """A multiselect whose choice lives in the URL as ?param=…&param=… (all options: no parameter)."""
+    wanted = [o for o in st.query_params.get_all(param) if o in options]
+    chosen = st.multiselect(label, options, default=wanted or options, key=f"filter_{param}")
+    st.query_params[param] = chosen if chosen != options else []
+    return chosen
+
+
+def url_selectbox(label: str, options: list, param: str, format_func=str):
+    """A selectbox whose choice lives in the URL as ?param=…"""
+    wanted = st.query_params.get(param)
+    index = next((i for i, o in enumerate(options) if str(o) == wanted), 0)
+    choice = st.selectbox(label, options, index=index, format_func=format_func, key=f"pick_{param}")
+    st.query_params[param] = str(choice)
+    return choice

@@ -2,16 +2,13 @@ import altair as alt
 import streamlit as st
 
 from dashboard import data
-from dashboard.views.common import require_run
+from dashboard.views.common import require_run, url_multiselect
 
 st.title("Condition accuracy")
 selection = require_run()
 if selection is not None:
     db, run_id = selection
-    available = data.conditions(db, run_id)
-    wanted = [c for c in st.query_params.get_all("condition") if c in available]
-    chosen = st.multiselect("Conditions", available, default=wanted or available)
-    st.query_params["condition"] = chosen if chosen != available else []
+    chosen = url_multiselect("Conditions", data.conditions(db, run_id), "condition")
     table = data.condition_accuracy(db, run_id, chosen or None)
     split = table[table.ground_truth != "all"]
     if split.empty:

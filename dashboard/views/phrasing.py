@@ -3,7 +3,7 @@ import streamlit as st
 
 from compute.metrics.phrasing import accuracy_by, group_table, most_sensitive_groups
 from dashboard import data
-from dashboard.views.common import require_run
+from dashboard.views.common import require_run, url_multiselect, url_selectbox
 
 st.title("Phrasing strategies")
 selection = require_run()
@@ -23,10 +23,7 @@ if selection is not None:
         cols[2].metric("Mean group consistency", f"{groups.consistency.mean():.3f}")
         cols[3].metric("Mean flip rate", f"{groups.flip_rate.mean():.1%}")
 
-        categories = sorted(rows.strategy_category.unique())
-        wanted = [c for c in st.query_params.get_all("category") if c in categories]
-        chosen = st.multiselect("Categories", categories, default=wanted or categories)
-        st.query_params["category"] = chosen if chosen != categories else []
+        chosen = url_multiselect("Categories", sorted(rows.strategy_category.unique()), "category")
         shown = rows[rows.strategy_category.isin(chosen)]
 
         st.subheader("Accuracy by strategy")
@@ -53,12 +50,7 @@ if selection is not None:
         ordered = most_sensitive_groups(groups, len(groups))
         labels = {g: f"{g}  (consistency {c:.2f}, flip rate {f:.0%})"
                   for g, c, f in zip(ordered.group_id, ordered.consistency, ordered.flip_rate.fillna(0))}
-        group_ids = list(labels)
-        wanted_group = st.query_params.get("group")
-        group = st.selectbox("Group (least consistent first)", group_ids,
-                             index=group_ids.index(wanted_group) if wanted_group in group_ids else 0,
-                             format_func=labels.get)
-        st.query_params["group"] = group
+        group = url_selectbox("Group (least consistent first)", list(labels), "group", format_func=labels.get)
         members = rows[rows.group_id == group].sort_values("variant_index")
         st.dataframe(members[["variant_index", "strategy_category", "strategy", "question", "ground_truth", "answer",
                               "p_yes", "correct"]], hide_index=True,
