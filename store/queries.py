@@ -126,21 +126,25 @@ def item_maps(db_path: str | Path, run_id: str, item_id: str) -> pd.DataFrame:
 
 
 def image_file(db_path: str | Path, run_id: str, image_id: str) -> Path | None:
-    """Where the run read this image: its stored path under the run's image root (the
-    --image-root it was given, else the manifest's folder). None if the store lacks it."""
+    """Where the run read this image: its stored path under the run's image root (recorded
+    absolute since schema 3; for older runs the --image-root it was given, else the
+    manifest's folder, relative to where the run was started). None if the store lacks it."""
     with connect(db_path, read_only=True) as con:
-        row = con.execute("""
-            SELECT i.path, r.manifest_path, json_extract_string(r.config, '$.image_root')
+        recorded = ", r.image_root" if current_version(con) >= 3 else ", NULL"
+        row = con.execute(f"""
+            SELECT i.path, r.manifest_path, json_extract_string(r.config, '$.image_root'){recorded}
             FROM runs r JOIN images i ON i.dataset = r.dataset
             WHERE r.run_id = ? AND i.image_id = ?
         """, [run_id, image_id]).fetchone()
     if row is None:
         return None
-    path, manifest, image_root = row
+    path, manifest, given_root, recorded_root = row
     stored = Path(path)
     if stored.is_absolute():
         return stored
-    root = Path(image_root) if image_root else Path(manifest).parent if manifest else Path(".")
+    if recorded_root:
+        return Path(recorded_root) / stored
+    root = Path(given_root) if given_root else Path(manifest).parent if manifest else Path(".")
     return root / stored
 
 

@@ -24,6 +24,7 @@ class RunRecord:
     instruction: str | None = None
     system_prompt: str | None = None
     n_items: int | None = None
+    image_root: str | None = None  # absolute: where the dashboard finds the run's images from any folder
 
 
 @dataclass(frozen=True)

@@ -119,6 +119,7 @@ CREATE TABLE attention_maps (
 _V3 = """
 ALTER TABLE runs ADD COLUMN items_per_second DOUBLE;       -- answered items per second of the last invocation
 ALTER TABLE runs ADD COLUMN peak_gpu_memory_gb DOUBLE;     -- torch's peak allocated GPU memory; NULL on CPU
+ALTER TABLE runs ADD COLUMN image_root VARCHAR;            -- absolute folder the run read its images from
 ALTER TABLE runs ADD COLUMN host VARCHAR;                  -- where the run last started, and its process id,
 ALTER TABLE runs ADD COLUMN pid INTEGER;                   -- so that a check can tell a dead 'running' run
 ALTER TABLE questions ADD COLUMN baseline_question VARCHAR;   -- the group's baseline wording (phrasing studies)

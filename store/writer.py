@@ -87,17 +87,17 @@ class StoreWriter:
                 con.execute(
                     "INSERT INTO runs (run_id, study, dataset, manifest_path, model_id, model_revision,"
                     " weights_fingerprint, device, dtype, seed, instruction, system_prompt, config,"
-                    " package_versions, started_at, status, n_items, host, pid)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?)",
+                    " package_versions, started_at, status, n_items, image_root, host, pid)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
                     [run.run_id, run.study, run.dataset, run.manifest_path, run.model_id, run.model_revision,
                      run.weights_fingerprint, run.device, run.dtype, run.seed, run.instruction,
                      run.system_prompt, config_json, json.dumps(run.package_versions, sort_keys=True),
-                     datetime.now(), run.n_items, socket.gethostname(), os.getpid()])
+                     datetime.now(), run.n_items, run.image_root, socket.gethostname(), os.getpid()])
             else:
-                con.execute("UPDATE runs SET status = 'running', finished_at = NULL, n_items = ?,"
-                            " device = ?, dtype = ?, package_versions = ?, host = ?, pid = ? WHERE run_id = ?",
+                con.execute("UPDATE runs SET status = 'running', finished_at = NULL, n_items = ?, device = ?,"
+                            " dtype = ?, package_versions = ?, image_root = ?, host = ?, pid = ? WHERE run_id = ?",
                             [run.n_items, run.device, run.dtype, json.dumps(run.package_versions, sort_keys=True),
-                             socket.gethostname(), os.getpid(), run.run_id])
+                             run.image_root, socket.gethostname(), os.getpid(), run.run_id])
             done = con.execute("SELECT item_id FROM predictions WHERE run_id = ? AND status = 'ok'",
                                [run.run_id]).fetchall()
             con.execute("COMMIT")

@@ -243,3 +243,22 @@ def test_live_page_answers_a_question_about_a_run_image(study_db, monkeypatch):
     assert len(at.get("image")) == 1
     table = at.dataframe[0].value.set_index("metric")["value"]
     assert 0 < table["inside_body_ratio"] <= 1
+
+
+
+def test_run_images_are_found_from_any_working_directory(monkeypatch, tmp_path):
+    """make demo passes a relative --manifest; the dashboard may start from another folder."""
+    from compute.cli import main
+    from compute.synth import SynthConfig, generate_dataset
+    from store import queries
+    generate_dataset(SynthConfig(n=1, seed=3, size=128, dicom_fraction=0.0), tmp_path / "project" / "synth",
+                     progress=False)
+    model = Path("models/demo").resolve()
+    monkeypatch.chdir(tmp_path / "project")
+    assert main(["run", "--model", str(model), "--manifest", "synth/manifest.jsonl", "--db", "r.duckdb",
+                 "--run", "rel", "--no-maps", "--quiet"]) == 0
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "project" / "r.duckdb"
+    image_id = queries.predictions(db, "rel").image_id.iloc[0]
+    path = queries.image_file(db, "rel", image_id)
+    assert path.is_absolute() and path.is_file()

@@ -306,4 +306,5 @@ def _run_record(config: RunConfig, session: Session, n_items: int) -> RunRecord:
         weights_fingerprint=session.fingerprint, device=str(session.device),
         dtype=dtype_name(session.dtype), seed=config.seed,
         instruction=config.prompt.instruction, system_prompt=config.prompt.system_prompt, n_items=n_items,
+        image_root=str((config.image_root or config.manifest.parent).resolve()),
     )
