@@ -64,6 +64,10 @@ def _add_map_options(p: argparse.ArgumentParser) -> None:
                         f"({MapConfig.deletion_random} more forward passes per prediction)")
 
 
+def _add_demo_model_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--model", default="models/demo", help="model folder or hub id (default: models/demo)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m compute", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -136,7 +140,7 @@ def build_parser() -> argparse.ArgumentParser:
                                           "question in the training phrasings, and prints accuracy per condition, "
                                           "the share of well-formed replies, and how much answer-position "
                                           "attention falls inside the lesion relative to its share of the body.")
-    evaluate.add_argument("--model", default="models/demo", help="model folder or hub id (default: models/demo)")
+    _add_demo_model_option(evaluate)
     evaluate.add_argument("--n", type=positive_int, default=300, help="held-out images (default: 300)")
     evaluate.add_argument("--seed", type=int, default=None, help="held-out seed (default: the fixed one)")
     evaluate.add_argument("--json", type=Path, default=None, help="also write the report as JSON here")
@@ -171,7 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "attention from every layer) through the original study's protocol (one "
                                        "generate and one eager output_attentions forward per variant) and through "
                                        "the prefix-sharing engine, in one run; prints both rates and their ratio.")
-    bench.add_argument("--model", default="models/demo", help="model folder or hub id (default: models/demo)")
+    _add_demo_model_option(bench)
     bench.add_argument("--images", type=positive_int, default=20, help="images (default: 20)")
     bench.add_argument("--variants", type=positive_int, default=10, help="rewrites per question (default: 10)")
 
@@ -198,7 +202,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "of attention and Grad-CAM maps (their top 10% of cells blurred vs random "
                                        "cells), the pointing game, and the correlation with a weight-randomised "
                                        "model's attention map.")
-    faith.add_argument("--model", default="models/demo", help="model folder or hub id (default: models/demo)")
+    _add_demo_model_option(faith)
     faith.add_argument("--n", type=positive_int, default=6, help="images per condition (default: 6)")
     faith.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser

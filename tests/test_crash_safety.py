@@ -13,7 +13,9 @@ import numpy as np
 
 from compute.cli import main
 from compute.synth import SynthConfig, generate_dataset
+from store import connect
 from store.check import check
+from store.schema import current_version
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -29,8 +31,15 @@ def _contents(db):
     return predictions, maps, status
 
 
+def _stored(db) -> int:
+    if not db.exists():
+        return 0
+    with connect(db, read_only=True) as con:
+        return con.execute("SELECT count(*) FROM predictions").fetchone()[0] if current_version(con) else 0
+
+
 def test_sigkill_at_random_points_then_resume(tmp_path):
-    manifest = generate_dataset(SynthConfig(n=12, seed=5, size=128, dicom_fraction=0.25), tmp_path / "synth",
+    manifest = generate_dataset(SynthConfig(n=20, seed=5, size=128, dicom_fraction=0.25), tmp_path / "synth",
                                 progress=False)
     args = ["run", "--model", "models/demo", "--manifest", str(manifest), "--run", "crash", "--batch-size", "1",
             "--quiet"]
@@ -38,26 +47,26 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     db = tmp_path / "killed.duckdb"
     rng = np.random.default_rng(0)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    kills = 0
     saw_dead_run = False
-    for _ in range(8):
+    for _ in range(5):
+        # Kill mid-run: once 1-3 more items have landed, after a random extra moment.
+        target = _stored(db) + int(rng.integers(1, 4))
         process = subprocess.Popen([sys.executable, "-m", "compute", *args, "--db", str(db)], cwd=ROOT, env=env,
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        time.sleep(float(rng.uniform(2.5, 6.0)))
-        if process.poll() is None:
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-            kills += 1
-            if db.exists():
-                saw_dead_run |= any("marked running but its process" in p for p in check(db))
-        if kills >= 5:
-            break
-    assert kills >= 5, "the run finished before it could be killed five times"
+        deadline = time.monotonic() + 120
+        while process.poll() is None and _stored(db) < target and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(float(rng.uniform(0.0, 0.3)))
+        assert process.poll() is None, "the run finished before it could be killed"
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+        saw_dead_run |= any("marked running but its process" in p for p in check(db))
+    assert 5 <= _stored(db) < 40, "the kills must land mid-run"
     assert saw_dead_run, "the store check should report a run left 'running' by a killed process"
     assert main([*args, "--db", str(db)]) == 0  # the final resume
     clean, killed = _contents(tmp_path / "clean.duckdb"), _contents(db)
     assert [(i, s, a) for i, s, a, _ in killed[0]] == [(i, s, a) for i, s, a, _ in clean[0]]  # each item once
-    assert len({i for i, *_ in killed[0]}) == len(killed[0]) == 24
+    assert len({i for i, *_ in killed[0]}) == len(killed[0]) == 40
     np.testing.assert_allclose([p for *_, p in killed[0]], [p for *_, p in clean[0]], atol=1e-6)
     assert [(i, layer) for i, layer, _ in killed[1]] == [(i, layer) for i, layer, _ in clean[1]]
     np.testing.assert_allclose(np.array([g for *_, g in killed[1]]), np.array([g for *_, g in clean[1]]), atol=1e-6)
