@@ -49,6 +49,8 @@ class Engine:
         self.maps = maps
         self.generate_text = generate_text
         self.max_batch = max_batch
+        self.generated_rows = 0  # rows whose reply had to be generated (first token not yes/no, or asked)
+        self.backoffs = 0  # times an out-of-memory error halved max_batch
         text_config = session.model.config.get_text_config()
         self.layers = parse_layers(maps.layers, text_config.layer_types) if maps else ()
         if session.device.type == "cuda":  # start from what fits in half the free memory; back off on OOM
@@ -81,10 +83,15 @@ class Engine:
             except torch.OutOfMemoryError:
                 if self.max_batch == 1:
                     raise
-                self.max_batch = max(1, self.max_batch // 2)  # back off and retry this chunk; nothing is lost
-                torch.cuda.empty_cache()
-                continue
-            lo = hi
+                out_of_memory = True  # handled below, once the failed batch's tensors are released
+            else:
+                out_of_memory = False
+                lo = hi
+            if out_of_memory:  # back off and retry this chunk; nothing is lost
+                self.max_batch //= 2
+                self.backoffs += 1
+                if s.device.type == "cuda":
+                    torch.cuda.empty_cache()
         latency = (time.perf_counter() - start) / len(ids)
         return [AskResult(r.text, r.answer, r.p_yes, r.yes_no_mass, latency, r.map) for r in results]
 
@@ -133,6 +140,7 @@ class Engine:
             replies = s.ask_batch([image] * len(needs_text), [questions[r] for r in needs_text])
             for r, reply in zip(needs_text, replies):
                 texts[r] = reply.text
+            self.generated_rows += len(needs_text)
         maps = self._maps(capture.weights, n + last, width, image_in_prefix) if self.maps else [None] * rows
         return [AskResult(text=t, answer=extract_answer(t), p_yes=float(p), yes_no_mass=float(m), latency_s=0.0,
                           map=mp)

@@ -9,12 +9,25 @@ device, runs 63 images x ~9.5 variants through the engine with maps from 4 layer
 original protocol (generate + eager output_attentions per variant) on a small subset for
 the ratio. It prints and writes JSON: variants/s, seconds for the workload, peak GPU memory.
 It needs neither duckdb nor the hub.
+
+Random weights put a yes/no word first only by chance, and the engine generates a reply for
+every row that lacks one, which a trained model rarely needs (the demo model: 0 of 1320
+phrasing-study rows). So the random model is made to answer like a trained one: the yes and
+no tokens' output embeddings point in opposite directions with a large norm, and the first
+token is yes or no. `engine_generated_rows` reports how many rows still needed generation.
+The straightforward path generates one token per variant, the answer word: the least any
+reply costs (a trained model adds at least <end_of_turn>), so the speed-up is a lower bound.
+
+On CUDA it also checks the out-of-memory back-off for real: it caps the process's GPU memory
+at half of what one 64-row batch needs, runs that batch, and compares with the uncapped
+results (`backoff`).
 """
 
 from __future__ import annotations
 
 import json
 import platform
+import sys
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime, timezone
@@ -22,6 +35,7 @@ from pathlib import Path
 
 import torch
 
+from .answers import extract_answer
 from .attention import MapSpec
 from .config import DecodeConfig, ModelSpec, PromptConfig
 from .demo_model import DemoModelConfig
@@ -29,7 +43,7 @@ from .demo_model.architecture import gemma3_config, generation_config
 from .demo_model.corpus import question_corpus
 from .demo_model.processor import build_processor
 from .demo_model.tokenizer import train_tokenizer
-from .engine import Engine
+from .engine import Engine, Group
 from .bench import straightforward, workload
 from .loading import dtype_name
 from .session import Session
@@ -64,6 +78,10 @@ class GpuBenchResult:
     straightforward_s: float
     straightforward_variants_per_s: float
     speedup: float
+    engine_generated_rows: int
+    yes_share: float
+    same_answers_on_subset: float  # engine vs straightforward, on the straightforward subset
+    backoff: dict | None
     torch: str
     python: str
 
@@ -79,8 +97,21 @@ def build_session(cfg: DemoModelConfig, vocab: int | None, device: torch.device,
     with torch.device(device):
         model = Gemma3ForConditionalGeneration(config).to(dtype).eval()
     model.generation_config = generation_config(tokenizer)
-    return Session(model=model, processor=build_processor(cfg, tokenizer), spec=ModelSpec("random MedGemma-4B shapes"),
-                   device=device, dtype=dtype, prompt=PromptConfig(), decode=DecodeConfig(max_new_tokens=8))
+    session = Session(model=model, processor=build_processor(cfg, tokenizer), spec=ModelSpec("random MedGemma-4B shapes"),
+                      device=device, dtype=dtype, prompt=PromptConfig(), decode=DecodeConfig(max_new_tokens=1))
+    answer_yes_or_no(model, session.yes_ids, session.no_ids)
+    return session
+
+
+@torch.no_grad()
+def answer_yes_or_no(model, yes_ids: list[int], no_ids: list[int], scale: float = 100.0) -> None:
+    """Sets the yes and no tokens' output embeddings to +v and -v, `scale` times the mean
+    embedding norm, so one of them outscores every other token for any final hidden state."""
+    weight = model.get_output_embeddings().weight
+    direction = torch.randn(weight.shape[1], generator=torch.Generator().manual_seed(0))
+    direction = (direction / direction.norm() * weight.float().norm(dim=1).mean().cpu() * scale).to(weight)
+    weight[yes_ids] = direction
+    weight[no_ids] = -direction
 
 
 def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, variants: int = 9,
@@ -88,37 +119,81 @@ def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, va
     dev = torch.device(device)
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     cfg = TINY if tiny else MEDGEMMA_4B
+    _progress(f"building a random-weight model of {'tiny' if tiny else 'MedGemma 4B'} shapes on {dev}")
     session = build_session(cfg, None if tiny else MEDGEMMA_VOCAB, dev, dtype)
     groups = workload(images, variants, seed=0)
     groups = [replace(g, questions=g.questions[: variants + (i % 2)]) for i, g in enumerate(groups)]  # ~9.5 each
     engine = Engine(session, MapSpec(layers=layers))
+    _progress(f"workload: {len(groups)} images, {sum(len(g.questions) for g in groups)} variants; warm-up")
     engine.ask_group(groups[0])  # warm-up
+    engine.generated_rows = 0
+    _synchronize(dev)
     if dev.type == "cuda":
-        torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    for g in groups:
-        engine.ask_group(g)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    answers = [[r.answer for r in engine.ask_group(g)] for g in groups]
+    _synchronize(dev)
     engine_s = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None
+    _progress(f"engine: {engine_s:.1f} s; straightforward path on {subset_images} images")
     subset = groups[:subset_images]
     start = time.perf_counter()
-    straightforward(session, subset)
-    if dev.type == "cuda":
-        torch.cuda.synchronize()
+    replies, _ = straightforward(session, subset)
+    _synchronize(dev)
     slow_s = time.perf_counter() - start
     n = sum(len(g.questions) for g in groups)
     n_slow = sum(len(g.questions) for g in subset)
+    engine_subset = [a for group_answers in answers[:subset_images] for a in group_answers]
+    same = sum(a == extract_answer(r) for a, r in zip(engine_subset, replies, strict=True)) / n_slow
     return GpuBenchResult(
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
         dtype=dtype_name(dtype), shapes="tiny" if tiny else "MedGemma 4B", images=len(groups), variants=n,
         engine_s=engine_s, engine_variants_per_s=n / engine_s, peak_memory_gb=peak, straightforward_variants=n_slow,
         straightforward_s=slow_s, straightforward_variants_per_s=n_slow / slow_s,
-        speedup=(n / engine_s) / (n_slow / slow_s), torch=torch.__version__,
-        python=platform.python_version())
+        speedup=(n / engine_s) / (n_slow / slow_s), engine_generated_rows=engine.generated_rows,
+        yes_share=sum(a == "yes" for g in answers for a in g) / n, same_answers_on_subset=same,
+        backoff=backoff_check(session, groups[0], layers) if dev.type == "cuda" else None,
+        torch=torch.__version__, python=platform.python_version())
+
+
+def backoff_check(session: Session, group: Group, layers: str, rows: int = 64) -> dict:
+    """Caps the process's GPU memory at half of what a `rows`-row suffix batch needs, runs that
+    batch through the engine, and compares with the uncapped results: the engine must halve its
+    batch on out-of-memory errors and lose nothing."""
+    big = Group(group.image, (list(group.questions) * rows)[:rows])
+    engine = Engine(session, MapSpec(layers=layers), max_batch=rows)
+    engine.max_batch = rows
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_reserved(session.device)
+    torch.cuda.reset_peak_memory_stats(session.device)
+    reference = engine.ask_group(big)
+    need = torch.cuda.max_memory_reserved(session.device) - base
+    cap = base + need // 2
+    _progress(f"out-of-memory back-off: {rows} rows under a cap of half their memory")
+    report = {"rows": rows, "uncapped_extra_gb": need / 2**30, "cap_gb": cap / 2**30}
+    torch.cuda.empty_cache()
+    torch.cuda.set_per_process_memory_fraction(cap / torch.cuda.get_device_properties(session.device).total_memory,
+                                               session.device)
+    try:
+        capped = engine.ask_group(big)
+    except torch.OutOfMemoryError as exc:  # the prefix pass itself did not fit under the cap
+        return {**report, "error": str(exc).splitlines()[0]}
+    finally:
+        torch.cuda.set_per_process_memory_fraction(1.0, session.device)
+    return {**report, "backoffs": engine.backoffs, "final_batch": engine.max_batch,
+            "same_answers": sum(a.answer == b.answer for a, b in zip(capped, reference, strict=True)) / rows,
+            "max_p_yes_diff": max(abs(a.p_yes - b.p_yes) for a, b in zip(capped, reference))}
+
+
+def _progress(message: str) -> None:
+    print(f"gpu-bench: {message}", file=sys.stderr, flush=True)
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def save(result: GpuBenchResult, path: Path) -> None:

@@ -72,3 +72,43 @@ def test_rows_that_fit_by_hand():
     medgemma = SimpleNamespace(num_hidden_layers=34, num_key_value_heads=4, head_dim=256, vocab_size=262208)
     per_row = (2 * 34 * 4 * 256 * 512 + 262208) * 2  # bf16: 71.8 MB of cache and logits per row
     assert rows_that_fit(8 * 2**30, medgemma, 512, 2) == 8 * 2**30 // per_row == 119
+
+
+class _MemoryLimitedEngine(Engine):
+    """Raises the out-of-memory error a GPU raises whenever a suffix batch has more than
+    `fits` rows (a CPU cannot run out of memory on cue; gpu-bench checks the real one)."""
+
+    fits = 2
+
+    def _suffixes(self, prefix_cache, ids, *args):
+        if len(ids) > self.fits:
+            import torch
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return super()._suffixes(prefix_cache, ids, *args)
+
+
+def test_out_of_memory_halves_the_batch_and_loses_nothing(session, groups):
+    group = groups[0]
+    reference = Engine(session, MapSpec(layers="last:2")).ask_group(group)
+    engine = _MemoryLimitedEngine(session, MapSpec(layers="last:2"), max_batch=8)
+    _compare(engine.ask_group(group), reference)
+    assert (engine.max_batch, engine.backoffs) == (2, 2)  # 8 -> 4 -> 2, then every chunk fits
+    engine.fits = 0
+    import torch
+    with pytest.raises(torch.OutOfMemoryError):  # even one row does not fit: the error is not swallowed
+        engine.ask_group(group)
+    assert engine.max_batch == 1
+
+
+def test_engine_equals_ask_batch_on_cuda(groups):
+    """The same equality on a GPU's kernels (fp32); skipped without CUDA. On a lent GPU machine:
+    `python -m pytest tests/test_engine.py -k cuda`."""
+    import torch
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    cuda = load_model("models/demo", device="cuda", dtype="float32")
+    engine = Engine(cuda, MapSpec(layers="all"), max_batch=4)
+    for group in groups:
+        reference = cuda.ask_batch([group.image] * len(group.questions), list(group.questions),
+                                   maps=MapSpec(layers="all"))
+        _compare(engine.ask_group(group), reference)
