@@ -188,6 +188,8 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--tiny", action="store_true", help="toy sizes with the same code path, to check it runs")
     gpu.add_argument("--images", type=positive_int, default=63, help="images (default: 63)")
     gpu.add_argument("--json", type=Path, default=None, help="also write the figures here as JSON")
+    gpu.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                     help="also profile the engine on 5 images and write operators.txt and python.txt here")
 
     merge = sub.add_parser("merge", help="merge the part stores of a multi-process run into its store",
                            description="A run launched on several processes (accelerate launch or torchrun) writes "
@@ -381,7 +383,7 @@ def _gpu_bench(args: argparse.Namespace) -> int:
 
     from .gpu_bench import run_gpu_bench, save
 
-    result = run_gpu_bench(args.device, args.tiny, args.images)
+    result = run_gpu_bench(args.device, args.tiny, args.images, profile=args.profile)
     print(json.dumps(asdict(result), indent=1))
     if args.json:
         save(result, args.json)

@@ -115,7 +115,7 @@ def answer_yes_or_no(model, yes_ids: list[int], no_ids: list[int], scale: float 
 
 
 def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, variants: int = 9,
-                  subset_images: int = 2, layers: str = "last:4") -> GpuBenchResult:
+                  subset_images: int = 2, layers: str = "last:4", profile: Path | None = None) -> GpuBenchResult:
     dev = torch.device(device)
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
     cfg = TINY if tiny else MEDGEMMA_4B
@@ -135,6 +135,9 @@ def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, va
     _synchronize(dev)
     engine_s = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None
+    if profile:
+        _progress(f"profiling the engine on 5 images into {profile}")
+        write_profile(engine, groups[:5], profile)
     _progress(f"engine: {engine_s:.1f} s; straightforward path on {subset_images} images")
     subset = groups[:subset_images]
     start = time.perf_counter()
@@ -166,25 +169,57 @@ def backoff_check(session: Session, group: Group, layers: str, rows: int = 64) -
     engine.max_batch = rows
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
-    base = torch.cuda.memory_reserved(session.device)
-    torch.cuda.reset_peak_memory_stats(session.device)
+    device = session.device.index if session.device.index is not None else torch.cuda.current_device()
+    base = torch.cuda.memory_reserved(device)
+    torch.cuda.reset_peak_memory_stats(device)
     reference = engine.ask_group(big)
-    need = torch.cuda.max_memory_reserved(session.device) - base
+    need = torch.cuda.max_memory_reserved(device) - base
     cap = base + need // 2
     _progress(f"out-of-memory back-off: {rows} rows under a cap of half their memory")
     report = {"rows": rows, "uncapped_extra_gb": need / 2**30, "cap_gb": cap / 2**30}
     torch.cuda.empty_cache()
-    torch.cuda.set_per_process_memory_fraction(cap / torch.cuda.get_device_properties(session.device).total_memory,
-                                               session.device)
+    torch.cuda.set_per_process_memory_fraction(cap / torch.cuda.get_device_properties(device).total_memory, device)
     try:
         capped = engine.ask_group(big)
     except torch.OutOfMemoryError as exc:  # the prefix pass itself did not fit under the cap
         return {**report, "error": str(exc).splitlines()[0]}
     finally:
-        torch.cuda.set_per_process_memory_fraction(1.0, session.device)
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
     return {**report, "backoffs": engine.backoffs, "final_batch": engine.max_batch,
             "same_answers": sum(a.answer == b.answer for a, b in zip(capped, reference, strict=True)) / rows,
             "max_p_yes_diff": max(abs(a.p_yes - b.p_yes) for a, b in zip(capped, reference))}
+
+
+def write_profile(engine: Engine, groups: list[Group], folder: Path) -> None:
+    """Where the engine's time goes: torch.profiler's operator table (GPU kernels too, on
+    CUDA) and cProfile's Python functions by cumulative time, as text files in `folder`."""
+    import cProfile
+    import io
+    import pstats
+
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    folder.mkdir(parents=True, exist_ok=True)
+    cuda = engine.session.device.type == "cuda"
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+    with torch_profile(activities=activities) as prof:
+        for g in groups:
+            engine.ask_group(g)
+        _synchronize(engine.session.device)
+    table = prof.key_averages()
+    (folder / "operators.txt").write_text(
+        table.table(sort_by="self_cuda_time_total" if cuda else "self_cpu_time_total", row_limit=40)
+        + "\n\n" + table.table(sort_by="cpu_time_total", row_limit=40))
+    profiler = cProfile.Profile()
+    profiler.enable()
+    for g in groups:
+        engine.ask_group(g)
+    _synchronize(engine.session.device)
+    profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("cumulative").print_stats(60)
+    (folder / "python.txt").write_text(text.getvalue())
 
 
 def _progress(message: str) -> None:
