@@ -91,13 +91,13 @@ def run_bench(model: str, n_images: int = 20, n_variants: int = 10, seed: int = 
     session = load_model(model)
     groups = workload(n_images, n_variants, seed)
     engine = Engine(session, MapSpec(layers="all"))
-    engine.ask_group(groups[0])  # warm-up, both paths
+    engine.ask_groups(groups[:engine.images_per_pass])  # warm-up, both paths
     straightforward(session, groups[:1])
     start = time.perf_counter()
     slow = [extract_answer(t) for t in straightforward(session, groups)[0]]
     slow_s = time.perf_counter() - start
     start = time.perf_counter()
-    fast = [r.answer for g in groups for r in engine.ask_group(g)]
+    fast = [r.answer for results in engine.ask_groups(groups) for r in results]
     fast_s = time.perf_counter() - start
     same = float(np.mean([a == b for a, b in zip(slow, fast)]))
     return BenchResult(n_images, len(fast), slow_s, fast_s, same)

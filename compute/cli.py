@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--images", type=positive_int, default=63, help="images (default: 63)")
     gpu.add_argument("--json", type=Path, default=None, help="also write the figures here as JSON")
     gpu.add_argument("--profile", type=Path, default=None, metavar="DIR",
-                     help="also profile the engine on 5 images and write operators.txt and python.txt here")
+                     help="also profile one pass of the engine (8 images) and write operators.txt and python.txt here")
 
     merge = sub.add_parser("merge", help="merge the part stores of a multi-process run into its store",
                            description="A run launched on several processes (accelerate launch or torchrun) writes "

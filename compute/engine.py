@@ -1,22 +1,28 @@
 """The prefix-sharing engine: every variant of a question shares its image and the prompt up
 to the end of the image block, so that part runs once per image.
 
-Per image: one prefix pass (the longest common prefix of its prompts' token ids: vision
-tower, projector and the decoder over the image block) fills a KV cache; all of the
-image's question suffixes then run as one right-padded batch against copies of it, with
+Per pass of up to `images_per_pass` images: one prefix pass (the longest common prefix of the
+prompts' token ids, which is the same text for every image: vision tower, projector and the
+decoder over the image block) fills a KV cache with one row per image; all of the images'
+question suffixes then run as right-padded batches against copies of their image's row, with
 positions continuing after the prefix. P(yes) comes from each row's last position, and
 attention rows are captured in that same pass for the requested layers only. Text is
 generated only for rows whose first token is not a yes/no word, or when asked.
 
-A test shows the results equal Session.ask_batch's on the same inputs (fp32).
+Batching several images per pass matters on a GPU, where a 4B model's forward pass over a
+few rows costs mostly per-layer launch overhead; images are decoded and resized on worker
+threads meanwhile. A test shows the results equal Session.ask_batch's on the same inputs (fp32).
 """
 
 from __future__ import annotations
 
 import copy
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import islice
 
 import torch
 from PIL import Image
@@ -40,46 +46,111 @@ class Group:
     questions: Sequence[str]
 
 
+@dataclass(frozen=True)
+class _Pixels:
+    """A group's image, decoded, and its pixel values as the processor makes them."""
+
+    image: Image.Image
+    pixels: torch.Tensor  # (1, channels, height, width)
+
+
+@dataclass(frozen=True)
+class _Row:
+    """One question of one image, as a suffix row."""
+
+    image_index: int  # its image's row in the prefix cache
+    image: Image.Image
+    question: str
+    ids: torch.Tensor
+
+
 class Engine:
     def __init__(self, session: Session, maps: MapSpec | None = None, generate_text: bool = False,
-                 max_batch: int = 64):
+                 max_batch: int = 64, images_per_pass: int = 8, workers: int = 4):
         if maps is not None and (maps.method != "attention" or maps.query != "answer"):
             raise ValueError("the engine reads answer-position attention; use Session.ask_batch for other maps")
         self.session = session
         self.maps = maps
         self.generate_text = generate_text
-        self.max_batch = max_batch
+        self.max_batch = max_batch  # suffix rows per forward pass
+        self.images_per_pass = images_per_pass  # images per prefix pass
+        self.workers = workers  # threads that decode and resize images
         self.generated_rows = 0  # rows whose reply had to be generated (first token not yes/no, or asked)
-        self.backoffs = 0  # times an out-of-memory error halved max_batch
+        self.backoffs = 0  # times an out-of-memory error halved max_batch or images_per_pass
         text_config = session.model.config.get_text_config()
         self.layers = parse_layers(maps.layers, text_config.layer_types) if maps else ()
         if session.device.type == "cuda":  # start from what fits in half the free memory; back off on OOM
             free, _ = torch.cuda.mem_get_info(session.device)
             self.max_batch = max(1, min(max_batch, rows_that_fit(free // 2, text_config, 512, session.dtype.itemsize)))
 
-    @torch.no_grad()
     def ask_group(self, group: Group) -> list[AskResult]:
-        """Answers (and maps) for every question of one image, from one prefix pass."""
+        """Answers (and maps) for every question of one image."""
+        return self.ask_groups([group])[0]
+
+    @torch.no_grad()
+    def ask_groups(self, groups: Sequence[Group]) -> list[list[AskResult]]:
+        """Answers (and maps) for every question of every group, in order."""
+        results: list[list[AskResult]] = []
+        prepared = self._pixels_ahead(groups)
+        done = 0
+        while done < len(groups):
+            batch = groups[done:done + self.images_per_pass]
+            results += self._ask_images(batch, [next(prepared) for _ in batch])
+            done += len(batch)
+        return results
+
+    def _pixels_ahead(self, groups: Sequence[Group]) -> Iterator[_Pixels]:
+        """Each group's decoded image and pixel values, in order, prepared on worker threads
+        up to two passes ahead of the model."""
+        with ThreadPoolExecutor(self.workers) as pool:
+            remaining = iter(groups)
+            pending = deque(pool.submit(self._pixels, g) for g in islice(remaining, 2 * self.images_per_pass))
+            while pending:
+                ready = pending.popleft().result()
+                pending.extend(pool.submit(self._pixels, g) for g in islice(remaining, 1))
+                yield ready
+
+    def _pixels(self, group: Group) -> _Pixels:
+        image = load_image(group.image)
+        pixels = self.session.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
+        return _Pixels(image, pixels)
+
+    def _ask_images(self, groups: Sequence[Group], prepared: Sequence[_Pixels]) -> list[list[AskResult]]:
+        """One prefix pass for these images, then their suffixes; on out-of-memory in the
+        prefix pass, the images are split in two and each half is retried."""
+        try:
+            return self._ask_images_once(groups, prepared)
+        except torch.OutOfMemoryError:
+            if len(groups) == 1:
+                raise
+        half = len(groups) // 2  # outside the except block, so the failed pass's tensors are released
+        self.images_per_pass = max(1, half)
+        self.backoffs += 1
+        _release_cached_memory(self.session.device)
+        return self._ask_images(groups[:half], prepared[:half]) + self._ask_images(groups[half:], prepared[half:])
+
+    def _ask_images_once(self, groups: Sequence[Group], prepared: Sequence[_Pixels]) -> list[list[AskResult]]:
         s = self.session
         start = time.perf_counter()
-        image = load_image(group.image)
-        ids = self._token_ids(image, group.questions)
-        n = min(_common_prefix(ids), min(len(i) for i in ids) - 1)  # every row keeps a token to score
+        rows = [_Row(k, p.image, q, ids) for k, (g, p) in enumerate(zip(groups, prepared))
+                for q, ids in zip(g.questions, self._token_ids(p.image, g.questions))]
+        all_ids = [r.ids for r in rows]
+        n = min(_common_prefix(all_ids), min(len(i) for i in all_ids) - 1)  # every row keeps a token to score
         image_token = s.model.config.image_token_id
-        if (ids[0][n:] == image_token).any():
+        if any((i[n:] == image_token).any() for i in all_ids):
             raise ValueError("the prompts differ before the end of the image block; the prefix cannot be shared")
-        pixels = s.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]  # once per image
-        prefix_ids = ids[0][:n][None].to(s.device)
+        prefix_ids = all_ids[0][:n][None].expand(len(groups), -1).to(s.device)
+        pixels = torch.cat([p.pixels for p in prepared]).to(s.device, s.dtype)
         prefix = s.model(input_ids=prefix_ids, attention_mask=torch.ones_like(prefix_ids),
-                         token_type_ids=(prefix_ids == image_token).long(),
-                         pixel_values=pixels.to(s.device, s.dtype), use_cache=True, logits_to_keep=1)
-        results: list[AskResult] = []
+                         token_type_ids=(prefix_ids == image_token).long(), pixel_values=pixels,
+                         use_cache=True, logits_to_keep=1)
+        image_in_prefix = all_ids[0][:n] == image_token
+        answers: list[AskResult] = []
         lo = 0
-        while lo < len(ids):
+        while lo < len(rows):
             hi = lo + self.max_batch
             try:
-                results += self._suffixes(prefix.cache, ids[lo:hi], group.questions[lo:hi], n,
-                                          ids[0][:n] == image_token, image)
+                answers += self._suffixes(prefix.cache, rows[lo:hi], n, image_in_prefix)
             except torch.OutOfMemoryError:
                 if self.max_batch == 1:
                     raise
@@ -90,10 +161,14 @@ class Engine:
             if out_of_memory:  # back off and retry this chunk; nothing is lost
                 self.max_batch //= 2
                 self.backoffs += 1
-                if s.device.type == "cuda":
-                    torch.cuda.empty_cache()
-        latency = (time.perf_counter() - start) / len(ids)
-        return [AskResult(r.text, r.answer, r.p_yes, r.yes_no_mass, latency, r.map) for r in results]
+                _release_cached_memory(s.device)
+        latency = (time.perf_counter() - start) / len(rows)
+        answers = [AskResult(a.text, a.answer, a.p_yes, a.yes_no_mass, latency, a.map) for a in answers]
+        per_group, lo = [], 0
+        for g in groups:
+            per_group.append(answers[lo:lo + len(g.questions)])
+            lo += len(g.questions)
+        return per_group
 
     def _token_ids(self, image: Image.Image, questions: Sequence[str]) -> list[torch.Tensor]:
         """Each prompt's token ids, as the processor makes them, without processing the image
@@ -104,22 +179,19 @@ class Engine:
         expanded = [expanded_prompt(s.processor, t) for t in texts]
         return [torch.tensor(i) for i in s.processor.tokenizer(expanded, add_special_tokens=False)["input_ids"]]
 
-    def _suffixes(self, prefix_cache, ids: list[torch.Tensor], questions: Sequence[str], n: int,
-                  image_in_prefix: torch.Tensor, image: Image.Image) -> list[AskResult]:
+    def _suffixes(self, prefix_cache, rows: Sequence[_Row], n: int, image_in_prefix: torch.Tensor) -> list[AskResult]:
         s = self.session
-        rows = len(ids)
-        lengths = torch.tensor([len(i) - n for i in ids])  # (rows,)
+        lengths = torch.tensor([len(r.ids) - n for r in rows])  # (rows,)
         width = int(lengths.max())
-        pad = s.processor.tokenizer.pad_token_id
-        suffix = torch.full((rows, width), pad)
-        for r, i in enumerate(ids):
-            suffix[r, : len(i) - n] = i[n:]
+        suffix = torch.full((len(rows), width), s.processor.tokenizer.pad_token_id)
+        for b, r in enumerate(rows):
+            suffix[b, : len(r.ids) - n] = r.ids[n:]
         suffix_mask = (torch.arange(width)[None] < lengths[:, None]).long()
         cache = copy.deepcopy(prefix_cache)
-        cache.batch_repeat_interleave(rows)
+        cache.reorder_cache(torch.tensor([r.image_index for r in rows], device=s.device))  # each row's image
         inputs = dict(input_ids=suffix.to(s.device),
-                      attention_mask=torch.cat([torch.ones(rows, n, dtype=torch.long), suffix_mask], 1).to(s.device),
-                      position_ids=(n + torch.arange(width))[None].expand(rows, -1).to(s.device),
+                      attention_mask=torch.cat([torch.ones(len(rows), n, dtype=torch.long), suffix_mask], 1).to(s.device),
+                      position_ids=(n + torch.arange(width))[None].expand(len(rows), -1).to(s.device),
                       cache_position=(n + torch.arange(width)).to(s.device), cache=cache)
         # No token_type_ids: the image block is all in the cache, and suffix tokens see it causally
         # anyway; without them transformers builds a plain causal mask instead of a vmapped one.
@@ -134,14 +206,14 @@ class Engine:
         p_yes, mass = yes_no_probabilities(logits, s.yes_ids, s.no_ids)
         first = logits.argmax(-1).tolist()
         texts = [s.processor.tokenizer.decode([t], skip_special_tokens=True).strip() for t in first]
-        needs_text = [r for r, t in enumerate(first)
+        needs_text = [b for b, t in enumerate(first)
                       if self.generate_text or (t not in s.yes_ids and t not in s.no_ids)]
         if needs_text:  # through the ordinary batched generate
-            replies = s.ask_batch([image] * len(needs_text), [questions[r] for r in needs_text])
-            for r, reply in zip(needs_text, replies):
-                texts[r] = reply.text
+            replies = s.ask_batch([rows[b].image for b in needs_text], [rows[b].question for b in needs_text])
+            for b, reply in zip(needs_text, replies):
+                texts[b] = reply.text
             self.generated_rows += len(needs_text)
-        maps = self._maps(capture.weights, n + last, width, image_in_prefix) if self.maps else [None] * rows
+        maps = self._maps(capture.weights, n + last, width, image_in_prefix) if self.maps else [None] * len(rows)
         return [AskResult(text=t, answer=extract_answer(t), p_yes=float(p), yes_no_mass=float(m), latency_s=0.0,
                           map=mp)
                 for t, p, m, mp in zip(texts, p_yes.tolist(), mass.tolist(), maps)]
@@ -162,6 +234,11 @@ def rows_that_fit(free_bytes: int, text_config, sequence: int, dtype_bytes: int)
     kv = 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * text_config.head_dim * sequence
     per_row = (kv + text_config.vocab_size) * dtype_bytes
     return int(free_bytes // per_row)
+
+
+def _release_cached_memory(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _common_prefix(ids: list[torch.Tensor]) -> int:

@@ -104,7 +104,7 @@ def build_session(cfg: DemoModelConfig, vocab: int | None, device: torch.device,
 
 
 @torch.no_grad()
-def answer_yes_or_no(model, yes_ids: list[int], no_ids: list[int], scale: float = 100.0) -> None:
+def answer_yes_or_no(model, yes_ids: list[int], no_ids: list[int], scale: float = 1000.0) -> None:
     """Sets the yes and no tokens' output embeddings to +v and -v, `scale` times the mean
     embedding norm, so one of them outscores every other token for any final hidden state."""
     weight = model.get_output_embeddings().weight
@@ -123,21 +123,21 @@ def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, va
     session = build_session(cfg, None if tiny else MEDGEMMA_VOCAB, dev, dtype)
     groups = workload(images, variants, seed=0)
     groups = [replace(g, questions=g.questions[: variants + (i % 2)]) for i, g in enumerate(groups)]  # ~9.5 each
-    engine = Engine(session, MapSpec(layers=layers))
+    engine = Engine(session, MapSpec(layers=layers), max_batch=128)
     _progress(f"workload: {len(groups)} images, {sum(len(g.questions) for g in groups)} variants; warm-up")
-    engine.ask_group(groups[0])  # warm-up
+    engine.ask_groups(groups[:engine.images_per_pass])  # warm-up
     engine.generated_rows = 0
     _synchronize(dev)
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
-    answers = [[r.answer for r in engine.ask_group(g)] for g in groups]
+    answers = [[r.answer for r in results] for results in engine.ask_groups(groups)]
     _synchronize(dev)
     engine_s = time.perf_counter() - start
     peak = torch.cuda.max_memory_allocated() / 2**30 if dev.type == "cuda" else None
     if profile:
-        _progress(f"profiling the engine on 5 images into {profile}")
-        write_profile(engine, groups[:5], profile)
+        _progress(f"profiling the engine on {engine.images_per_pass} images into {profile}")
+        write_profile(engine, groups[:engine.images_per_pass], profile)
     _progress(f"engine: {engine_s:.1f} s; straightforward path on {subset_images} images")
     subset = groups[:subset_images]
     start = time.perf_counter()
@@ -204,8 +204,7 @@ def write_profile(engine: Engine, groups: list[Group], folder: Path) -> None:
     cuda = engine.session.device.type == "cuda"
     activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
     with torch_profile(activities=activities) as prof:
-        for g in groups:
-            engine.ask_group(g)
+        engine.ask_groups(groups)
         _synchronize(engine.session.device)
     table = prof.key_averages()
     (folder / "operators.txt").write_text(
@@ -213,8 +212,7 @@ def write_profile(engine: Engine, groups: list[Group], folder: Path) -> None:
         + "\n\n" + table.table(sort_by="cpu_time_total", row_limit=40))
     profiler = cProfile.Profile()
     profiler.enable()
-    for g in groups:
-        engine.ask_group(g)
+    engine.ask_groups(groups)
     _synchronize(engine.session.device)
     profiler.disable()
     text = io.StringIO()

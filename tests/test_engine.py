@@ -42,6 +42,18 @@ def test_engine_equals_ask_batch_with_maps(session, groups):
         assert [e.text for e in results] == [r.text for r in reference]
 
 
+def test_several_images_per_pass_equal_ask_batch(session, groups):
+    # 3 images: passes of 2 and 1; suffix batches of 5 rows mix the two images of the first pass
+    engine = Engine(session, MapSpec(layers="all"), max_batch=5, images_per_pass=2, workers=2)
+    answered = engine.ask_groups(groups)
+    assert [len(a) for a in answered] == [len(g.questions) for g in groups]
+    for group, results in zip(groups, answered, strict=True):
+        reference = session.ask_batch([group.image] * len(group.questions), list(group.questions),
+                                      maps=MapSpec(layers="all"))
+        _compare(results, reference)
+    assert engine.generated_rows == 0  # the demo model answers yes/no first: no row needed generate
+
+
 def test_engine_without_maps_and_with_text(session, groups):
     group = groups[1]
     reference = session.ask_batch([group.image] * len(group.questions), list(group.questions))
@@ -76,15 +88,23 @@ def test_rows_that_fit_by_hand():
 
 class _MemoryLimitedEngine(Engine):
     """Raises the out-of-memory error a GPU raises whenever a suffix batch has more than
-    `fits` rows (a CPU cannot run out of memory on cue; gpu-bench checks the real one)."""
+    `fits` rows or a prefix pass more than `images_fit` images (a CPU cannot run out of memory
+    on cue; gpu-bench checks the real one)."""
 
     fits = 2
+    images_fit = 8
 
-    def _suffixes(self, prefix_cache, ids, *args):
-        if len(ids) > self.fits:
+    def _suffixes(self, prefix_cache, rows, *args):
+        if len(rows) > self.fits:
             import torch
             raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
-        return super()._suffixes(prefix_cache, ids, *args)
+        return super()._suffixes(prefix_cache, rows, *args)
+
+    def _ask_images_once(self, groups, prepared):
+        if len(groups) > self.images_fit:
+            import torch
+            raise torch.OutOfMemoryError("CUDA out of memory (simulated)")
+        return super()._ask_images_once(groups, prepared)
 
 
 def test_out_of_memory_halves_the_batch_and_loses_nothing(session, groups):
@@ -98,6 +118,15 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(session, groups):
     with pytest.raises(torch.OutOfMemoryError):  # even one row does not fit: the error is not swallowed
         engine.ask_group(group)
     assert engine.max_batch == 1
+
+
+def test_out_of_memory_in_the_prefix_pass_splits_the_images(session, groups):
+    reference = Engine(session, MapSpec(layers="last:2")).ask_groups(groups)
+    engine = _MemoryLimitedEngine(session, MapSpec(layers="last:2"), max_batch=64, images_per_pass=3)
+    engine.fits, engine.images_fit = 64, 1
+    for results, expected in zip(engine.ask_groups(groups), reference, strict=True):
+        _compare(results, expected)
+    assert (engine.images_per_pass, engine.backoffs) == (1, 2)  # 3 -> (1, 2 -> (1, 1))
 
 
 def test_engine_equals_ask_batch_on_cuda(groups):

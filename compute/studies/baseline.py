@@ -221,9 +221,10 @@ def _engine_answerer(session: Session, config: RunConfig) -> Answerer | None:
         for k, item in enumerate(items):
             by_image.setdefault(item.image_id, []).append(k)
         results: list[AskResult | None] = [None] * len(items)
-        for positions in by_image.values():
-            group = Group(images[items[positions[0]].item_id], [items[k].question for k in positions])
-            for k, result in zip(positions, engine.ask_group(group)):
+        groups = [Group(images[items[positions[0]].item_id], [items[k].question for k in positions])
+                  for positions in by_image.values()]
+        for positions, answered in zip(by_image.values(), engine.ask_groups(groups)):
+            for k, result in zip(positions, answered):
                 results[k] = result
         return results
 
@@ -281,8 +282,22 @@ def _unique_images(batch: Sequence[ManifestItem], images: dict[str, Image.Image]
 
 
 def _image_runs(items: Sequence[ManifestItem], cap: int) -> Iterator[Sequence[ManifestItem]]:
+    """Consecutive items packed into chunks of at most `cap`, split only where the image
+    changes unless one image alone has more: each engine call shares each image's prefix, and
+    several images share a pass."""
+    chunk: list[ManifestItem] = []
+    for run in _same_image_runs(items, cap):
+        if chunk and len(chunk) + len(run) > cap:
+            yield chunk
+            chunk = []
+        chunk += run
+    if chunk:
+        yield chunk
+
+
+def _same_image_runs(items: Sequence[ManifestItem], cap: int) -> Iterator[list[ManifestItem]]:
     """Consecutive items on the same image (a phrasing group and its image's other groups),
-    at most `cap` at a time, so each engine call shares one image's prefix."""
+    at most `cap` at a time."""
     run: list[ManifestItem] = []
     for item in items:
         if run and (item.image_id != run[-1].image_id or len(run) == cap):
