@@ -287,3 +287,13 @@ def test_phrasing_study_answers_through_the_engine_equal_the_plain_path(phrasing
     for stored_p, stored_answer, stored_map, r in zip(group.p_yes, group.answer, stored_maps, reference):
         assert stored_answer == r.answer and abs(stored_p - r.p_yes) <= 1e-4
         assert np.abs(stored_map - r.map.mean).max() <= 1e-4
+
+
+def test_phrasing_chunks_pack_whole_images():
+    from types import SimpleNamespace
+
+    from compute.studies.baseline import _image_runs
+    items = [SimpleNamespace(image_id=i) for i in "aaabbccccdddddddd"]
+    chunks = ["".join(item.image_id for item in chunk) for chunk in _image_runs(items, 6)]
+    # a, b fit together; c alone (adding d would pass 6); d's 8 questions split at the cap
+    assert chunks == ["aaabb", "cccc", "dddddd", "dd"]
