@@ -95,7 +95,7 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
             failures += [p.error for _, p in rows]
         pending = [i for i in items if i.item_id not in done_before]
         root = config.image_root or config.manifest.parent
-        bar = tqdm(total=len(pending), desc=f"baseline {run_id}", unit="q", disable=not progress)
+        bar = tqdm(total=len(pending), desc=f"{config.study} {run_id}", unit="q", disable=not progress)
         done = 0
         answer = _batched_answerer(session, config.maps)
         chunks = _chunks(pending, config.batch_size)
