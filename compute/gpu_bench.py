@@ -11,15 +11,15 @@ the ratio. It prints and writes JSON: variants/s, seconds for the workload, peak
 It needs neither duckdb nor the hub.
 
 Random weights put a yes/no word first only by chance, and the engine generates a reply for
-every row that lacks one, which a trained model rarely needs (the demo model: 0 of 1320
-phrasing-study rows). So the random model is made to answer like a trained one: the yes and
+every row that lacks one, which a trained model rarely needs (the demo model: 0 of 660 rows
+of `bench`'s workload at 60 images). So the random model is made to answer like a trained one: the yes and
 no tokens' output embeddings point in opposite directions with a large norm, and the first
 token is yes or no. `engine_generated_rows` reports how many rows still needed generation.
 The straightforward path generates one token per variant, the answer word: the least any
 reply costs (a trained model adds at least <end_of_turn>), so the speed-up is a lower bound.
 
 On CUDA it also checks the out-of-memory back-off for real: it caps the process's GPU memory
-at half of what one 64-row batch needs, runs that batch, and compares with the uncapped
+at half of what one 512-row batch needs, runs that batch, and compares with the uncapped
 results (`backoff`).
 """
 
