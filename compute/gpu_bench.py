@@ -168,7 +168,7 @@ def backoff_check(session: Session, group: Group, layers: str, rows: int = 512) 
     which serve the prefix pass without counting against the cap."""
     big = Group(group.image, (list(group.questions) * rows)[:rows])
     engine = Engine(session, MapSpec(layers=layers), max_batch=rows)
-    engine.max_batch = rows
+    engine.max_batch = rows  # the whole batch at once, past the start that free memory would pick
     torch.cuda.synchronize()
     torch.cuda.empty_cache()
     device = session.device.index if session.device.index is not None else torch.cuda.current_device()
