@@ -1,15 +1,35 @@
-"""Image loading by content: PNG, JPEG and DICOM, always returned as RGB PIL images."""
+"""Image loading by content: PNG, JPEG and DICOM, always returned as RGB PIL images.
+
+A file is read into memory once (refused from `stat` when it is over the byte cap), hashed,
+judged by its bytes, checked against the pixel cap from its header, and only then decoded
+from those same bytes. Every failure is `ImageLoadError(path, reason)` with a one-sentence
+reason: a hostile or broken file costs one item, never a whole run.
+"""
 
 from __future__ import annotations
 
+import hashlib
+import io
+import re
+import stat
+import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
+from PIL import Image, JpegImagePlugin, PngImagePlugin
+
+from compute.limits import (
+    DEFAULT_IMAGE_LIMITS,
+    MAX_PIXELS_OPTION,
+    ImageLimits,
+    file_bytes_reason,
+    pixel_limit_reason,
+)
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 JPEG_MAGIC = b"\xff\xd8\xff"
-_FORMAT_NAMES = {"png": "PNG", "jpeg": "JPEG"}
+_FORMAT_NAMES = {"png": "PNG", "jpeg": "JPEG", "dicom": "DICOM"}
 
 
 class ImageLoadError(ValueError):
@@ -21,33 +41,44 @@ class ImageLoadError(ValueError):
         super().__init__(f"{self.path}: {reason}")
 
 
-def detect_format(path: str | Path) -> str:
+@dataclass(frozen=True)
+class ImageFile:
+    """A decoded image file and the identity of the exact bytes it was decoded from."""
+
+    image: Image.Image   # 8-bit RGB, as load_image returns it
+    sha256: str          # hex sha256 of exactly the bytes that were decoded
+    format: str          # "png" | "jpeg" | "dicom"
+    path: Path           # the resolved absolute path
+
+
+def detect_format(path: str | Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> str:
     """Return "png", "jpeg" or "dicom", judged by the file's content, never its name."""
-    head = _read_head(path, 132)
-    if head.startswith(PNG_MAGIC):
-        return "png"
-    if head.startswith(JPEG_MAGIC):
-        return "jpeg"
-    if head[128:132] == b"DICM":
-        return "dicom"
-    # Imported here: compute.dicom imports ImageLoadError from this module.
-    from compute.dicom import looks_like_bare_dicom
-
-    if looks_like_bare_dicom(path):
-        return "dicom"
-    raise ImageLoadError(path, "not a PNG, JPEG or DICOM file")
+    return _format_of(read_file_bytes(path, limits), path)
 
 
-def load_image(source: str | Path | Image.Image) -> Image.Image:
+def read_image(path: str | Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> ImageFile:
+    """Read the file's bytes once (refusing files over limits.max_file_bytes from stat before reading),
+    hash them, judge the format from the bytes, check the header's pixel count against limits.max_pixels,
+    then decode from those same bytes. Every failure is ImageLoadError(path, reason)."""
+    try:
+        data = read_file_bytes(path, limits)
+        digest = hashlib.sha256(data).hexdigest()
+        image, fmt = decode_image_bytes(data, path, limits)
+        return ImageFile(image=image, sha256=digest, format=fmt, path=Path(path).resolve())
+    except ImageLoadError:
+        raise
+    except Exception as exc:  # the last line of defence: one bad file must never stop a run
+        raise ImageLoadError(path, f"cannot read this image file ({describe_exception(exc)})") from exc
+
+
+def load_image(source: str | Path | Image.Image, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Image.Image:
     """Load a PNG, JPEG or DICOM file (or take a PIL image) as an 8-bit RGB PIL image."""
     if isinstance(source, Image.Image):
+        width, height = source.size
+        if width * height > limits.max_pixels:
+            raise ImageLoadError("<image>", pixel_limit_reason(f"image is {width} x {height}", width * height, limits))
         return to_rgb(source)
-    fmt = detect_format(source)
-    if fmt == "dicom":
-        from compute.dicom import read_dicom
-
-        return Image.fromarray(read_dicom(source).pixels).convert("RGB")
-    return _load_raster(source, fmt)
+    return read_image(source, limits).image
 
 
 def to_rgb(img: Image.Image) -> Image.Image:
@@ -60,33 +91,181 @@ def to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
-def _read_head(path: str | Path, size: int) -> bytes:
+# --------------------------------------------------------------------------- bytes
+
+
+def read_file_bytes(path: str | Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> bytes:
+    """The whole file, read once; refused from `stat` (before reading) when over limits.max_file_bytes."""
     p = Path(path)
-    if not p.exists():
-        raise ImageLoadError(path, "file not found")
-    if not p.is_file():
+    try:
+        info = p.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        raise ImageLoadError(path, "file not found") from None
+    except (OSError, ValueError) as exc:
+        raise ImageLoadError(path, f"cannot read file ({_os_reason(exc)})") from None
+    if not stat.S_ISREG(info.st_mode):
         raise ImageLoadError(path, "not a regular file")
+    if info.st_size > limits.max_file_bytes:
+        raise ImageLoadError(path, file_bytes_reason(f"file is {info.st_size:,} bytes", limits))
     try:
         with p.open("rb") as f:
-            head = f.read(size)
+            # read(n) allocates n bytes up front: ask for what stat says, then look for more.
+            data = f.read(info.st_size)
+            if f.read(1):  # it grew after stat (or stat could not tell)
+                raise ImageLoadError(path, "file changed while it was read")
     except OSError as exc:
-        raise ImageLoadError(path, f"cannot read file ({exc.strerror or exc})") from exc
-    if not head:
+        raise ImageLoadError(path, f"cannot read file ({_os_reason(exc)})") from None
+    if not data:
         raise ImageLoadError(path, "empty file")
-    return head
+    return data
 
 
-def _load_raster(path: str | Path, fmt: str) -> Image.Image:
+def decode_image_bytes(
+    data: bytes, name: str | Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS
+) -> tuple[Image.Image, str]:
+    """Decode a whole file's bytes (PNG, JPEG or DICOM, judged by content) as (8-bit RGB image, format).
+
+    Errors are ImageLoadError naming `name`.
+    """
+    if len(data) > limits.max_file_bytes:
+        raise ImageLoadError(name, file_bytes_reason(f"file is {len(data):,} bytes", limits))
+    fmt = _format_of(data, name)
     try:
-        with Image.open(path) as img:
-            img.load()
-            return to_rgb(img)
+        if fmt == "dicom":
+            from compute.dicom import decode_dicom_bytes
+
+            return Image.fromarray(decode_dicom_bytes(data, name, limits).pixels).convert("RGB"), fmt
+        return _decode_raster(data, name, fmt, limits), fmt
     except ImageLoadError:
         raise
+    except Exception as exc:
+        raise ImageLoadError(name, f"cannot interpret this {_FORMAT_NAMES[fmt]} file ({describe_exception(exc)})") from exc
+
+
+def describe_exception(exc: BaseException) -> str:
+    """'TypeName: first line of the message' (at most 200 characters of message)."""
+    lines = str(exc).strip().splitlines()
+    first = lines[0].strip()[:200] if lines else ""
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+def _format_of(data: bytes, name: str | Path) -> str:
+    if not data:
+        raise ImageLoadError(name, "empty file")
+    if data.startswith(PNG_MAGIC):
+        return "png"
+    if data.startswith(JPEG_MAGIC):
+        return "jpeg"
+    if data[128:132] == b"DICM":
+        return "dicom"
+    from compute.dicom import looks_like_bare_dicom
+
+    if looks_like_bare_dicom(data):
+        return "dicom"
+    raise ImageLoadError(name, "not a PNG, JPEG or DICOM file")
+
+
+def _os_reason(exc: BaseException) -> str:
+    return str(getattr(exc, "strerror", None) or exc)
+
+
+# --------------------------------------------------------------------------- PNG and JPEG
+
+
+def _decode_raster(data: bytes, name: str | Path, fmt: str, limits: ImageLimits) -> Image.Image:
+    label = _FORMAT_NAMES[fmt]
+    try:
+        with warnings.catch_warnings():
+            # Our own pixel cap is checked below, before anything is decoded.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data), formats=[label])
     except Image.DecompressionBombError as exc:
-        raise ImageLoadError(path, f"{_FORMAT_NAMES[fmt]} is too large to decode safely") from exc
-    except (OSError, SyntaxError, ValueError) as exc:
-        raise ImageLoadError(path, f"truncated or corrupt {_FORMAT_NAMES[fmt]}") from exc
+        img = _open_past_pillow_cap(data, name, fmt, limits, exc)
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:
+        raise ImageLoadError(name, f"truncated or corrupt {label}") from exc
+    with img:
+        width, height = img.size
+        if width * height > limits.max_pixels:
+            raise ImageLoadError(name, pixel_limit_reason(f"{label} header says {width} x {height}", width * height, limits))
+        if width < 1 or height < 1:
+            raise ImageLoadError(name, f"{label} header says {width} x {height}, an image without pixels")
+        try:
+            img.load()
+            return to_rgb(img)
+        except (OSError, SyntaxError, ValueError, EOFError) as exc:
+            raise ImageLoadError(name, f"truncated or corrupt {label}") from exc
+
+
+def _open_past_pillow_cap(
+    data: bytes, name: str | Path, fmt: str, limits: ImageLimits, exc: Exception
+) -> Image.Image:
+    """Pillow refused the size inside `open`: our message, or (when our cap allows it) open it anyway."""
+    label = _FORMAT_NAMES[fmt]
+    size = png_size(data) if fmt == "png" else jpeg_size(data)
+    if size is None:
+        found = re.search(r"\((\d+) pixels\)", str(exc))
+        pixels = int(found.group(1)) if found else None
+        if pixels is None or pixels > limits.max_pixels:
+            shown = f"{pixels:,}" if pixels is not None else "too many"
+            raise ImageLoadError(
+                name, f"{label} header says {shown} pixels, over the limit of {limits.max_pixels:,} "
+                f"(raise it with {MAX_PIXELS_OPTION})",
+            ) from None
+    elif size[0] * size[1] > limits.max_pixels:
+        raise ImageLoadError(
+            name, pixel_limit_reason(f"{label} header says {size[0]} x {size[1]}", size[0] * size[1], limits)
+        ) from None
+    # The plugin classes themselves do not apply Pillow's global decompression-bomb cap.
+    try:
+        if fmt == "png":
+            return PngImagePlugin.PngImageFile(io.BytesIO(data))
+        return JpegImagePlugin.jpeg_factory(io.BytesIO(data))
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError, TypeError) as err:
+        raise ImageLoadError(name, f"truncated or corrupt {label}") from err
+
+
+def png_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a PNG's IHDR chunk, or None."""
+    if not data.startswith(PNG_MAGIC) or data[12:16] != b"IHDR" or len(data) < 24:
+        return None
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+
+
+_JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
+
+
+def jpeg_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first start-of-frame marker of a JPEG stream, or None."""
+    if not data.startswith(b"\xff\xd8"):
+        return None
+    pos, end = 2, len(data)
+    while pos + 4 <= end:
+        if data[pos] != 0xFF:
+            return None
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0x01 or 0xD0 <= marker <= 0xD8:  # markers without a length
+            pos += 2
+            continue
+        if marker in (0xD9, 0xDA):  # end of image, or scan data before any frame header
+            return None
+        if marker in _JPEG_SOF:
+            if pos + 9 > end:
+                return None
+            return int.from_bytes(data[pos + 7 : pos + 9], "big"), int.from_bytes(data[pos + 5 : pos + 7], "big")
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    return None
+
+
+def j2k_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from a JPEG 2000 codestream's SIZ marker (raw or inside a JP2 box), or None."""
+    at = data.find(b"\xff\x4f\xff\x51", 0, 1 << 16)
+    if at < 0 or at + 24 > len(data):
+        return None
+    x, y, x0, y0 = (int.from_bytes(data[at + i : at + i + 4], "big") for i in (8, 12, 16, 20))
+    return x - x0, y - y0
 
 
 def _wide_gray_to_uint8(arr: np.ndarray) -> np.ndarray:
