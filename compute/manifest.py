@@ -15,6 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from .tables import read_rows
+from .validate import blank as _blank
+from .validate import text as _text
+from .validate import whole_number
 from .variants import UnparseableQuestionError, parse_question
 
 REQUIRED_COLUMNS = ("image", "question", "answer", "condition")
@@ -33,7 +36,7 @@ class ManifestError(ValueError):
 class ManifestItem:
     item_id: str  # stable key: same row content (and occurrence) -> same id across reruns
     row_number: int  # 1-based data row (header excluded)
-    image_path: Path  # resolved on disk
+    image_path: Path  # absolute and resolved: with the file's sha256, what identifies the image
     image_id: str  # given, or the image path as written in the manifest
     question: str
     answer: str  # "yes" | "no"
@@ -75,8 +78,10 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
     """Parse and validate a manifest. Image paths are resolved against `image_root`
     (default: the manifest's folder) and must stay inside it (no absolute paths, no "..",
     no symlink out) unless `allow_outside_root`. Item ids hash the dataset name with every
-    field of the row, so rows from different datasets never share an id. Missing image
-    files are *not* checked here; the study reports them per item when it loads the image."""
+    field of the row, so rows from different datasets never share an id. An image_id that
+    an earlier row gave to another file is a row error naming both files: rows that share an
+    image_id are answered on one image. Missing image files are *not* checked here; the
+    study reports them per item when it loads the image."""
     path = Path(path)
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
@@ -88,6 +93,7 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
     items: list[ManifestItem] = []
     errors: list[RowError] = []
     occurrences: Counter[str] = Counter()
+    files_by_id: dict[str, tuple[Path, int]] = {}  # image_id -> (resolved file, first row naming it)
     for row_number, raw in raw_rows:
         if isinstance(raw, str):  # a line that could not be parsed at all
             errors.append(RowError(_row_key(dataset, path, row_number, raw), row_number, raw, {}))
@@ -96,16 +102,29 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
             fields = _validate(raw)
             if not allow_outside_root:
                 _confine(root, fields["image"])
-        except ValueError as exc:
+            image_path = (root / fields["image"]).resolve()
+            first = files_by_id.setdefault(fields["image_id"], (image_path, row_number))
+            if first[0] != image_path:
+                raise ValueError(f"image_id {fields['image_id']!r} names {_shown(first[0], root)} (row {first[1]}) "
+                                 f"and {_shown(image_path, root)} here; give each image file its own image_id")
+        except (ValueError, OSError) as exc:
             errors.append(RowError(_row_key(dataset, path, row_number, raw), row_number, str(exc), raw))
             continue
         keyed = {k: v for k, v in fields.items() if v is not None or k != "baseline_question"}  # ids as before it existed
         content_key = "\x1f".join([dataset, *(str(keyed[k]) for k in sorted(keyed))])
         occurrences[content_key] += 1
         item_id = _hash(f"{content_key}\x1f{occurrences[content_key]}")
-        items.append(ManifestItem(item_id=item_id, row_number=row_number,
-                                  image_path=root / fields.pop("image"), **fields))
+        del fields["image"]
+        items.append(ManifestItem(item_id=item_id, row_number=row_number, image_path=image_path, **fields))
     return Manifest(path=path, items=items, errors=errors)
+
+
+def _shown(path: Path, root: Path) -> str:
+    """`path` as the user wrote it: relative to the image root when it lies inside."""
+    try:
+        return str(path.relative_to(root.resolve()))
+    except ValueError:
+        return str(path)
 
 
 def _confine(root: Path, image: str) -> None:
@@ -151,35 +170,12 @@ def _validate(raw: dict[str, Any]) -> dict[str, Any]:
         "answer": answer,
         "condition": _text(raw["condition"], "condition"),
         "group_id": _text(raw.get("group_id"), "group_id"),
-        "variant_index": _integer(raw.get("variant_index"), "variant_index"),
+        "variant_index": None if _blank(raw.get("variant_index")) else whole_number(raw["variant_index"],
+                                                                                     "variant_index"),
         "strategy": _text(raw.get("strategy"), "strategy"),
         "location": _text(raw.get("location"), "location"),
         "baseline_question": _text(raw.get("baseline_question"), "baseline_question"),
     }
-
-
-def _blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and not value.strip())
-
-
-def _text(value: Any, name: str) -> str | None:
-    if _blank(value):
-        return None
-    if isinstance(value, (dict, list, bool)):
-        raise ValueError(f"{name} must be text, got {type(value).__name__} {value!r}")
-    return str(value).strip()
-
-
-def _integer(value: Any, name: str) -> int | None:
-    if _blank(value):
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if isinstance(value, bool) or not number.is_integer():
-        raise ValueError(f"{name} must be an integer, got {value!r}")
-    return int(number)
 
 
 def _row_key(dataset: str, path: Path, row_number: int, raw: Any) -> str:

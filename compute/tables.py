@@ -1,13 +1,19 @@
 """Read a table of rows (JSONL or CSV/TSV) with line-numbered rows, for manifests and imports.
 
 A row that cannot be parsed is kept as a string saying why, so the caller can report it
-by number and go on; a file-level problem raises the caller's error type."""
+by number and go on; a file-level problem raises the caller's error type. Nothing is
+dropped silently: a JSON value the format does not allow (NaN, a repeated key, an unpaired
+surrogate), a CSV row with more or fewer fields than the header, and a quoted field that
+runs over several lines (an unbalanced quote) are each a row error, and reading resumes
+on the next line.
+"""
 
 from __future__ import annotations
 
 import csv
+import io
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,44 +23,157 @@ Row = tuple[int, dict[str, Any] | str]  # (row number, parsed row or why it coul
 Required = Sequence[str | tuple[str, ...]]  # a tuple: any one of these columns will do
 
 
+class _RowProblem(ValueError):
+    pass
+
+
 def read_rows(path: Path, required: Required, error: type[Exception], what: str = "file") -> list[Row]:
     suffix = path.suffix.lower()
+    if suffix not in (".jsonl", ".ndjson", ".csv", ".tsv"):
+        raise error(f"{path}: unknown {what} format {suffix!r}; use .jsonl or .csv")
+    text = _read_text(path, error, what)
+    if suffix in (".jsonl", ".ndjson"):
+        return _read_jsonl(text)
+    return _read_csv(path, text, "\t" if suffix == ".tsv" else ",", required, error)
+
+
+def _read_text(path: Path, error: type[Exception], what: str) -> str:
     try:
-        if suffix in (".jsonl", ".ndjson"):
-            return _read_jsonl(path)
-        if suffix in (".csv", ".tsv"):
-            return _read_csv(path, "\t" if suffix == ".tsv" else ",", required, error)
-    except UnicodeDecodeError as exc:
-        raise error(f"{path}: not UTF-8 text (byte {exc.start}); save the {what} as UTF-8") from None
-    raise error(f"{path}: unknown {what} format {suffix!r}; use .jsonl or .csv")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot read the {what} ({exc.strerror or exc})") from None
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:  # offsets count from the start of the file, BOM included
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise error(f"{path}: not UTF-8 text (line {line}, byte {exc.start} of the file: "
+                    f"{data[exc.start:exc.start + 1]!r}); save the {what} as UTF-8") from None
 
 
-def _read_jsonl(path: Path) -> list[Row]:
+# --------------------------------------------------------------------------- JSONL
+
+
+def _read_jsonl(text: str) -> list[Row]:
     """Rows are numbered by line, so "row N" is line N of the file."""
     rows: list[Row] = []
-    with path.open(encoding="utf-8-sig") as f:
-        for line_number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                rows.append((line_number, f"invalid JSON ({exc.msg} at column {exc.colno})"))
-                continue
-            rows.append((line_number, row if isinstance(row, dict)
-                         else f"expected a JSON object, got {type(row).__name__}"))
+    for line_number, line in enumerate(io.StringIO(text), start=1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float,
+                             object_pairs_hook=_unique_keys)
+            _check_strings(row)
+        except json.JSONDecodeError as exc:
+            rows.append((line_number, f"invalid JSON ({exc.msg} at column {exc.colno})"))
+            continue
+        except (_RowProblem, ValueError) as exc:  # ValueError: e.g. an integer of over 4300 digits
+            rows.append((line_number, f"invalid JSON ({exc})"))
+            continue
+        rows.append((line_number, row if isinstance(row, dict)
+                     else f"expected a JSON object, got {type(row).__name__}"))
     return rows
 
 
-def _read_csv(path: Path, delimiter: str, required: Required, error: type[Exception]) -> list[Row]:
-    """Rows are numbered from 1 after the header."""
-    with path.open(encoding="utf-8-sig", newline="") as f:
-        reader = csv.DictReader(f, delimiter=delimiter)
-        columns = reader.fieldnames or []
-        missing = [c if isinstance(c, str) else " or ".join(c) for c in required
-                   if not any(name in columns for name in ((c,) if isinstance(c, str) else c))]
-        if missing:
-            raise error(f"{path}: missing required column(s) {', '.join(missing)}; "
-                        f"found {', '.join(columns) or 'no header'}")
-        return [(n, {k: v for k, v in row.items() if k is not None and v not in (None, "")})
-                for n, row in enumerate(reader, start=1)]
+def _refuse_constant(name: str) -> float:
+    raise _RowProblem(f"{name} is not a number JSON allows")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if value in (float("inf"), float("-inf")):
+        raise _RowProblem(f"{text} is too large for a number")
+    return value
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise _RowProblem(f"the key {key!r} appears twice in one object")
+        out[key] = value
+    return out
+
+
+def _check_strings(value: Any) -> None:
+    """Strings must be encodable as UTF-8: JSON's \\ud800 escapes can make lone surrogates."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise _RowProblem(f"the text {value[:40]!r} holds an unpaired surrogate "
+                              f"(\\u{ord(value[exc.start]):04x}), which is not a character") from None
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            _check_strings(k)
+            _check_strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            _check_strings(v)
+
+
+# --------------------------------------------------------------------------- CSV
+
+
+def _read_csv(path: Path, text: str, delimiter: str, required: Required, error: type[Exception]) -> list[Row]:
+    """Rows are numbered from 1 after the header; blank lines are skipped. Messages also give
+    the line, since a row and a line differ after a multi-line field."""
+    lines = io.StringIO(text, newline="").readlines()
+    header, start = _header(path, lines, delimiter, error)
+    missing = [c if isinstance(c, str) else " or ".join(c) for c in required
+               if not any(name in header for name in ((c,) if isinstance(c, str) else c))]
+    if missing:
+        raise error(f"{path}: missing required column(s) {', '.join(missing)}; "
+                    f"found {', '.join(header) or 'no header'}")
+    rows: list[Row] = []
+    for n, (first, last, record) in enumerate(_records(lines, start, delimiter), start=1):
+        if isinstance(record, str):
+            rows.append((n, f"line {first}: {record}"))
+        elif last > first:
+            rows.append((n, f"lines {first}-{last} were read as one row: a quoted field runs over "
+                            f"{last - first + 1} lines{' (to the end of the file)' if last == len(lines) else ''}. "
+                            f"Is a quote (\") on line {first} unbalanced? Fields cannot hold line breaks; "
+                            f"reading went on from line {first + 1}"))
+        elif len(record) != len(header):
+            rows.append((n, f"line {first} has {len(record)} fields, the header has {len(header)} "
+                            "(a separator inside an unquoted field, or a missing one?)"))
+        else:
+            rows.append((n, {k: v for k, v in zip(header, record) if k and v != ""}))
+    return rows
+
+
+def _header(path: Path, lines: list[str], delimiter: str, error: type[Exception]) -> tuple[list[str], int]:
+    """The header's column names and the index of the line after it."""
+    index = next((i for i, line in enumerate(lines) if line.strip()), None)
+    if index is None:
+        return [], len(lines)
+    first, last, header = next(_records(lines, index, delimiter))
+    if isinstance(header, str) or last > first:
+        raise error(f"{path}: the header on line {first} cannot be read "
+                    f"({header if isinstance(header, str) else 'a quote is unbalanced'})")
+    header = [name.strip() for name in header]
+    seen: dict[str, int] = {}
+    for position, name in enumerate(header, start=1):
+        if name and name in seen:
+            raise error(f"{path}: the column {name!r} appears twice in the header (columns {seen[name]} and "
+                        f"{position}); give each column its own name")
+        seen[name] = position
+    return header, last
+
+
+def _records(lines: list[str], start: int, delimiter: str) -> Iterator[tuple[int, int, list[str] | str]]:
+    """(first line, last line, fields or why not) per record from line index `start` on.
+    After a record that spans lines, parsing resumes on the line after its first, so that an
+    unbalanced quote costs one row, not the rest of the file."""
+    i = start
+    while i < len(lines):
+        if not lines[i].strip():
+            i += 1
+            continue
+        reader = csv.reader((lines[k] for k in range(i, len(lines))), delimiter=delimiter)
+        try:
+            record: list[str] | str = next(reader)
+        except csv.Error as exc:
+            record = f"cannot be parsed as CSV ({exc})"
+        consumed = max(1, reader.line_num)
+        yield i + 1, i + consumed, record
+        i += 1 if consumed > 1 or isinstance(record, str) else consumed

@@ -30,7 +30,7 @@ def test_jsonl_rows_validated_and_bad_rows_named(tmp_path):
     assert errors[2] == "row 2: answer must be yes or no, got 'maybe'"
     assert errors[3] == "row 3: missing question"
     assert errors[4].startswith("row 4: invalid JSON")
-    assert "variant_index must be an integer" in errors[5]
+    assert "variant_index must be a whole number" in errors[5]
     assert m.n_rows == 6
 
 
@@ -75,7 +75,7 @@ def test_byte_order_marks_are_accepted(tmp_path):
 def test_non_utf8_and_empty_manifests_are_named(tmp_path):
     latin = tmp_path / "latin.csv"
     latin.write_bytes("image,question,answer,condition\na.png,Is there \u0153dema?,yes,edema\n".encode("cp1252"))
-    with pytest.raises(ManifestError, match=r"latin.csv: not UTF-8 text \(byte \d+\)"):
+    with pytest.raises(ManifestError, match=r"latin.csv: not UTF-8 text \(line 2, byte \d+ of the file"):
         read_manifest(latin)
     header_only = tmp_path / "h.csv"
     header_only.write_text("image,question,answer,condition\n")
@@ -98,7 +98,7 @@ def test_values_of_the_wrong_type_are_row_errors(tmp_path):
     errors = {e.row_number: e.message for e in m.errors}
     assert errors == {1: "question must be text, got list ['Is there edema?']",
                       2: "condition must be text, got dict {'name': 'edema'}",
-                      3: "variant_index must be an integer, got 1.7"}
+                      3: "variant_index must be a whole number, got 1.7"}
     assert [i.variant_index for i in m.items] == [2, 3]
 
 
