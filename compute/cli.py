@@ -3,23 +3,38 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
 
 from .config import HEAD_AGGREGATIONS, MAP_QUERIES, STUDIES, DecodeConfig, MapConfig, RunConfig, VariantConfig
+from .limits import ImageLimits
 from .loading import DTYPE_CHOICES
 from .questions import DEFAULT_INSTRUCTION
 from .synth.config import SynthConfig
+from .validate import INT32_MAX
 
 EXIT_USAGE = 2
 EXIT_NOTHING_ANSWERED = 1
+EXIT_INTERNAL = 3  # an unexpected error: a bug to report
+MAX_BATCH = 4096
 
 
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
+def _bounded_int(low: int, high: int):
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
+        return value
+    return parse
+
+
+positive_int = _bounded_int(1, INT32_MAX)
+seed_int = _bounded_int(0, INT32_MAX)
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
@@ -55,7 +70,7 @@ def _add_map_options(p: argparse.ArgumentParser) -> None:
                         f"the question's tokens, or the generated answer's tokens (default: {MapConfig.query})")
     g.add_argument("--heads", default=MapConfig.heads, choices=HEAD_AGGREGATIONS,
                    help=f"how attention heads are combined (default: {MapConfig.heads})")
-    g.add_argument("--strip-border", type=int, default=0, metavar="RINGS",
+    g.add_argument("--strip-border", type=_bounded_int(0, 1000), default=0, metavar="RINGS",
                    help="zero this many outer token rings before renormalising the stored map (default: 0)")
     g.add_argument("--gradcam", action="store_true",
                    help="also store Grad-CAM on the vision tower's last layer (one backward pass per batch)")
@@ -85,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "meaning-preserving rewrites of it (compute.variants), on the same image (default: baseline)")
     g.add_argument("--variants", type=positive_int, default=VariantConfig.n,
                    help=f"rewrites per question in the phrasing study (default: {VariantConfig.n})")
-    g.add_argument("--variant-seed", type=int, default=VariantConfig.seed,
+    g.add_argument("--variant-seed", type=seed_int, default=VariantConfig.seed,
                    help="seed of the rewrite choice (default: 0)")
     g.add_argument("--negation-probe", action="store_true",
                    help="phrasing study: add one opposite question per group, its expected answer inverted")
@@ -106,9 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run name; reusing a name resumes that run (its configuration must match)")
     g.add_argument("--dataset", default=None, help="dataset label (default: the manifest's folder name)")
     g.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N manifest rows")
-    g.add_argument("--batch-size", type=positive_int, default=RunConfig.batch_size,
-                   help=f"questions per forward pass and per write (default: {RunConfig.batch_size})")
-    g.add_argument("--seed", type=int, default=0, help="random seed recorded with the run (default: 0)")
+    g.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH), default=RunConfig.batch_size,
+                   help=f"questions per forward pass and per write, at most {MAX_BATCH} (default: {RunConfig.batch_size})")
+    g.add_argument("--seed", type=seed_int, default=0, help="random seed recorded with the run (default: 0)")
+    g.add_argument("--max-image-pixels", type=_bounded_int(1, 1 << 40), default=ImageLimits.max_pixels, metavar="N",
+                   help="refuse (as a failed item) any image whose header declares more pixels than this, before "
+                        f"decoding it (default: {ImageLimits.max_pixels:,})")
+    g.add_argument("--max-image-bytes", type=_bounded_int(1, 1 << 40), default=ImageLimits.max_file_bytes, metavar="N",
+                   help="refuse (as a failed item) any image file larger than this many bytes; each file is read "
+                        f"into memory once, hashed and decoded (default: {ImageLimits.max_file_bytes:,})")
     g.add_argument("--max-failure-share", type=float, default=RunConfig.max_failure_share, metavar="SHARE",
                    help="stop the run once more than this share of the items tried (at least 20) failed; the "
                         f"results so far are kept (default: {RunConfig.max_failure_share})")
@@ -216,7 +237,15 @@ def main(argv: list[str] | None = None) -> int:
                "demo-faithfulness": _demo_faithfulness, "import-results": _import_results,
                "report": _report, "bench": _bench, "gpu-bench": _gpu_bench,
                "merge": _merge}[args.command]
-    return handler(args)
+    try:
+        return handler(args)
+    except Exception as exc:  # noqa: BLE001 - the last resort: one line for the user, the trace on request
+        if os.environ.get("MGV_TRACEBACK"):
+            traceback.print_exc()
+        first = str(exc).splitlines()[0][:300] if str(exc) else ""
+        print(f"error: unexpected {type(exc).__name__}: {first}\nThis is a bug; rerun with MGV_TRACEBACK=1 "
+              "for the traceback and report it.", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -226,16 +255,19 @@ def _run(args: argparse.Namespace) -> int:
     from .loading import ModelNotAvailableError
     from .manifest import ManifestError
     from .studies import run_baseline
-    from .studies.baseline import TooManyFailuresError
+    from .studies.baseline import OptionError, TooManyFailuresError
 
     try:
         config = _run_config(args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    if args.quiet:
+        from transformers.utils import logging as transformers_logging
+        transformers_logging.disable_progress_bar()
     try:
         summary = run_baseline(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
-    except (ModelNotAvailableError, ManifestError, RunConfigMismatch, StoreError, LayerSpecError,
+    except (ModelNotAvailableError, ManifestError, RunConfigMismatch, StoreError, LayerSpecError, OptionError,
             TooManyFailuresError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -260,7 +292,7 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
                        strip_border=args.strip_border, gradcam=args.gradcam, deletion=args.deletion),
         study=args.study, variants=VariantConfig(args.variants, args.variant_seed, args.negation_probe),
         full_replies=args.full_replies, max_failure_share=args.max_failure_share,
-        allow_outside_root=args.allow_outside_root,
+        allow_outside_root=args.allow_outside_root, image_limits=ImageLimits(args.max_image_pixels, args.max_image_bytes),
         batch_size=args.batch_size, limit=args.limit, seed=args.seed,
     )
 
@@ -334,6 +366,12 @@ def _import_results(args: argparse.Namespace) -> int:
     from store import RunConfigMismatch, StoreError
 
     from .import_results import ImportError_, import_results
+    from .validate import run_name
+    try:
+        run_name(args.run_name)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     try:
         summary = import_results(args.file, args.db, args.run_name, dataset=args.dataset, model_id=args.model,
                                  log=lambda m: print(m, file=sys.stderr))

@@ -7,8 +7,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .limits import ImageLimits
 from .provenance import file_sha256
 from .questions import DEFAULT_INSTRUCTION
+from .validate import INT32_MAX, run_name
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,8 @@ class VariantConfig:
 
     def __post_init__(self) -> None:
         _require_positive("variants", self.n)
+        if not 0 <= self.seed <= INT32_MAX:
+            raise ValueError(f"variant seed must be from 0 to {INT32_MAX}, got {self.seed}")
 
 
 @dataclass(frozen=True)
@@ -90,6 +94,7 @@ class RunConfig:
     shard: tuple[int, int] | None = None  # (rank, world): this process takes every world-th manifest row
     max_failure_share: float = 0.5  # stop once more than this share of the items tried (20 at least) failed
     allow_outside_root: bool = False  # manifest image paths may leave the image root (absolute, "..", symlinks)
+    image_limits: ImageLimits = field(default_factory=ImageLimits)  # checked from each file's header before decoding
     study: str = "baseline"  # baseline | phrasing
     dataset: str | None = None  # None: the manifest's folder name
     image_root: Path | None = None  # None: the manifest's folder
@@ -98,7 +103,10 @@ class RunConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        run_name(self.run_name)
         _require_positive("batch_size", self.batch_size)
+        if not 0 <= self.seed <= INT32_MAX:
+            raise ValueError(f"seed must be from 0 to {INT32_MAX}, got {self.seed}")
         if not 0 < self.max_failure_share <= 1:
             raise ValueError(f"max_failure_share must be in (0, 1], got {self.max_failure_share}")
         if self.study not in STUDIES:

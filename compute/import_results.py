@@ -4,7 +4,9 @@ Columns: study_id, baseline_question, ground_truth, variant_index, strategy, que
 generated_text, extracted_answer, is_correct. `variant_index` 0 is the baseline; a group is
 one study_id with one baseline_question. Rows are kept as given, repeats included. Keys
 hash the file's content and the row number, so importing the same file again replaces
-rows instead of adding them. A bad row becomes a failed item naming its row and problem.
+rows instead of adding them. A bad row becomes a failed item naming its row and problem:
+a variant_index that is not a whole number in range, an is_correct that contradicts the
+answers. An import that fails partway leaves its run "failed", with the reason.
 """
 
 from __future__ import annotations
@@ -15,11 +17,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from store import PredictionRecord, QuestionRecord, RunRecord, StoreWriter
+from store import PredictionRecord, QuestionRecord, RecordError, RunRecord, StoreWriter
 
 from .manifest import ANSWER_ALIASES
 from .provenance import file_sha256, package_versions
 from .tables import read_rows
+from .validate import blank, run_name, text, whole_number
 from .variants import UnparseableQuestionError, parse_question
 from .variants.categories import categorise
 
@@ -48,6 +51,7 @@ class ImportSummary:
 def import_results(path: str | Path, db: str | Path, run_id: str, *, dataset: str | None = None,
                    model_id: str = "imported", log: Callable[[str], None] = print) -> ImportSummary:
     path = Path(path)
+    run_name(run_id)
     if not path.is_file():
         raise ImportError_(f"{path}: file not found")
     rows = read_rows(path, REQUIRED, ImportError_, what="results file")
@@ -59,6 +63,21 @@ def import_results(path: str | Path, db: str | Path, run_id: str, *, dataset: st
     writer.start_run(RunRecord(run_id=run_id, study="phrasing-import", dataset=dataset, model_id=model_id,
                                config={"study": "phrasing-import", "source_sha256": source, "dataset": dataset},
                                package_versions=package_versions(), manifest_path=str(path), n_items=len(rows)))
+    try:
+        failures, groups = _import_rows(writer, rows, dataset, source, run_id)
+    except BaseException as exc:
+        writer.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
+        raise
+    writer.finish_run(run_id, "completed")
+    for reason in failures[:5]:
+        log(f"failed: {path.name} {reason}")
+    if len(failures) > 5:
+        log(f"... and {len(failures) - 5} more failed rows (stored with their reasons)")
+    return ImportSummary(run_id, len(rows) - len(failures), len(failures), groups)
+
+
+def _import_rows(writer: StoreWriter, rows, dataset: str, source: str, run_id: str) -> tuple[list[str], int]:
+    """Write every row, a bad one as a failed item; returns (failure reasons, groups)."""
     questions, predictions, failures, groups = [], [], [], set()
     for row_number, raw in rows:
         item_id = hashlib.sha1(f"{dataset}\x1f{source}\x1f{row_number}".encode()).hexdigest()[:16]
@@ -67,30 +86,36 @@ def import_results(path: str | Path, db: str | Path, run_id: str, *, dataset: st
                 raise ValueError(raw)
             question, prediction = _records(raw, item_id, row_number, dataset, run_id)
         except ValueError as exc:
-            reason = f"row {row_number}: {exc}"
-            failures.append(reason)
-            questions.append(QuestionRecord(item_id, dataset, None, None, None, None))
-            predictions.append(PredictionRecord(run_id, item_id, row_number, "failed", error=reason))
-            continue
-        groups.add(question.group_id)
+            question, prediction = _failed(item_id, row_number, dataset, run_id, f"row {row_number}: {exc}")
+            failures.append(prediction.error)
+        else:
+            groups.add(question.group_id)
         questions.append(question)
         predictions.append(prediction)
     try:
         writer.write_batch([], questions, predictions)
-    except BaseException:
-        writer.finish_run(run_id, "failed")
-        raise
-    writer.finish_run(run_id, "completed")
-    for reason in failures[:5]:
-        log(f"failed: {path.name} {reason}")
-    if len(failures) > 5:
-        log(f"... and {len(failures) - 5} more failed rows (stored with their reasons)")
-    return ImportSummary(run_id, len(rows) - len(failures), len(failures), len(groups))
+    except RecordError:  # a value the store refuses: write row by row, so only that row fails
+        for question, prediction in zip(questions, predictions):
+            try:
+                writer.write_batch([], [question], [prediction])
+            except RecordError as exc:
+                reason = f"row {prediction.row_number}: could not be stored ({exc})"
+                failed_question, failed = _failed(question.item_id, prediction.row_number, dataset, run_id, reason)
+                writer.write_batch([], [failed_question], [failed])
+                failures.append(reason)
+                groups.discard(question.group_id)
+    return failures, len(groups)
+
+
+def _failed(item_id: str, row_number: int, dataset: str, run_id: str,
+            reason: str) -> tuple[QuestionRecord, PredictionRecord]:
+    return (QuestionRecord(item_id, dataset, None, None, None, None),
+            PredictionRecord(run_id, item_id, row_number, "failed", error=reason))
 
 
 def _records(raw: dict[str, Any], item_id: str, row_number: int, dataset: str,
              run_id: str) -> tuple[QuestionRecord, PredictionRecord]:
-    missing = [c for c in REQUIRED if raw.get(c) in (None, "")]
+    missing = [c for c in REQUIRED if blank(raw.get(c))]
     if missing:
         raise ValueError(f"missing {', '.join(missing)}")
     truth = ANSWER_ALIASES.get(str(raw["ground_truth"]).strip().lower())
@@ -99,31 +124,35 @@ def _records(raw: dict[str, Any], item_id: str, row_number: int, dataset: str,
     answer = ANSWERS_EXTRACTED.get(str(raw.get("extracted_answer") or "").strip().lower())
     if answer is None:
         raise ValueError(f"extracted_answer must be yes, no or uncertain, got {raw['extracted_answer']!r}")
-    try:
-        index = int(float(raw["variant_index"]))
-    except (TypeError, ValueError):
-        raise ValueError(f"variant_index must be an integer, got {raw['variant_index']!r}") from None
-    correct = raw.get("is_correct")
-    if correct in (None, ""):
-        correct = answer == truth
-    elif isinstance(correct, bool):
-        pass
-    elif str(correct).strip().lower() in TRUTHY:
-        correct = TRUTHY[str(correct).strip().lower()]
-    else:
-        raise ValueError(f"is_correct must be true or false, got {correct!r}")
-    study_id, baseline = str(raw["study_id"]).strip(), str(raw["baseline_question"]).strip()
+    index = whole_number(raw["variant_index"], "variant_index")
+    correct = _is_correct(raw.get("is_correct"), answer, truth)
+    study_id, baseline = text(raw["study_id"], "study_id"), text(raw["baseline_question"], "baseline_question")
     try:
         condition = parse_question(baseline).condition.key
     except UnparseableQuestionError:
         condition = None
-    strategy = None if raw.get("strategy") in (None, "") else str(raw["strategy"]).strip()
+    strategy = text(raw.get("strategy"), "strategy")
     question = QuestionRecord(
-        item_id=item_id, dataset=dataset, image_id=study_id, question=str(raw["question"]).strip(),
+        item_id=item_id, dataset=dataset, image_id=study_id, question=text(raw["question"], "question"),
         ground_truth=truth, condition=condition, group_id=f"{study_id}: {baseline}", variant_index=index,
         strategy=strategy, baseline_question=baseline, strategy_category=categorise(strategy, index))
     generated = raw.get("generated_text")
     prediction = PredictionRecord(run_id=run_id, item_id=item_id, row_number=row_number, status="ok",
-                                  generated_text=None if generated is None else str(generated), answer=answer,
-                                  correct=bool(correct))
+                                  generated_text=None if generated is None else text(generated, "generated_text"),
+                                  answer=answer, correct=correct)
     return question, prediction
+
+
+def _is_correct(value: Any, answer: str, truth: str) -> bool:
+    """The given is_correct, which must agree with the answers ("uncertain" is never correct);
+    computed from them when blank."""
+    computed = answer == truth
+    if value in (None, ""):
+        return computed
+    given = value if isinstance(value, bool) else TRUTHY.get(str(value).strip().lower())
+    if given is None:
+        raise ValueError(f"is_correct must be true or false, got {value!r}")
+    if given != computed:
+        raise ValueError(f"is_correct is {str(given).lower()}, but the extracted answer {answer!r} "
+                         f"{'equals' if computed else 'differs from'} the ground truth {truth!r}")
+    return given

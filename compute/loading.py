@@ -82,6 +82,21 @@ def _local_folder(name: str) -> Path | None:
     return Path(cached).parent if isinstance(cached, str) else None
 
 
+def load_model_config(name_or_path: str, trust_remote_code: bool = False):
+    """The model's configuration alone (no weights), to check options against it before the
+    model loads; None when it cannot be had cheaply (load_model then says why)."""
+    from transformers import AutoConfig
+
+    local = Path(name_or_path).expanduser()
+    folder = local if local.is_dir() else _local_folder(name_or_path)
+    if folder is None or not (folder / "config.json").is_file():
+        return None
+    try:
+        return AutoConfig.from_pretrained(str(folder), trust_remote_code=trust_remote_code, local_files_only=True)
+    except Exception:  # noqa: BLE001 - load_model reports the real problem
+        return None
+
+
 def load_model(name_or_path: str, device: str | None = None, dtype: str | None = None, *,
                prompt: PromptConfig | None = None, decode: DecodeConfig | None = None,
                trust_remote_code: bool = False, attn_implementation: str | None = None):

@@ -6,7 +6,9 @@ keep the largest component, open) with scipy.ndimage. Regions on the grid:
   midline of an odd-width box counts for neither). A frontal radiograph shows the
   patient's right on the image's left;
 - apical / middle / basal: thirds of the body's bounding box, top to bottom.
-All regions are restricted to body cells.
+All regions are restricted to body cells. An image with no findable body (smaller than
+BODY_MASK_MIN_SIDE a side, uniform, or a mask that covers no grid cell) has no regions:
+`body_cells` says why, and the body-based metrics are not computed for it.
 """
 
 from __future__ import annotations
@@ -19,13 +21,24 @@ from scipy import ndimage
 from skimage.filters import threshold_otsu
 
 
+BODY_MASK_MIN_SIDE = 32  # px: a smaller side leaves a 16 x 16 grid under two pixels a cell
+
+
+class NoBodyError(ValueError):
+    """The image has no body to find: too small, or uniform."""
+
+
 def body_mask(image: Image.Image | np.ndarray) -> np.ndarray:
-    """Boolean (H, W) mask of the body in a radiograph (bright on dark)."""
+    """Boolean (H, W) mask of the body in a radiograph (bright on dark). NoBodyError for an
+    image under BODY_MASK_MIN_SIDE a side, or a uniform one (a blank image has no body)."""
     pixels = np.asarray(image.convert("L") if isinstance(image, Image.Image) else image, dtype=np.float64)
     if pixels.ndim != 2:
         raise ValueError(f"expected a grayscale image, got shape {pixels.shape}")
+    if min(pixels.shape) < BODY_MASK_MIN_SIDE:
+        raise NoBodyError(f"the image is {pixels.shape[1]}x{pixels.shape[0]} px; a body mask needs at least "
+                          f"{BODY_MASK_MIN_SIDE} px a side")
     if np.ptp(pixels) == 0:
-        return np.ones(pixels.shape, dtype=bool)  # a flat image has no edge to find
+        raise NoBodyError("the image is uniform: there is no body to find")
     mask = pixels > threshold_otsu(pixels)
     radius = max(1, round(min(pixels.shape) / 100))
     structure = ndimage.generate_binary_structure(2, 1)
@@ -39,11 +52,29 @@ def body_mask(image: Image.Image | np.ndarray) -> np.ndarray:
 
 
 def mask_to_grid(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
-    """Share of each grid cell covered by `mask`: (rows, columns) in [0, 1]."""
+    """Share of each grid cell covered by `mask`: (rows, columns) in [0, 1]. A mask with fewer
+    rows or columns than the grid is first repeated (nearest neighbour) so no cell is empty."""
+    if mask.size == 0:
+        raise ValueError("the mask is empty (no pixels)")
+    reps = (-(-shape[0] // mask.shape[0]), -(-shape[1] // mask.shape[1]))  # ceiling division
+    if reps != (1, 1):
+        mask = np.repeat(np.repeat(mask, reps[0], axis=0), reps[1], axis=1)
     rows = np.array_split(np.arange(mask.shape[0]), shape[0])
     cols = np.array_split(np.arange(mask.shape[1]), shape[1])
     m = mask.astype(np.float64)
     return np.array([[m[np.ix_(r, c)].mean() for c in cols] for r in rows])
+
+
+def body_cells(image: Image.Image | np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+    """(the body's coverage of each grid cell, None), or (None, why there is no body) for an
+    image with no findable body or a mask that covers no cell from half on."""
+    try:
+        cells = mask_to_grid(body_mask(image), shape)
+    except NoBodyError as exc:
+        return None, f"no body-based metrics: {exc}"
+    if not (cells >= 0.5).any():
+        return None, "no body-based metrics: the body mask covers no grid cell"
+    return cells, None
 
 
 @dataclass(frozen=True)

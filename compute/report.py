@@ -21,6 +21,10 @@ class ReportError(ValueError):
 
 
 def phrasing_report(db: str | Path, run_id: str, top: int = 10) -> dict[str, Any]:
+    if not queries.run_exists(db, run_id):
+        runs = queries.list_runs(db).run_id.tolist() if queries.has_runs(db) else []
+        shown = ", ".join(repr(r) for r in runs[:10]) + (", ..." if len(runs) > 10 else "")
+        raise ReportError(f"no run named {run_id!r} in {db}; " + (f"its runs: {shown}" if runs else "it holds no runs"))
     rows = queries.phrasing_rows(db, run_id)
     if rows.empty:
         raise ReportError(f"run {run_id!r} in {db} has no answered variant groups (rows with group_id and "

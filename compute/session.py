@@ -20,6 +20,14 @@ from .prompts import build_messages
 from .yes_no import yes_no_log_odds, yes_no_probabilities, yes_no_token_ids
 
 
+class PromptError(ValueError):
+    """A question cannot be asked as it is: it holds one of the model's special tokens, or the
+    prompt and the reply would not fit the model's context."""
+
+
+_PLACEHOLDER = Image.new("RGB", (1, 1))  # stands for the image where only the prompt's text is needed
+
+
 @dataclass(frozen=True)
 class AskResult:
     text: str  # greedy reply, special tokens removed
@@ -54,6 +62,64 @@ class Session:
         self.fingerprint = fingerprint
         self.processor.tokenizer.padding_side = "left"  # generation continues from the right edge
         self.yes_ids, self.no_ids = yes_no_token_ids(processor.tokenizer)
+        tokenizer = processor.tokenizer
+        self._special_ids = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
+        self._special_ids |= set(tokenizer.all_special_ids)
+
+    @property
+    def context_length(self) -> int:
+        """Tokens the decoder can attend over: prompt (image tokens included) plus reply."""
+        return int(self.model.config.get_text_config().max_position_embeddings)
+
+    def special_tokens_in(self, text: str) -> list[str]:
+        """The model's special tokens ("<end_of_turn>", "<start_of_image>", ...) that `text`
+        would be read as: typed into a question they would forge prompt structure."""
+        ids = self.processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return [self.processor.tokenizer.convert_ids_to_tokens(i) for i in dict.fromkeys(ids) if i in self._special_ids]
+
+    def prompt_problems(self, questions: Sequence[str], *, prompt: PromptConfig | None = None,
+                        max_new_tokens: int | None = None) -> list[str | None]:
+        """Per question, None if it can be asked, else why not: a special token in it, or a
+        prompt that with the reply would not fit the model's context. Text only: no model pass."""
+        prompt = prompt or self.prompt
+        tokenizer = self.processor.tokenizer
+        rendered = self.processor.apply_chat_template([build_messages(_PLACEHOLDER, q, prompt) for q in questions],
+                                                      add_generation_prompt=True, tokenize=False)
+        prompts = tokenizer([expanded_prompt(self.processor, t) for t in rendered], add_special_tokens=False)
+        alone = tokenizer(list(questions), add_special_tokens=False)
+        reply = max_new_tokens or self.decode.max_new_tokens
+        out: list[str | None] = []
+        for ids, own in zip(prompts["input_ids"], alone["input_ids"]):
+            special = [tokenizer.convert_ids_to_tokens(i) for i in dict.fromkeys(own) if i in self._special_ids]
+            if special:
+                out.append(f"the question contains the model's special token {special[0]!r}, which would be read "
+                           "as prompt structure, not as text; remove it")
+            elif len(ids) + reply > self.context_length:
+                out.append(f"the prompt is {len(ids):,} tokens (the question alone {len(own):,}) and the reply may "
+                           f"add {reply}: more than the model's context of {self.context_length:,} tokens")
+            else:
+                out.append(None)
+        return out
+
+    def instruction_problem(self, prompt: PromptConfig | None = None) -> str | None:
+        """Why the instruction or system prompt cannot be used (a special token in it), or None."""
+        prompt = prompt or self.prompt
+        for name, text in (("instruction", prompt.instruction), ("system prompt", prompt.system_prompt)):
+            special = self.special_tokens_in(text) if text else []
+            if special:
+                return (f"the {name} contains the model's special token {special[0]!r}, which would be read as "
+                        "prompt structure, not as text; remove it")
+        return None
+
+    def check_prompts(self, questions: Sequence[str], *, prompt: PromptConfig | None = None,
+                      max_new_tokens: int | None = None) -> None:
+        """PromptError for the first question that cannot be asked (see prompt_problems)."""
+        problem = self.instruction_problem(prompt)
+        if problem:
+            raise PromptError(problem)
+        for k, problem in enumerate(self.prompt_problems(questions, prompt=prompt, max_new_tokens=max_new_tokens)):
+            if problem:
+                raise PromptError(problem if len(questions) == 1 else f"question {k + 1} of {len(questions)}: {problem}")
 
     @property
     def model_id(self) -> str:
@@ -127,6 +193,7 @@ class Session:
         if len(images) != len(questions):
             raise ValueError(f"images and questions differ in number: {len(images)} vs {len(questions)}")
         prompt = prompt or self.prompt
+        self.check_prompts(questions, prompt=prompt, max_new_tokens=max_new_tokens)
         start = time.perf_counter()
         conversations = [build_messages(load_image(img), q, prompt) for img, q in zip(images, questions)]
         inputs = self._tokenize(conversations, offsets=maps is not None)

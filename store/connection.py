@@ -7,6 +7,7 @@ it, and retries briefly while another process holds the file.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -31,6 +32,23 @@ def _is_lock_error(exc: Exception) -> bool:
     return "lock" in text or "conflicting" in text or "already open" in text
 
 
+def check_writable(db_path: str | Path) -> None:
+    """StoreError unless `db_path` can be written or created: checked before any model loads,
+    so that a bad --db costs nothing. Creates the missing parent folders."""
+    db_path = Path(db_path)
+    if db_path.is_dir():
+        raise StoreError(f"{db_path}: is a folder, not a database file; name a .duckdb file")
+    try:
+        db_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise StoreError(f"{db_path}: cannot create its folder ({exc.strerror or exc}); choose another --db") from None
+    target = db_path if db_path.exists() else db_path.parent
+    if not os.access(target, os.W_OK):
+        what = "the file" if target == db_path else "its folder"
+        raise StoreError(f"{db_path}: {what} is not writable (read-only file system or no permission); "
+                         "choose another --db")
+
+
 @contextmanager
 def connect(db_path: str | Path, *, read_only: bool,
             retry_seconds: float = LOCK_RETRY_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
@@ -38,8 +56,10 @@ def connect(db_path: str | Path, *, read_only: bool,
     db_path = Path(db_path)
     if read_only and not db_path.exists():
         raise StoreNotFoundError(f"{db_path}: no such database")
+    if db_path.is_dir():
+        raise StoreError(f"{db_path}: is a folder, not a database file; name a .duckdb file")
     if not read_only:
-        db_path.parent.mkdir(parents=True, exist_ok=True)
+        check_writable(db_path)
     deadline = time.monotonic() + retry_seconds
     while True:
         try:

@@ -12,7 +12,7 @@ from pathlib import Path
 from .connection import StoreError, connect
 from .schema import ensure_schema
 
-TABLES = ("images", "questions", "predictions", "attention_maps", "attention_changes")
+TABLES = ("images", "image_files", "questions", "predictions", "attention_maps", "attention_changes")
 
 
 def part_path(db: str | Path, rank: int, world: int) -> Path:
@@ -27,7 +27,7 @@ def merge_parts(db: str | Path, parts: list[Path], run_id: str) -> int:
     if missing:
         raise StoreError(f"cannot merge run {run_id!r}: part stores missing: {', '.join(missing)}")
     with connect(db, read_only=False) as con:
-        ensure_schema(con)
+        ensure_schema(con, db)
         for k, part in enumerate(parts):
             con.execute(f"ATTACH ? AS part{k} (READ_ONLY)", [str(part)])
         con.execute("BEGIN TRANSACTION")
@@ -43,7 +43,7 @@ def merge_parts(db: str | Path, parts: list[Path], run_id: str) -> int:
                         [status, sum(s[1] or 0 for s in statuses), run_id])
             for k in range(len(parts)):
                 for table in TABLES:
-                    where = "" if table in ("images", "questions") else " WHERE run_id = ?"
+                    where = "" if table in ("images", "image_files", "questions") else " WHERE run_id = ?"
                     params = [] if not where else [run_id]
                     con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM part{k}.{table}{where}", params)
             con.execute("COMMIT")

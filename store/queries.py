@@ -3,19 +3,32 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import numpy as np
 import pandas as pd
 
 from .connection import connect
-from .schema import current_version
+from .schema import current_version, usable_version
 from .stats import wilson_interval
 
 
-def has_runs(db_path: str | Path) -> bool:
+@contextmanager
+def _open(db_path: str | Path) -> Iterator[duckdb.DuckDBPyConnection]:
+    """A read-only connection to a store this code can read (StoreError otherwise)."""
     with connect(db_path, read_only=True) as con:
+        usable_version(con, db_path)
+        yield con
+
+
+def has_runs(db_path: str | Path) -> bool:
+    """Whether the store holds a run. StoreError for a file that is not a store this code reads."""
+    with _open(db_path) as con:
         if current_version(con) == 0:
             return False
         return con.execute("SELECT count(*) FROM runs").fetchone()[0] > 0
@@ -23,7 +36,7 @@ def has_runs(db_path: str | Path) -> bool:
 
 def list_runs(db_path: str | Path) -> pd.DataFrame:
     """One row per run, newest first, with item counts and accuracy over answered items."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         return con.execute("""
             SELECT r.run_id, r.study, r.dataset, r.model_id, r.status, r.started_at, r.finished_at,
                    r.n_items,
@@ -38,14 +51,14 @@ def list_runs(db_path: str | Path) -> pd.DataFrame:
 
 def run_overview(db_path: str | Path, run_id: str) -> dict[str, Any]:
     """Model, dataset, prompt and the headline counts for one run."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         run = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).df()
         if run.empty:
             raise KeyError(f"no run named {run_id!r}")
         counts = con.execute("""
             SELECT count(*) FILTER (WHERE status = 'ok')                 AS n_done,
                    count(*) FILTER (WHERE status = 'failed')             AS n_failed,
-                   count(DISTINCT image_id) FILTER (WHERE status = 'ok') AS n_images,
+                   count(DISTINCT coalesce(image_key, image_id)) FILTER (WHERE status = 'ok') AS n_images,
                    count(*) FILTER (WHERE answer = 'uncertain')          AS n_uncertain,
                    sum(correct::INTEGER) FILTER (WHERE status = 'ok')    AS n_correct,
                    avg(yes_no_mass) FILTER (WHERE status = 'ok')         AS mean_yes_no_mass
@@ -65,7 +78,7 @@ def run_overview(db_path: str | Path, run_id: str) -> dict[str, Any]:
 
 
 def conditions(db_path: str | Path, run_id: str) -> list[str]:
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         rows = con.execute("SELECT DISTINCT condition FROM prediction_details WHERE run_id = ? AND status = 'ok'"
                            " AND condition IS NOT NULL ORDER BY condition", [run_id]).fetchall()
     return [r[0] for r in rows]
@@ -74,7 +87,7 @@ def conditions(db_path: str | Path, run_id: str) -> list[str]:
 def condition_accuracy(db_path: str | Path, run_id: str, conditions: list[str] | None = None) -> pd.DataFrame:
     """Accuracy per condition, split by ground truth ('yes', 'no', and 'all'), with
     95% Wilson intervals. "uncertain" answers count as wrong; failed items are excluded."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         df = con.execute("""
             SELECT condition, coalesce(ground_truth, 'all') AS ground_truth,
                    count(*) AS n, sum(correct::INTEGER) AS n_correct
@@ -93,7 +106,7 @@ def condition_accuracy(db_path: str | Path, run_id: str, conditions: list[str] |
 
 def predictions(db_path: str | Path, run_id: str, conditions: list[str] | None = None) -> pd.DataFrame:
     """Every item of a run with its question, answer and outcome (for tables and downloads)."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         return con.execute("""
             SELECT item_id, image_id, condition, question, ground_truth, answer, correct, p_yes,
                    yes_no_mass, status, error, generated_text, latency_s
@@ -103,14 +116,24 @@ def predictions(db_path: str | Path, run_id: str, conditions: list[str] | None =
         """, [run_id, conditions, conditions]).df()
 
 
+def run_exists(db_path: str | Path, run_id: str) -> bool:
+    with _open(db_path) as con:
+        if current_version(con) == 0:
+            return False
+        return con.execute("SELECT count(*) FROM runs WHERE run_id = ?", [run_id]).fetchone()[0] > 0
+
+
 def mapped_items(db_path: str | Path, run_id: str) -> pd.DataFrame:
-    """Items of a run that have stored maps, in manifest order, with their outcome."""
-    with connect(db_path, read_only=True) as con:
-        if current_version(con) < 2:
-            return pd.DataFrame(columns=["item_id", "image_id", "condition", "question", "ground_truth", "answer",
-                                         "correct", "p_yes"])
-        return con.execute("""
-            SELECT d.item_id, d.image_id, d.condition, d.question, d.ground_truth, d.answer, d.correct, d.p_yes
+    """Items of a run that have stored maps, in manifest order, with their outcome and the
+    image file they were answered on (image_key; None for runs stored before schema 4)."""
+    with _open(db_path) as con:
+        version = current_version(con)
+        if version < 2:
+            return pd.DataFrame(columns=["item_id", "image_id", "image_key", "condition", "question", "ground_truth",
+                                         "answer", "correct", "p_yes"])
+        key = "d.image_key" if version >= 4 else "NULL::VARCHAR AS image_key"
+        return con.execute(f"""
+            SELECT d.item_id, d.image_id, {key}, d.condition, d.question, d.ground_truth, d.answer, d.correct, d.p_yes
             FROM prediction_details d
             WHERE d.run_id = ? AND d.status = 'ok'
               AND EXISTS (SELECT 1 FROM attention_maps m WHERE m.run_id = d.run_id AND m.item_id = d.item_id)
@@ -120,37 +143,55 @@ def mapped_items(db_path: str | Path, run_id: str) -> pd.DataFrame:
 
 def item_maps(db_path: str | Path, run_id: str, item_id: str) -> pd.DataFrame:
     """Every stored map of one item (all methods and layers), with provenance and metrics."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         return con.execute("SELECT * FROM attention_maps WHERE run_id = ? AND item_id = ? ORDER BY method, layer",
                            [run_id, item_id]).df()
 
 
-def image_file(db_path: str | Path, run_id: str, image_id: str) -> Path | None:
-    """Where the run read this image: its stored path under the run's image root (recorded
-    absolute since schema 3; for older runs the --image-root it was given, else the
-    manifest's folder, relative to where the run was started). None if the store lacks it."""
-    with connect(db_path, read_only=True) as con:
-        recorded = ", r.image_root" if current_version(con) >= 3 else ", NULL"
+@dataclass(frozen=True)
+class ImageLocation:
+    """Where a prediction's image file is, and the sha256 of the bytes the model was shown."""
+
+    path: Path
+    sha256: str | None
+    exact: bool  # False for runs stored before schema 4: found by (dataset, image_id), which runs could share
+
+
+def image_file(db_path: str | Path, run_id: str, item_id: str) -> ImageLocation | None:
+    """The image file a run's prediction was computed on, or None if the store has no record.
+    Since schema 4 each prediction names its file (by content and resolved path). Older
+    runs are looked up by (dataset, image_id), as they were stored: not exact, because
+    runs of the same dataset name could overwrite each other's records."""
+    with _open(db_path) as con:
+        version = current_version(con)
+        if version >= 4:
+            row = con.execute("SELECT f.path, f.sha256 FROM predictions p JOIN image_files f USING (image_key)"
+                              " WHERE p.run_id = ? AND p.item_id = ?", [run_id, item_id]).fetchone()
+            if row is not None:
+                return ImageLocation(Path(row[0]), row[1], exact=True)
+        if version < 1:
+            return None
+        recorded = ", r.image_root" if version >= 3 else ", NULL"
         row = con.execute(f"""
-            SELECT i.path, r.manifest_path, json_extract_string(r.config, '$.image_root'){recorded}
-            FROM runs r JOIN images i ON i.dataset = r.dataset
-            WHERE r.run_id = ? AND i.image_id = ?
-        """, [run_id, image_id]).fetchone()
+            SELECT i.path, i.sha256, r.manifest_path, json_extract_string(r.config, '$.image_root'){recorded}
+            FROM predictions p JOIN questions q USING (item_id) JOIN runs r ON r.run_id = p.run_id
+            JOIN images i ON i.dataset = r.dataset AND i.image_id = q.image_id
+            WHERE p.run_id = ? AND p.item_id = ?
+        """, [run_id, item_id]).fetchone()
     if row is None:
         return None
-    path, manifest, given_root, recorded_root = row
+    path, sha256, manifest, given_root, recorded_root = row
     stored = Path(path)
-    if stored.is_absolute():
-        return stored
-    if recorded_root:
-        return Path(recorded_root) / stored
-    root = Path(given_root) if given_root else Path(manifest).parent if manifest else Path(".")
-    return root / stored
+    if not stored.is_absolute():
+        root = (Path(recorded_root) if recorded_root else Path(given_root) if given_root
+                else Path(manifest).parent if manifest else Path("."))
+        stored = root / stored
+    return ImageLocation(stored, sha256, exact=False)
 
 
 def phrasing_rows(db_path: str | Path, run_id: str) -> pd.DataFrame:
     """Answered items of a run that belong to variant groups, in manifest order."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         if current_version(con) < 3:
             return pd.DataFrame(columns=["item_id", "group_id", "variant_index", "strategy", "strategy_category",
                                          "condition", "question", "baseline_question", "ground_truth", "answer",
@@ -167,7 +208,7 @@ def phrasing_rows(db_path: str | Path, run_id: str) -> pd.DataFrame:
 def group_maps(db_path: str | Path, run_id: str, method: str = "attention") -> pd.DataFrame:
     """Per answered item of a variant group: its summary map (the mean over layers, or the
     only layer) with the item's group, variant index, answer and correctness."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         return con.execute("""
             SELECT d.item_id, d.group_id, d.variant_index, d.answer, d.correct, m.layer, m.grid_rows, m.grid_cols,
                    m.grid
@@ -183,7 +224,7 @@ def group_maps(db_path: str | Path, run_id: str, method: str = "attention") -> p
 def attention_changes(db_path: str | Path, run_id: str) -> pd.DataFrame:
     """Every stored baseline-to-variant map comparison of a run, with the variant's details,
     most changed first; without the difference maps (see change_difference)."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         if current_version(con) < 3:
             return pd.DataFrame()
         return con.execute("""
@@ -197,7 +238,7 @@ def attention_changes(db_path: str | Path, run_id: str) -> pd.DataFrame:
 
 def item_map(db_path: str | Path, run_id: str, item_id: str, method: str, layer: int) -> np.ndarray | None:
     """One stored map as a (rows, columns) array, or None."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         row = con.execute("SELECT grid, grid_rows, grid_cols FROM attention_maps WHERE run_id = ? AND item_id = ?"
                           " AND method = ? AND layer = ?", [run_id, item_id, method, layer]).fetchone()
     if row is None:
@@ -207,7 +248,7 @@ def item_map(db_path: str | Path, run_id: str, item_id: str, method: str, layer:
 
 def change_difference(db_path: str | Path, run_id: str, item_id: str, method: str = "attention") -> np.ndarray | None:
     """One variant's difference map (variant minus baseline) as a (rows, columns) array."""
-    with connect(db_path, read_only=True) as con:
+    with _open(db_path) as con:
         row = con.execute("SELECT difference, grid_rows, grid_cols FROM attention_changes WHERE run_id = ? AND"
                           " item_id = ? AND method = ?", [run_id, item_id, method]).fetchone()
     if row is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -27,15 +28,27 @@ class RunRecord:
     image_root: str | None = None  # absolute: where the dashboard finds the run's images from any folder
 
 
+def image_key(sha256: str, path: str) -> str:
+    """The key of one file content at one place: the same bytes at another path, or other
+    bytes at the same path, are another image."""
+    return hashlib.sha256(f"{sha256}\x1f{path}".encode("utf-8", "surrogateescape")).hexdigest()[:32]
+
+
 @dataclass(frozen=True)
 class ImageRecord:
-    dataset: str
-    image_id: str
-    path: str
-    sha256: str | None = None
+    """One image file as a run read it (table image_files)."""
+
+    image_key: str
+    sha256: str  # of the bytes the model was shown
+    path: str  # absolute, resolved
     width: int | None = None
     height: int | None = None
     format: str | None = None
+
+    @classmethod
+    def of(cls, sha256: str, path: str, width: int | None = None, height: int | None = None,
+           format: str | None = None) -> ImageRecord:
+        return cls(image_key(sha256, path), sha256, path, width, height, format)
 
 
 @dataclass(frozen=True)
@@ -70,6 +83,7 @@ class PredictionRecord:
     correct: bool | None = None
     latency_s: float | None = None
     created_at: datetime = field(default_factory=datetime.now)
+    image_key: str | None = None  # the image_files row it was computed on; None when no image was read
 
 
 @dataclass(frozen=True)
@@ -111,6 +125,7 @@ class MapRecord:
     deletion_delta: float | None = None
     random_delta: float | None = None
     faithfulness_ratio: float | None = None
+    metrics_note: str | None = None  # why some metrics are None (e.g. the image is too small for a body mask)
 
 
 @dataclass(frozen=True)

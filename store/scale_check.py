@@ -34,8 +34,8 @@ def build(db: Path, n: int, run_id: str = "big") -> None:
             SELECT i, printf('it%08d', i) AS item_id, i // 11 AS g, i % 11 AS variant_index,
                    {conditions}[1 + (i // 11) % 9] AS condition, random() < 0.5 AS truth_yes, random() AS p
             FROM range({n}) t(i)""")
-        con.execute("""INSERT INTO images SELECT 'big', printf('img%06d', g), printf('images/img%06d.png', g),
-                       NULL, 512, 512, 'png' FROM (SELECT DISTINCT g FROM items)""")
+        con.execute("""INSERT INTO image_files SELECT printf('key%06d', g), printf('sha%06d', g),
+                       printf('/data/images/img%06d.png', g), 512, 512, 'png' FROM (SELECT DISTINCT g FROM items)""")
         con.execute("""INSERT INTO questions (item_id, dataset, image_id, question, ground_truth, condition, group_id,
                        variant_index, strategy, baseline_question, strategy_category)
                        SELECT item_id, 'big', printf('img%06d', g), printf('Is there %s? (%d)', condition, variant_index),
@@ -45,10 +45,10 @@ def build(db: Path, n: int, run_id: str = "big") -> None:
                               ['baseline', 'synonym', 'voice', 'register', 'clause_reordering', 'phrasing', 'combined'][1 + (CASE WHEN variant_index = 0 THEN 0 ELSE 1 + variant_index % 6 END)]
                        FROM items""")
         con.execute("""INSERT INTO predictions (run_id, item_id, row_number, status, generated_text, answer, p_yes,
-                       yes_no_mass, correct, latency_s, created_at)
+                       yes_no_mass, correct, latency_s, created_at, image_key)
                        SELECT ?, item_id, i + 1, 'ok', CASE WHEN p > 0.5 THEN 'Yes' ELSE 'No' END,
                               CASE WHEN p > 0.5 THEN 'yes' ELSE 'no' END, p, 0.99, (p > 0.5) = truth_yes, 0.01,
-                              current_timestamp
+                              current_timestamp, printf('key%06d', g)
                        FROM items""", [run_id])
         con.execute("""INSERT INTO attention_maps (run_id, item_id, method, layer, requested_method, layers, heads,
                        query, strip_border, attn_implementation, model_id, image_height, image_width, grid_rows,
@@ -77,7 +77,7 @@ def time_queries(db: Path, run_id: str = "big", repeat: int = 5) -> list[tuple[s
         "predictions (CSV download)": lambda: queries.predictions(db, run_id),
         "mapped_items": lambda: queries.mapped_items(db, run_id),
         "item_maps": lambda: queries.item_maps(db, run_id, item),
-        "image_file": lambda: queries.image_file(db, run_id, "img000001"),
+        "image_file": lambda: queries.image_file(db, run_id, item),
         "phrasing_rows": lambda: queries.phrasing_rows(db, run_id),
         "attention_changes": lambda: queries.attention_changes(db, run_id),
         "item_map": lambda: queries.item_map(db, run_id, item, "attention", -1),

@@ -6,7 +6,11 @@ missing ones inside a transaction, so a file is always at a version the code kno
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import duckdb
+
+from .connection import StoreError
 
 _V1 = """
 CREATE TABLE runs (
@@ -152,8 +156,31 @@ CREATE TABLE attention_changes (
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3)
+# Images are identified by content and place: one record per (sha256 of the bytes, resolved
+# path), and each prediction names the record it was computed on. Before this, images were
+# keyed by (dataset, image_id), so two runs whose manifests sat in folders of the same name
+# overwrote each other's records; the old table stays for the runs written then.
+_V4 = """
+CREATE TABLE image_files (
+    image_key  VARCHAR PRIMARY KEY,               -- store.records.image_key(sha256, path)
+    sha256     VARCHAR NOT NULL,                  -- of exactly the bytes the model was shown
+    path       VARCHAR NOT NULL,                  -- absolute, resolved
+    width      INTEGER,
+    height     INTEGER,
+    format     VARCHAR                            -- png | jpeg | dicom
+);
+ALTER TABLE predictions ADD COLUMN image_key VARCHAR;     -- the image_files row it was computed on (NULL: no image read)
+ALTER TABLE runs ADD COLUMN error VARCHAR;                -- why a run failed
+ALTER TABLE runs ADD COLUMN heartbeat_at TIMESTAMP;       -- the owning process's last write, while running
+ALTER TABLE attention_maps ADD COLUMN metrics_note VARCHAR;  -- why some metrics are NULL (e.g. no body mask)
+"""  # prediction_details selects p.*, so it shows image_key without being recreated
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
 SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class SchemaError(StoreError):
+    """The database is not a store this code can use: another application's, or a newer schema."""
 
 
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
@@ -166,12 +193,26 @@ def current_version(con: duckdb.DuckDBPyConnection) -> int:
     return row[0] or 0
 
 
-def ensure_schema(con: duckdb.DuckDBPyConnection) -> int:
+def usable_version(con: duckdb.DuckDBPyConnection, db_path: str | Path = "the database") -> int:
+    """The store's schema version; 0 for an empty database. SchemaError for a database that
+    holds another application's tables, or a schema newer than this code."""
+    version = current_version(con)
+    if version == 0:
+        tables = [r[0] for r in con.execute(
+            "SELECT table_name FROM information_schema.tables ORDER BY table_name LIMIT 6").fetchall()]
+        if tables:
+            raise SchemaError(f"{db_path}: a DuckDB database of another application (tables: {', '.join(tables[:5])}"
+                              f"{', ...' if len(tables) > 5 else ''}), not a MedGemma Visualizer store; "
+                              "use a new file")
+    if version > SCHEMA_VERSION:
+        raise SchemaError(f"{db_path}: its schema is version {version}, newer than this code's {SCHEMA_VERSION}; "
+                          "upgrade MedGemma Visualizer to use it")
+    return version
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection, db_path: str | Path = "the database") -> int:
     """Bring the database to SCHEMA_VERSION; returns the version it was at before."""
-    before = current_version(con)
-    if before > SCHEMA_VERSION:
-        raise RuntimeError(f"database schema is version {before}, newer than this code's {SCHEMA_VERSION}; "
-                           "upgrade MedGemma Visualizer")
+    before = usable_version(con, db_path)
     if before == SCHEMA_VERSION:
         return before
     con.execute("BEGIN TRANSACTION")

@@ -9,12 +9,16 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import astuple, fields
 from datetime import datetime
 from pathlib import Path
 
-from .connection import connect
+import duckdb
+
+from .connection import StoreError, connect
+from .owner import STALE_AFTER, live_owner, this_host
 from .records import AttentionChangeRecord, ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RunRecord
 from .schema import ensure_schema
 
@@ -23,12 +27,32 @@ class RunConfigMismatch(ValueError):
     """A run with this name exists with a different configuration."""
 
 
+class RunInUseError(StoreError):
+    """Another live process is writing this run."""
+
+
+class RecordError(StoreError):
+    """A value in a batch cannot be stored (out of range for its column, not valid UTF-8, ...);
+    nothing of the batch was written."""
+
+
+@contextmanager
+def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    con.execute("BEGIN TRANSACTION")
+    try:
+        yield
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+
+
 def _insert_sql(table: str, record_type: type) -> str:
     columns = [f.name for f in fields(record_type)]
     return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
 
 
-_INSERT_IMAGE = _insert_sql("images", ImageRecord)
+_INSERT_IMAGE = _insert_sql("image_files", ImageRecord)
 _INSERT_QUESTION = _insert_sql("questions", QuestionRecord)
 _INSERT_PREDICTION = _insert_sql("predictions", PredictionRecord)
 _INSERT_MAP = _insert_sql("attention_maps", MapRecord)
@@ -51,7 +75,7 @@ class StoreWriter:
     def __init__(self, db_path: str | Path):
         self.db_path = Path(db_path)
         with connect(self.db_path, read_only=False) as con:
-            ensure_schema(con)
+            ensure_schema(con, self.db_path)
 
     def completed_run_items(self, run_id: str, config: dict, weights_fingerprint: str | None,
                             dtype: str) -> set[str] | None:
@@ -70,70 +94,84 @@ class StoreWriter:
     def start_run(self, run: RunRecord) -> set[str]:
         """Create the run, or reopen it to resume. Returns the item ids already done
         (status ok), which the caller skips. A different config under the same name is
-        refused rather than silently mixed."""
+        refused rather than silently mixed, and so is a run another live process is writing."""
         config_json = json.dumps(run.config, sort_keys=True)
-        with connect(self.db_path, read_only=False) as con:
-            con.execute("BEGIN TRANSACTION")
-            existing = con.execute("SELECT config, weights_fingerprint, dtype FROM runs WHERE run_id = ?",
-                                   [run.run_id]).fetchone()
+        with connect(self.db_path, read_only=False) as con, _transaction(con):
+            existing = con.execute("SELECT config, weights_fingerprint, dtype, status, host, pid, heartbeat_at"
+                                   " FROM runs WHERE run_id = ?", [run.run_id]).fetchone()
             if existing is not None:
                 difference = _difference(json.loads(existing[0]), existing[1], existing[2], run)
                 if difference:
-                    con.execute("ROLLBACK")
                     raise RunConfigMismatch(
                         f"run {run.run_id!r} already exists in {self.db_path} with a different {difference}; "
                         "pick a new --run name (or delete the old run) to run this one")
+                self._refuse_if_owned(run.run_id, *existing[3:7])
+            now = datetime.now()
             if existing is None:
                 con.execute(
                     "INSERT INTO runs (run_id, study, dataset, manifest_path, model_id, model_revision,"
                     " weights_fingerprint, device, dtype, seed, instruction, system_prompt, config,"
-                    " package_versions, started_at, status, n_items, image_root, host, pid)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?)",
+                    " package_versions, started_at, status, n_items, image_root, host, pid, heartbeat_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
                     [run.run_id, run.study, run.dataset, run.manifest_path, run.model_id, run.model_revision,
                      run.weights_fingerprint, run.device, run.dtype, run.seed, run.instruction,
                      run.system_prompt, config_json, json.dumps(run.package_versions, sort_keys=True),
-                     datetime.now(), run.n_items, run.image_root, socket.gethostname(), os.getpid()])
+                     now, run.n_items, run.image_root, this_host(), os.getpid(), now])
             else:
-                con.execute("UPDATE runs SET status = 'running', finished_at = NULL, n_items = ?, device = ?,"
-                            " dtype = ?, package_versions = ?, image_root = ?, host = ?, pid = ? WHERE run_id = ?",
+                con.execute("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, n_items = ?,"
+                            " device = ?, dtype = ?, package_versions = ?, image_root = ?, host = ?, pid = ?,"
+                            " heartbeat_at = ? WHERE run_id = ?",
                             [run.n_items, run.device, run.dtype, json.dumps(run.package_versions, sort_keys=True),
-                             run.image_root, socket.gethostname(), os.getpid(), run.run_id])
+                             run.image_root, this_host(), os.getpid(), now, run.run_id])
             done = con.execute("SELECT item_id FROM predictions WHERE run_id = ? AND status = 'ok'",
                                [run.run_id]).fetchall()
-            con.execute("COMMIT")
         return {row[0] for row in done}
+
+    def check_owner(self, run_id: str) -> None:
+        """RunInUseError if another live process is writing `run_id` (start_run checks again,
+        atomically; this lets a caller refuse before it loads a model)."""
+        with connect(self.db_path, read_only=False) as con:
+            row = con.execute("SELECT status, host, pid, heartbeat_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        if row is not None:
+            self._refuse_if_owned(run_id, *row)
+
+    def _refuse_if_owned(self, run_id: str, status: str, host: str | None, pid: int | None,
+                         heartbeat: datetime | None) -> None:
+        owner = live_owner(host, pid, heartbeat) if status == "running" else None
+        if owner:
+            raise RunInUseError(
+                f"run {run_id!r} in {self.db_path} is being written by {owner}; wait for it to finish or stop it, "
+                f"then rerun to resume (a run on another host counts as stopped "
+                f"{int(STALE_AFTER.total_seconds() // 60)} minutes after its last write)")
 
     def write_batch(self, images: list[ImageRecord], questions: list[QuestionRecord],
                     predictions: list[PredictionRecord], maps: list[MapRecord] = ()) -> None:
-        """Write one batch in one transaction: all of it lands, or none of it."""
-        with connect(self.db_path, read_only=False) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
+        """Write one batch in one transaction: all of it lands, or none of it (RecordError
+        when a value cannot be stored). Marks the batch's runs as alive."""
+        try:
+            with connect(self.db_path, read_only=False) as con, _transaction(con):
                 for sql, records in ((_INSERT_IMAGE, images), (_INSERT_QUESTION, questions),
                                      (_INSERT_PREDICTION, predictions), (_INSERT_MAP, maps)):
                     if records:
                         con.executemany(sql, [list(astuple(r)) for r in records])
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+                for run_id in sorted({p.run_id for p in predictions}):
+                    con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'",
+                                [datetime.now(), run_id])
+        except (duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException, UnicodeEncodeError) as exc:
+            raise RecordError(f"{self.db_path}: a value could not be stored ({str(exc).splitlines()[0][:300]})") from exc
 
     def write_attention_changes(self, changes: list[AttentionChangeRecord]) -> None:
         """One transaction; rows are keyed, so recomputing replaces them."""
         if not changes:
             return
-        with connect(self.db_path, read_only=False) as con:
-            con.execute("BEGIN TRANSACTION")
-            try:
-                con.executemany(_INSERT_CHANGE, [list(astuple(r)) for r in changes])
-                con.execute("COMMIT")
-            except Exception:
-                con.execute("ROLLBACK")
-                raise
+        with connect(self.db_path, read_only=False) as con, _transaction(con):
+            con.executemany(_INSERT_CHANGE, [list(astuple(r)) for r in changes])
 
     def finish_run(self, run_id: str, status: str, items_per_second: float | None = None,
-                   peak_gpu_memory_gb: float | None = None) -> None:
+                   peak_gpu_memory_gb: float | None = None, error: str | None = None) -> None:
+        """Mark the run `status` (completed | interrupted | failed); `error` says why it failed."""
         with connect(self.db_path, read_only=False) as con:
-            con.execute("UPDATE runs SET status = ?, finished_at = ?, items_per_second = coalesce(?, items_per_second),"
+            con.execute("UPDATE runs SET status = ?, finished_at = ?, error = ?,"
+                        " items_per_second = coalesce(?, items_per_second),"
                         " peak_gpu_memory_gb = coalesce(?, peak_gpu_memory_gb) WHERE run_id = ?",
-                        [status, datetime.now(), items_per_second, peak_gpu_memory_gb, run_id])
+                        [status, datetime.now(), error, items_per_second, peak_gpu_memory_gb, run_id])

@@ -71,7 +71,7 @@ def test_run_records_every_row_and_its_outcome(assets):
     assert errors[n - 1] == f"row {n - 1}: answer must be yes or no, got 'maybe'"
     assert "absent.png: file not found" in errors[n - 2] and errors[n - 2].startswith(f"row {n - 2}:")
     assert "not_an_image.png: not a PNG, JPEG or DICOM file" in errors[n]
-    formats = {f for (f,) in _query(db, "SELECT format FROM images")}
+    formats = {f for (f,) in _query(db, "SELECT format FROM image_files")}
     assert formats == {"png", "dicom"}
 
 
@@ -158,13 +158,13 @@ def test_yes_no_token_ids_are_single_token_spellings(assets):
 def test_nonsense_options_are_refused_before_any_work(assets, option, capsys):
     with pytest.raises(SystemExit) as exit_info:
         _cli(assets, "opts", *option)
-    assert exit_info.value.code == 2 and "must be at least 1" in capsys.readouterr().err
+    assert exit_info.value.code == 2 and "must be from 1 to" in capsys.readouterr().err
 
 
 def test_unusable_database_or_model_folder_gives_short_error(assets, tmp_path, capsys):
     args = ["run", "--manifest", str(assets["manifest"]), "--run", "x", "--quiet"]
     assert main([*args, "--model", str(assets["model"]), "--db", str(tmp_path)]) == 2
-    assert f"{tmp_path}: cannot open the database" in capsys.readouterr().err
+    assert f"{tmp_path}: is a folder, not a database file" in capsys.readouterr().err
     broken = tmp_path / "broken"
     broken.mkdir()
     (broken / "config.json").write_text((assets["model"] / "config.json").read_text())

@@ -2,6 +2,7 @@
 
 import csv
 import json
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -138,7 +139,8 @@ def test_report_json_and_markdown(tmp_path, capsys):
     markdown = to_markdown(report)
     assert "| synonym | 0.0% |" in markdown and "exact McNemar" in markdown
     assert main(["report", "--db", str(db), "--run", "nope"]) == 2
-    assert "no answered variant groups" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "no run named 'nope'" in err and "its runs: 'orig'" in err
 
 
 @pytest.fixture(scope="module")
@@ -276,13 +278,9 @@ def test_phrasing_study_answers_through_the_engine_equal_the_plain_path(phrasing
     from store import queries
     rows = queries.phrasing_rows(phrasing_run, "ph")
     group = rows[rows.group_id == rows.group_id.iloc[0]].sort_values("variant_index")
-    con = duckdb.connect(str(phrasing_run), read_only=True)
-    (image_id,) = con.execute("SELECT image_id FROM prediction_details WHERE item_id = ?",
-                              [group.item_id.iloc[0]]).fetchone()
     stored_maps = [queries.item_map(phrasing_run, "ph", i, "attention", -1) for i in group.item_id]
-    con.close()
     session = load_model("models/demo")
-    image = queries.image_file(phrasing_run, "ph", image_id)
+    image = queries.image_file(phrasing_run, "ph", group.item_id.iloc[0]).path
     reference = session.ask_batch([image] * len(group), group.question.tolist(), maps=MapSpec(layers="all"))
     for stored_p, stored_answer, stored_map, r in zip(group.p_yes, group.answer, stored_maps, reference):
         assert stored_answer == r.answer and abs(stored_p - r.p_yes) <= 1e-4
@@ -293,7 +291,7 @@ def test_phrasing_chunks_pack_whole_images():
     from types import SimpleNamespace
 
     from compute.studies.baseline import _image_runs
-    items = [SimpleNamespace(image_id=i) for i in "aaabbccccdddddddd"]
-    chunks = ["".join(item.image_id for item in chunk) for chunk in _image_runs(items, 6)]
+    items = [SimpleNamespace(image_path=Path(i)) for i in "aaabbccccdddddddd"]
+    chunks = ["".join(item.image_path.name for item in chunk) for chunk in _image_runs(items, 6)]
     # a, b fit together; c alone (adding d would pass 6); d's 8 questions split at the cap
     assert chunks == ["aaabb", "cccc", "dddddd", "dd"]

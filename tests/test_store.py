@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from store import (ImageRecord, PredictionRecord, QuestionRecord, RunConfigMismatch, RunRecord,
+from store import (ImageRecord, PredictionRecord, QuestionRecord, RecordError, RunConfigMismatch, RunRecord,
                    SCHEMA_VERSION, StoreWriter, connect)
 from store import queries
 from store.stats import wilson_interval
@@ -32,7 +32,7 @@ def _run(run_id="r1", **config):
 
 def _batch(run_id, outcomes):
     """outcomes: list of (item_id, condition, ground_truth, answer) tuples."""
-    images = [ImageRecord("d", f"img{i}", f"images/img{i}.png") for i, _ in enumerate(outcomes)]
+    images = [ImageRecord.of(f"sha{i}", f"/data/images/img{i}.png") for i, _ in enumerate(outcomes)]
     questions = [QuestionRecord(item, "d", f"img{i}", "Is there x?", gt, cond)
                  for i, (item, cond, gt, _) in enumerate(outcomes)]
     preds = [PredictionRecord(run_id, item, i + 1, "ok", answer=ans, correct=(ans == gt), p_yes=0.5, yes_no_mass=0.9)
@@ -47,7 +47,7 @@ def test_schema_created_and_versioned(tmp_path):
     with connect(db, read_only=True) as con:
         assert con.execute("SELECT version FROM schema_version").fetchall() == [(v,) for v in range(1, SCHEMA_VERSION + 1)]
         tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-    assert {"runs", "images", "questions", "predictions", "prediction_details"} <= tables
+    assert {"runs", "image_files", "questions", "predictions", "prediction_details"} <= tables
 
 
 def test_writes_are_idempotent_and_resume(tmp_path):
@@ -93,11 +93,11 @@ def test_failed_batch_writes_nothing(tmp_path):
     w.start_run(_run())
     images, questions, preds = _batch("r1", [("a", "edema", "yes", "yes")])
     bad = PredictionRecord("r1", None, 1, "ok")  # NULL key violates the schema
-    with pytest.raises(duckdb.Error):
+    with pytest.raises(RecordError, match="NOT NULL constraint failed"):
         w.write_batch(images, questions, preds + [bad])
     with connect(db, read_only=True) as con:
         assert con.execute("SELECT count(*) FROM predictions").fetchone()[0] == 0
-        assert con.execute("SELECT count(*) FROM images").fetchone()[0] == 0
+        assert con.execute("SELECT count(*) FROM image_files").fetchone()[0] == 0
 
 
 def test_condition_accuracy_counts_and_intervals(tmp_path):
@@ -194,8 +194,8 @@ def test_bad_database_path_is_a_store_error(tmp_path):
     from store import StoreError
     not_duckdb = tmp_path / "notes.duckdb"
     not_duckdb.write_text("hello")
-    for path in (tmp_path, not_duckdb):
-        with pytest.raises(StoreError, match="cannot open the database"):
+    for path, reason in ((tmp_path, "is a folder, not a database file"), (not_duckdb, "cannot open the database")):
+        with pytest.raises(StoreError, match=reason):
             StoreWriter(path)
 
 

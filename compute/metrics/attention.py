@@ -56,6 +56,16 @@ def attention_metrics(grid: np.ndarray, body_mask: np.ndarray | None = None) -> 
     }
 
 
+BODY_METRICS = ("inside_body_ratio", "right_lung_fraction", "left_lung_fraction", "apical_fraction",
+                "middle_fraction", "basal_fraction")  # defined only where the image has a body mask
+
+
+def metrics_without_body(grid: np.ndarray) -> dict[str, float | None]:
+    """attention_metrics for an image with no body mask: the body-based metrics are None,
+    never taken over the whole grid (which would make inside_body_ratio 1 by construction)."""
+    return {k: None if k in BODY_METRICS else v for k, v in attention_metrics(grid).items()}
+
+
 def compare_maps(p: np.ndarray, q: np.ndarray) -> dict[str, float | np.ndarray]:
     """How map `q` differs from map `p` (both normalised first): JS divergence (base 2,
     in [0, 1]), Pearson correlation, L2 distance, cosine similarity and the signed

@@ -1,15 +1,18 @@
 """Baseline study: every manifest question asked once, answers and P(yes) stored.
 
-One bad item never stops the run: an invalid row, an unreadable image or a model error
-on one item is stored as a failed prediction with its reason, and the run goes on.
-Each batch is one store transaction, so a rerun of the same --run resumes after the
-last batch that landed.
+One bad item never stops the run: an invalid row, an unreadable image, a question the
+model cannot take (a special token, longer than its context), a model error or a value the
+store refuses on one item is stored as a failed prediction with its reason, and the run
+goes on. Each batch is one store transaction, so a rerun of the same --run resumes after
+the last batch that landed. Options are checked against the model's configuration before
+its weights load.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,13 +21,16 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from store import MapRecord, PredictionRecord, RunRecord, StoreError, StoreWriter
+from store import (ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RecordError, RunRecord, StoreError,
+                   StoreWriter, check_writable)
 from store.merge import merge_parts, part_path
 
-from ..attention import parse_layers
+from ..attention import grid_shape, parse_layers
+from ..conditions import CONDITION_KEYS
 from ..config import MapConfig, RunConfig
-from ..images import ImageLoadError, load_image
-from ..loading import dtype_name, load_model, resolve_device, resolve_dtype
+from ..images import ImageFile, ImageLoadError, describe_exception, read_image
+from ..limits import ImageLimits
+from ..loading import dtype_name, load_model, load_model_config, resolve_device, resolve_dtype
 from ..manifest import ManifestItem, read_manifest
 from ..provenance import package_versions, weights_fingerprint
 from ..engine import Engine, Group
@@ -67,6 +73,7 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
         rank, world = config.shard
         items = [i for k, i in enumerate(items) if k % world == rank]
         errors = errors if rank == 0 else []
+    _note_unknown_conditions(items, log)
     if config.study == "phrasing":
         items, notes = expand_items(items, config.variants)
         for note in notes[:5]:
@@ -74,14 +81,20 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
     if not errors and _already_complete(config, items):
         log(f"run {config.run_name} is already complete in {config.db}; nothing to do")
         return RunSummary(config.run_name, 0, 0, len(items), time.perf_counter() - start)
-    writer = StoreWriter(config.db) if config.db.exists() else None  # a bad --db fails before the model loads
+    check_writable(config.db)  # a bad --db fails before the model loads, and so does a run in use
+    writer = StoreWriter(config.db) if config.db.exists() else None
+    if writer is not None:
+        writer.check_owner(config.run_name)
     if session is None:
+        check_options(config, load_model_config(config.model.name_or_path, config.model.trust_remote_code))
         session = load_model(config.model.name_or_path, config.model.device, config.model.dtype,
                              prompt=config.prompt, decode=config.decode,
                              trust_remote_code=config.model.trust_remote_code)
+    check_options(config, session.model.config)
+    problem = session.instruction_problem(config.prompt)
+    if problem:
+        raise OptionError(problem)
     writer = writer or StoreWriter(config.db)
-    if config.maps.enabled:  # a bad --layers fails here, not once per item
-        parse_layers(config.maps.layers, session.model.config.get_text_config().layer_types)
 
     torch.manual_seed(config.seed)  # greedy decoding needs none; kept for sampling studies to come
     dataset = config.dataset_name
@@ -91,10 +104,9 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
     try:
         if errors:
             rows = [records.invalid_row_records(e, dataset, run_id) for e in errors]
-            writer.write_batch([], [q for q, _ in rows], [p for _, p in rows])
+            _write(writer, [], [q for q, _ in rows], [p for _, p in rows], [], dataset)
             failures += [p.error for _, p in rows]
         pending = [i for i in items if i.item_id not in done_before]
-        root = config.image_root or config.manifest.parent
         bar = tqdm(total=len(pending), desc=f"{config.study} {run_id}", unit="q", disable=not progress)
         done = 0
         answer = _batched_answerer(session, config.maps)
@@ -106,13 +118,10 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
             torch.cuda.reset_peak_memory_stats(session.device)
         answering = time.perf_counter()
         for batch in chunks:
-            images, predictions, maps = _answer_batch(session, batch, run_id, config.maps, answer)
-            writer.write_batch(
-                [records.image_record(item, img, dataset, root) for item, img in _unique_images(batch, images)],
-                [records.question_record(item, dataset) for item in batch],
-                predictions,
-                maps,
-            )
+            files, predictions, maps = _answer_batch(session, batch, run_id, config.maps, config.image_limits, answer)
+            predictions = _write(writer, [records.image_record(f) for f in _unique_files(batch, files)],
+                                 [records.question_record(item, dataset) for item in batch], predictions, maps,
+                                 dataset)
             failures += [p.error for p in predictions if p.status == "failed"]
             done += sum(p.status == "ok" for p in predictions)
             bar.update(len(batch))
@@ -126,8 +135,8 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
     except KeyboardInterrupt:
         writer.finish_run(run_id, "interrupted")
         raise
-    except BaseException:
-        writer.finish_run(run_id, "failed")
+    except BaseException as exc:
+        writer.finish_run(run_id, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
     _report_failures(failures, manifest.path.name, log)
     writer.finish_run(run_id, "completed", rate, peak)
@@ -136,6 +145,40 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
 
 class TooManyFailuresError(RuntimeError):
     """More items failed than the run allows; the results so far are kept."""
+
+
+class OptionError(ValueError):
+    """An option does not fit the model (checked from its configuration before the weights load)."""
+
+
+def check_options(config: RunConfig, model_config) -> None:
+    """OptionError (or LayerSpecError) for options the model cannot take: layers it does not
+    have, more border rings than its image grid has, a reply longer than its context.
+    `model_config` None (not available without loading): nothing to check yet."""
+    if model_config is None:
+        return
+    text_config = model_config.get_text_config()
+    if config.maps.enabled:
+        parse_layers(config.maps.layers, text_config.layer_types)
+        tokens = getattr(model_config, "mm_tokens_per_image", None)
+        if tokens and config.maps.strip_border:
+            rows, cols = grid_shape(int(tokens))
+            if 2 * config.maps.strip_border >= min(rows, cols):
+                raise OptionError(f"--strip-border {config.maps.strip_border}: the model's image-token grid is "
+                                  f"{rows}x{cols}, so at most {(min(rows, cols) - 1) // 2} rings can be stripped")
+    context = getattr(text_config, "max_position_embeddings", None)
+    if context and config.decode.max_new_tokens >= context:
+        raise OptionError(f"--max-new-tokens {config.decode.max_new_tokens}: the model's context is {context:,} "
+                          "tokens, prompt included; ask for fewer")
+
+
+def _note_unknown_conditions(items: Sequence[ManifestItem], log: Callable[[str], None]) -> None:
+    unknown = Counter(i.condition for i in items if i.condition not in CONDITION_KEYS)
+    if unknown:
+        shown = ", ".join(f"{c!r} ({n})" for c, n in unknown.most_common(5))
+        log(f"note: {sum(unknown.values())} rows name conditions outside the study's nine ({shown}"
+            f"{', ...' if len(unknown) > 5 else ''}); they are answered and reported under those names. "
+            f"Known: {', '.join(CONDITION_KEYS)}")
 
 
 MIN_ITEMS_BEFORE_STOPPING = 20  # judge the failure share only once this many items were tried
@@ -217,9 +260,9 @@ def _engine_answerer(session: Session, config: RunConfig) -> Answerer | None:
     engine = Engine(session, spec, generate_text=config.full_replies, max_batch=max(config.batch_size * 8, 8))
 
     def answer(items: Sequence[ManifestItem], images: dict[str, Image.Image]) -> list[AskResult]:
-        by_image: dict[str, list[int]] = {}
+        by_image: dict[Path, list[int]] = {}  # by file, not by image_id: ids are the user's names
         for k, item in enumerate(items):
-            by_image.setdefault(item.image_id, []).append(k)
+            by_image.setdefault(item.image_path, []).append(k)
         results: list[AskResult | None] = [None] * len(items)
         groups = [Group(images[items[positions[0]].item_id], [items[k].question for k in positions])
                   for positions in by_image.values()]
@@ -231,25 +274,47 @@ def _engine_answerer(session: Session, config: RunConfig) -> Answerer | None:
     return answer
 
 
-def _answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, maps: MapConfig, answer: Answerer
-                  ) -> tuple[dict[str, Image.Image], list[PredictionRecord], list[MapRecord]]:
-    """Load the batch's images and answer it in one pass. A load failure fails only its item."""
-    images: dict[str, Image.Image] = {}
+def _answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, maps: MapConfig,
+                  limits: ImageLimits, answer: Answerer
+                  ) -> tuple[dict[str, ImageFile], list[PredictionRecord], list[MapRecord]]:
+    """Check the batch's questions, load its images and answer it in one pass. A question the
+    model cannot take, or an image that cannot be read, fails only its item."""
     predictions: dict[str, PredictionRecord] = {}
-    decoded: dict[Path, Image.Image] = {}  # a phrasing group asks about one image many times
+    for item, problem in zip(batch, session.prompt_problems([i.question for i in batch])):
+        if problem:
+            predictions[item.item_id] = records.failed(run_id, item.item_id, item.row_number,
+                                                       f"row {item.row_number}: {problem}")
+    files: dict[str, ImageFile] = {}
+    read: dict[Path, ImageFile | str] = {}  # a phrasing group asks about one image many times
     for item in batch:
-        try:
-            if item.image_path not in decoded:
-                decoded[item.image_path] = load_image(item.image_path)
-            images[item.item_id] = decoded[item.image_path]
-        except ImageLoadError as exc:
-            predictions[item.item_id] = records.failed(run_id, item.item_id, item.row_number, f"row {item.row_number}: {exc}")
-    ready = [item for item in batch if item.item_id in images]
+        if item.item_id in predictions:
+            continue
+        if item.image_path not in read:
+            read[item.image_path] = _read(item.image_path, limits)
+        loaded = read[item.image_path]
+        if isinstance(loaded, str):
+            predictions[item.item_id] = records.failed(run_id, item.item_id, item.row_number,
+                                                       f"row {item.row_number}: {loaded}")
+        else:
+            files[item.item_id] = loaded
+    ready = [item for item in batch if item.item_id in files]
     map_rows: list[MapRecord] = []
     if ready:
+        images = {item_id: f.image for item_id, f in files.items()}
         answered, map_rows = _answer(session, ready, images, run_id, maps, answer)
-        predictions.update(answered)
-    return images, [predictions[item.item_id] for item in batch], map_rows
+        predictions.update({k: replace(p, image_key=records.image_key_of(files[k])) for k, p in answered.items()})
+    return files, [predictions[item.item_id] for item in batch], map_rows
+
+
+def _read(path: Path, limits: ImageLimits) -> ImageFile | str:
+    """The image file, or why it cannot be read: a reader error, or any other exception (a
+    reader bug must cost its item, not the run)."""
+    try:
+        return read_image(path, limits)
+    except ImageLoadError as exc:
+        return str(exc)
+    except Exception as exc:  # noqa: BLE001
+        return f"{path}: cannot read this image ({describe_exception(exc)})"
 
 
 def _answer(session: Session, items: Sequence[ManifestItem], images: dict[str, Image.Image], run_id: str,
@@ -273,12 +338,39 @@ def _answer(session: Session, items: Sequence[ManifestItem], images: dict[str, I
     return {item.item_id: records.prediction_record(run_id, item, r) for item, r in zip(items, results)}, map_rows
 
 
-def _unique_images(batch: Sequence[ManifestItem], images: dict[str, Image.Image]) -> Iterator[tuple[ManifestItem, Image.Image]]:
-    seen: set[str] = set()
+def _write(writer: StoreWriter, images: list[ImageRecord], questions: list[QuestionRecord],
+           predictions: list[PredictionRecord], maps: list[MapRecord], dataset: str) -> list[PredictionRecord]:
+    """Write the batch in one transaction. If the store refuses a value, write it item by
+    item so that only the item holding the value fails; returns the predictions as stored."""
+    try:
+        writer.write_batch(images, questions, predictions, maps)
+        return predictions
+    except RecordError:
+        pass
+    by_key = {i.image_key: i for i in images}
+    question_of = {q.item_id: q for q in questions}
+    stored = []
+    for p in predictions:
+        item_images = [by_key[p.image_key]] if p.image_key in by_key else []
+        item_maps = [m for m in maps if m.item_id == p.item_id]
+        try:
+            writer.write_batch(item_images, [question_of[p.item_id]], [p], item_maps)
+            stored.append(p)
+        except RecordError as exc:
+            failed = records.failed(p.run_id, p.item_id, p.row_number,
+                                    f"row {p.row_number}: the result could not be stored ({exc})")
+            writer.write_batch([], [QuestionRecord(p.item_id, dataset, None, None, None, None)], [failed])
+            stored.append(failed)
+    return stored
+
+
+def _unique_files(batch: Sequence[ManifestItem], files: dict[str, ImageFile]) -> Iterator[ImageFile]:
+    seen: set[Path] = set()
     for item in batch:
-        if item.item_id in images and item.image_id not in seen:
-            seen.add(item.image_id)
-            yield item, images[item.item_id]
+        file = files.get(item.item_id)
+        if file is not None and file.path not in seen:
+            seen.add(file.path)
+            yield file
 
 
 def _image_runs(items: Sequence[ManifestItem], cap: int) -> Iterator[Sequence[ManifestItem]]:
@@ -300,7 +392,7 @@ def _same_image_runs(items: Sequence[ManifestItem], cap: int) -> Iterator[list[M
     at most `cap` at a time."""
     run: list[ManifestItem] = []
     for item in items:
-        if run and (item.image_id != run[-1].image_id or len(run) == cap):
+        if run and (item.image_path != run[-1].image_path or len(run) == cap):
             yield run
             run = []
         run.append(item)

@@ -13,8 +13,8 @@ from ..attention import MapResult, MapSpec
 from ..attention.faithfulness import Deletion, deletion_test
 from ..config import MapConfig
 from ..manifest import ManifestItem
-from ..metrics import attention_metrics
-from ..regions import body_mask, mask_to_grid
+from ..metrics import attention_metrics, metrics_without_body
+from ..regions import body_cells
 
 MEAN_LAYER = -1  # the `layer` of the mean-over-layers map
 
@@ -29,7 +29,7 @@ def attention_spec(config: MapConfig) -> MapSpec | None:
 def map_records(session, config: MapConfig, run_id: str, items: Sequence[ManifestItem],
                 images: dict[str, Image.Image], results: Sequence[MapResult | None]) -> list[MapRecord]:
     """Rows for the attention maps in `results`, plus Grad-CAM and deletion tests when asked."""
-    bodies: dict[str, np.ndarray] = {}
+    bodies: dict[tuple, tuple[np.ndarray | None, str | None]] = {}  # (image file, grid) -> body_cells
     rows: list[MapRecord] = []
     gradcams: Sequence[MapResult | None] = [None] * len(items)
     if config.gradcam:
@@ -37,24 +37,25 @@ def map_records(session, config: MapConfig, run_id: str, items: Sequence[Manifes
                                      MapSpec(method="gradcam"))
     for item, attention, gradcam in zip(items, results, gradcams):
         image = images[item.item_id]
-        if item.image_id not in bodies:
-            bodies[item.image_id] = body_mask(image)
         for result in (attention, gradcam):
             if result is None:
                 continue
+            body_key = (item.image_path, result.grid_shape)
+            if body_key not in bodies:
+                bodies[body_key] = body_cells(image, result.grid_shape)
             deletion = None
             if config.deletion:
                 deletion = deletion_test(session, image, item.question, result.mean, config.deletion_fraction,
                                          config.deletion_random)
-            rows += records_for(run_id, item.item_id, session.model_id, result,
-                                mask_to_grid(bodies[item.image_id], result.grid_shape), deletion)
+            rows += records_for(run_id, item.item_id, session.model_id, result, *bodies[body_key], deletion)
     return rows
 
 
-def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, body_cells: np.ndarray,
-                deletion: Deletion | None = None) -> list[MapRecord]:
+def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, body: np.ndarray | None,
+                body_note: str | None = None, deletion: Deletion | None = None) -> list[MapRecord]:
     """One row per layer plus the mean over layers (layer -1, which carries the deletion test).
-    Stored grids are stripped as asked; their metrics describe the map before stripping."""
+    Stored grids are stripped as asked; their metrics describe the map before stripping.
+    Without a body (`body` None, `body_note` says why) the body-based metrics are None."""
     grids, raw = dict(result.maps), dict(result.raw_maps)
     if len(grids) > 1:
         grids[MEAN_LAYER], raw[MEAN_LAYER] = result.mean, result.raw_mean
@@ -69,8 +70,8 @@ def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, bod
             attn_implementation=result.attn_implementation, model_id=model_id,
             image_height=result.image_size[0], image_width=result.image_size[1],
             grid_rows=grid.shape[0], grid_cols=grid.shape[1], grid=grid.ravel().astype(float).tolist(),
-            **attention_metrics(raw[layer], body_cells),
+            **(attention_metrics(raw[layer], body) if body is not None else metrics_without_body(raw[layer])),
             deletion_delta=faith.deletion_delta if faith else None, random_delta=faith.random_delta if faith else None,
-            faithfulness_ratio=faith.faithfulness_ratio if faith else None,
+            faithfulness_ratio=faith.faithfulness_ratio if faith else None, metrics_note=body_note,
         ))
     return out

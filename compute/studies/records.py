@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
-from PIL import Image
+from store import ImageRecord, PredictionRecord, QuestionRecord, image_key
 
-from store import ImageRecord, PredictionRecord, QuestionRecord
-
-from ..images import detect_format
+from ..images import ImageFile
 from ..manifest import ManifestItem, RowError
-from ..provenance import file_sha256
 from ..variants.categories import categorise
 from ..session import AskResult
 
@@ -37,13 +33,13 @@ def invalid_row_records(error: RowError, dataset: str, run_id: str) -> tuple[Que
     return question, failed(run_id, error.item_id, error.row_number, str(error))
 
 
-def image_record(item: ManifestItem, image: Image.Image, dataset: str, root: Path) -> ImageRecord:
-    try:
-        shown = item.image_path.resolve().relative_to(root.resolve())
-    except ValueError:
-        shown = item.image_path
-    return ImageRecord(dataset=dataset, image_id=item.image_id, path=str(shown), sha256=file_sha256(item.image_path),
-                       width=image.width, height=image.height, format=detect_format(item.image_path))
+def image_key_of(file: ImageFile) -> str:
+    return image_key(file.sha256, str(file.path))
+
+
+def image_record(file: ImageFile) -> ImageRecord:
+    """The file as the model saw it: the sha256 of the bytes decoded, its resolved path."""
+    return ImageRecord(image_key_of(file), file.sha256, str(file.path), file.image.width, file.image.height, file.format)
 
 
 def prediction_record(run_id: str, item: ManifestItem, result: AskResult) -> PredictionRecord:
