@@ -10,6 +10,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # `streamlit run` 
 import streamlit as st  # noqa: E402
 
 from dashboard import context, data  # noqa: E402
+from dashboard.safe_text import escape_markdown  # noqa: E402
+from store import StoreError  # noqa: E402
 
 st.set_page_config(page_title="MedGemma Visualizer", layout="wide")
 
@@ -23,12 +25,11 @@ pages = [
     st.Page("views/live.py", title="Live inference", url_path="live"),
 ]
 navigation = st.navigation(pages)
-st.sidebar.caption(f"Database: `{db}`")
-if data.has_runs(db):
-    runs = data.list_runs(db)
-    st.session_state["db"] = db
-    st.session_state["run_id"] = context.selected_run(runs["run_id"].tolist())
-else:
-    st.session_state["db"] = db
-    st.session_state["run_id"] = None
-navigation.run()
+st.sidebar.caption(f"Database: {escape_markdown(db)}")
+st.session_state["db"] = db
+try:
+    run_ids = data.list_runs(db)["run_id"].tolist() if data.has_runs(db) else []
+    st.session_state["run_id"] = context.selected_run(run_ids) if run_ids else None
+    navigation.run()
+except StoreError as exc:  # not a store this code can read: say so, and what to do, on every page
+    st.error(data.store_problem(db, exc))

@@ -11,7 +11,8 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from store import StoreNotFoundError, queries
+from dashboard.safe_text import escape_markdown
+from store import StoreError, StoreNotFoundError, queries
 
 
 def _mtime(db: Path) -> float:
@@ -23,6 +24,15 @@ def has_runs(db: Path) -> bool:
         return _has_runs(str(db), _mtime(db))
     except StoreNotFoundError:
         return False
+
+
+def store_problem(db: Path, exc: StoreError) -> str:
+    """One line for st.error: what is wrong with `db` (as text) and what to do."""
+    what = str(exc).strip().rstrip(".") or type(exc).__name__
+    if str(db) not in what:
+        what = f"{db}: {what}"
+    return (f"{escape_markdown(what)}. Point `--db` or `MGV_DB` at a store written by "
+            "`python -m compute run`.")
 
 
 @st.cache_data(show_spinner=False)
@@ -86,8 +96,8 @@ def _item_maps(db: str, mtime: float, run_id: str, item_id: str) -> pd.DataFrame
 
 
 @st.cache_data(show_spinner=False)
-def _image_file(db: str, mtime: float, run_id: str, image_id: str):
-    return queries.image_file(db, run_id, image_id)
+def _image_file(db: str, mtime: float, run_id: str, item_id: str):
+    return queries.image_file(db, run_id, item_id)
 
 
 def mapped_items(db: Path, run_id: str) -> pd.DataFrame:
@@ -98,8 +108,9 @@ def item_maps(db: Path, run_id: str, item_id: str) -> pd.DataFrame:
     return _item_maps(str(db), _mtime(db), run_id, item_id)
 
 
-def image_file(db: Path, run_id: str, image_id: str) -> Path | None:
-    return _image_file(str(db), _mtime(db), run_id, image_id)
+def image_file(db: Path, run_id: str, item_id: str) -> queries.ImageLocation | None:
+    """Where the prediction's image file is, with the sha256 the run recorded."""
+    return _image_file(str(db), _mtime(db), run_id, item_id)
 
 
 @st.cache_data(show_spinner=False)

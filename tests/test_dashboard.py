@@ -259,6 +259,52 @@ def test_run_images_are_found_from_any_working_directory(monkeypatch, tmp_path):
                  "--run", "rel", "--no-maps", "--quiet"]) == 0
     monkeypatch.chdir(tmp_path)
     db = tmp_path / "project" / "r.duckdb"
-    image_id = queries.predictions(db, "rel").image_id.iloc[0]
-    path = queries.image_file(db, "rel", image_id)
+    item_id = queries.predictions(db, "rel").item_id.iloc[0]
+    path = queries.image_file(db, "rel", item_id).path
     assert path.is_absolute() and path.is_file()
+
+
+@pytest.fixture
+def one_image_run(tmp_path) -> tuple[Path, Path]:
+    """(store, image file) of a baseline run with maps on one synthetic image."""
+    from compute.cli import main
+    from compute.synth import SynthConfig, generate_dataset
+    manifest = generate_dataset(SynthConfig(n=1, seed=6, size=128, dicom_fraction=0.0), tmp_path / "synth",
+                                progress=False)
+    db = tmp_path / "one.duckdb"
+    assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", "one",
+                 "--quiet"]) == 0
+    return db, tmp_path / "synth" / "images" / "cxr_0000.png"
+
+
+def test_an_image_replaced_since_the_run_is_not_shown_as_the_one_the_model_saw(one_image_run, monkeypatch):
+    from PIL import Image
+    db, image = one_image_run
+    at = _app(db, monkeypatch, run="one")
+    at.run()
+    at.switch_page("views/attention.py").run()
+    assert not at.exception and len(at.get("image")) == 1
+    Image.new("L", (128, 128), 30).save(image)  # other pixels at the same path
+    at = _app(db, monkeypatch, run="one")
+    at.run()
+    at.switch_page("views/attention.py").run()
+    assert not at.exception and len(at.get("image")) == 0
+    assert any("has changed since the run read it" in w.value for w in at.warning)
+
+
+def test_runs_stored_before_schema_4_say_their_image_may_not_be_the_models(one_image_run, monkeypatch):
+    """Old runs found their image by (dataset, image_id), which other runs could overwrite."""
+    import hashlib
+
+    import duckdb
+    db, image = one_image_run
+    con = duckdb.connect(str(db))
+    con.execute("UPDATE predictions SET image_key = NULL")
+    con.execute("INSERT INTO images SELECT dataset, image_id, ?, ?, 128, 128, 'png' FROM questions LIMIT 1",
+                ["images/cxr_0000.png", hashlib.sha256(image.read_bytes()).hexdigest()])
+    con.close()
+    at = _app(db, monkeypatch, run="one")
+    at.run()
+    at.switch_page("views/attention.py").run()
+    assert not at.exception and len(at.get("image")) == 1
+    assert any("stored before schema 4" in w.value for w in at.warning)

@@ -2,9 +2,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from compute.images import ImageLoadError, load_image
 from dashboard import data
 from dashboard.overlay import COLORMAPS, overlay
+from dashboard.run_images import run_image
+from dashboard.safe_text import escape_markdown as esc
 from dashboard.views.common import require_run, url_selectbox
 
 METRICS = ["inside_body_ratio", "border_fraction", "attention_entropy", "normalized_entropy", "focus_score",
@@ -53,21 +54,20 @@ if selection is not None:
         row = of_method[of_method.layer == layer].iloc[0]
         grid = np.asarray(row.grid, dtype=np.float64).reshape(int(row.grid_rows), int(row.grid_cols))
         with left:
-            path = data.image_file(db, run_id, item.image_id)
-            try:
-                image = load_image(path) if path is not None else None
-            except ImageLoadError as exc:
-                image = None
-                st.warning(f"Cannot show the image: {exc}")
-            if image is not None:
-                st.image(overlay(image, grid, opacity=opacity, threshold=threshold, colormap=colormap, size=512),
-                         caption=f"{method}, {_layer_name(layer)}. The patient's right is on the image's left.")
-            elif path is None:
-                st.warning("The store has no path for this image.")
-            st.caption(f"P(yes) {item.p_yes:.3f} · truth {item.ground_truth} · answer {item.answer}")
+            shown = run_image(db, run_id, item_id)
+            if shown.image is not None:
+                st.image(overlay(shown.image, grid, opacity=opacity, threshold=threshold, colormap=colormap,
+                                 size=512),
+                         caption=f"{esc(method)}, {_layer_name(layer)}. The patient's right is on the image's left.")
+            else:
+                st.warning(esc(shown.problem))
+            if shown.note:
+                st.warning(esc(shown.note))
+            st.caption(f"P(yes) {item.p_yes:.3f} · truth {esc(item.ground_truth)} · answer {esc(item.answer)}")
         with right:
             if isinstance(row.fallback_reason, str) and row.fallback_reason:
-                st.warning(f"Asked for {row.requested_method}; fell back to {row.method}: {row.fallback_reason}")
+                st.warning(f"Asked for {esc(row.requested_method)}; fell back to {esc(row.method)}: "
+                           f"{esc(row.fallback_reason)}")
             metrics = pd.DataFrame({"metric": METRICS, "value": [row[m] for m in METRICS]}).dropna()
             st.dataframe(metrics, hide_index=True)
         with st.expander("Provenance"):

@@ -1,10 +1,11 @@
 import altair as alt
 import streamlit as st
 
-from compute.images import ImageLoadError, load_image
 from compute.metrics.attention_change import by_change_type, change_tests
 from dashboard import data
 from dashboard.overlay import overlay
+from dashboard.run_images import run_image
+from dashboard.safe_text import escape_markdown as esc
 from dashboard.views.common import require_run, url_multiselect
 
 CHANGES = ["yes→no", "no→yes", "other", "unchanged"]
@@ -47,17 +48,16 @@ if selection is not None:
         st.caption(f"{len(shown)} variants match; the {min(GALLERY_SIZE, len(shown))} whose attention moved most "
                    "are shown. Difference: red where the variant looks more, blue where it looks less.")
         for _, row in shown.head(GALLERY_SIZE).iterrows():
-            st.markdown(f"**{row.question}** ({row.strategy}; {row.answer_change}; answer {row.answer}, "
-                        f"truth {row.ground_truth}) · baseline: *{row.baseline_question}* · "
-                        f"JS {row.js_divergence:.3f}")
-            path = data.image_file(db, run_id, row.image_id)
-            try:
-                image = load_image(path) if path is not None else None
-            except ImageLoadError:
-                image = None
-            if image is None:
-                st.warning("The image file is not available.")
+            st.markdown(f"**Variant:** {esc(row.question)} · **baseline:** {esc(row.baseline_question)}")
+            st.caption(f"{esc(row.strategy)} · {esc(row.answer_change)} · answer {esc(row.answer)}, "
+                       f"truth {esc(row.ground_truth)} · JS {row.js_divergence:.3f}")
+            shown = run_image(db, run_id, row.item_id)
+            if shown.image is None:
+                st.warning(esc(shown.problem))
                 continue
+            if shown.note:
+                st.caption(esc(shown.note))
+            image = shown.image
             base = data.item_map(db, run_id, row.baseline_item_id, row.method, row.layer)
             variant = data.item_map(db, run_id, row.item_id, row.method, row.layer)
             difference = data.change_difference(db, run_id, row.item_id, row.method)

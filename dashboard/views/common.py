@@ -7,6 +7,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import context
+from dashboard.safe_text import escape_markdown, shorten
 
 
 def require_run() -> tuple[Path, str] | None:
@@ -15,12 +16,21 @@ def require_run() -> tuple[Path, str] | None:
     run_id = st.session_state.get("run_id")
     if run_id is None:
         if not db.exists():
-            st.info(f"No database at `{db}` yet.")
+            st.info(f"No database at {escape_markdown(db)} yet.")
         else:
-            st.info(f"`{db}` holds no runs yet.")
-        st.markdown(context.how_to_make_one(db))
+            st.info(f"{escape_markdown(db)} holds no runs yet.")
+        st.markdown("Create one with the demo (`make demo`), or run a study with `python -m compute run`:")
+        st.code(context.how_to_make_one(db), language="bash")
         return None
     return db, run_id
+
+
+def show_error(exc: BaseException | str) -> None:
+    """An exception's message as text: its first line in st.error, any further lines below as code."""
+    first, _, rest = str(exc).strip().partition("\n")
+    st.error(escape_markdown(shorten(first, 500) or type(exc).__name__))
+    if rest.strip():
+        st.code(rest.rstrip(), language=None, wrap_lines=True)
 
 
 def url_multiselect(label: str, options: list[str], param: str) -> list[str]:

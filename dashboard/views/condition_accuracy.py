@@ -2,6 +2,7 @@ import altair as alt
 import streamlit as st
 
 from dashboard import data
+from dashboard.downloads import csv_button
 from dashboard.views.common import require_run, url_multiselect
 
 st.title("Condition accuracy")
@@ -31,7 +32,6 @@ if selection is not None:
         st.altair_chart(bars + whiskers + labels, width="stretch")
         st.dataframe(table, hide_index=True, column_config={
             c: st.column_config.NumberColumn(format="percent") for c in ("accuracy", "ci_low", "ci_high")})
-        st.download_button("Download per-condition accuracy (CSV)", table.to_csv(index=False),
-                           file_name=f"{run_id}_condition_accuracy.csv", mime="text/csv")
-        st.download_button("Download all predictions (CSV)", data.predictions(db, run_id, chosen or None)
-                           .to_csv(index=False), file_name=f"{run_id}_predictions.csv", mime="text/csv")
+        csv_button("Download per-condition accuracy (CSV)", table, run_id, "condition_accuracy")
+        csv_button("Download all predictions (CSV)", data.predictions(db, run_id, chosen or None), run_id,
+                   "predictions")

@@ -4,12 +4,17 @@ import pandas as pd
 import streamlit as st
 
 from compute.attention import MapUnavailableError
-from compute.images import ImageLoadError, load_image
-from compute.metrics import attention_metrics
-from compute.regions import body_mask, mask_to_grid
+from compute.images import ImageLoadError
+from compute.loading import ModelNotAvailableError
+from compute.metrics import attention_metrics, metrics_without_body
+from compute.regions import body_cells
 from compute.uploads import MAX_UPLOAD_BYTES, load_upload
 from dashboard import data
 from dashboard.overlay import COLORMAPS, overlay
+from dashboard.run_images import run_image
+from dashboard.safe_text import escape_markdown as esc
+from dashboard.safe_text import shorten
+from dashboard.views.common import show_error
 
 DEFAULT_MODEL = "models/demo"
 
@@ -22,7 +27,8 @@ def _session(model: str):
 
 st.title("Live inference")
 model = st.query_params.get("model") or os.environ.get("MGV_MODEL", DEFAULT_MODEL)
-st.caption(f"Model: `{model}` (set `?model=` in the URL or MGV_MODEL). Nothing here is written to the store.")
+st.caption(f"Model: {esc(shorten(model, 200))} (set `?model=` in the URL or MGV_MODEL). "
+           "Nothing here is written to the store.")
 
 source = st.radio("Image", ["Upload", "From the selected run"], horizontal=True)
 image = None
@@ -31,20 +37,23 @@ if source == "Upload":
     if upload is not None:
         try:
             image = load_upload(upload.getvalue(), upload.name)
-        except ImageLoadError as exc:
-            st.error(str(exc))
+        except (ImageLoadError, ValueError) as exc:  # a reader's ValueError too (a DICOM's bad window, say)
+            show_error(exc)
 else:
     db, run_id = st.session_state["db"], st.session_state.get("run_id")
     items = data.mapped_items(db, run_id) if run_id else pd.DataFrame()
     if items.empty:
         st.info("The selected run has no images to pick from.")
     else:
-        image_id = st.selectbox("Image of the run", sorted(items.image_id.unique()))
-        path = data.image_file(db, run_id, image_id)
-        try:
-            image = load_image(path) if path is not None else None
-        except ImageLoadError as exc:
-            st.error(str(exc))
+        first = items.drop_duplicates("image_key" if items.image_key.notna().all() else "image_id")
+        labels = dict(zip(first.item_id, first.image_id))  # one prediction per image file stands for it
+        item_id = st.selectbox("Image of the run", sorted(labels, key=labels.get), format_func=labels.get)
+        shown = run_image(db, run_id, item_id)
+        image = shown.image
+        if shown.problem:
+            show_error(shown.problem)
+        if shown.note:
+            st.warning(esc(shown.note))
 
 question = st.text_input("Question", "Is there pleural effusion?")
 left, middle, right = st.columns(3)
@@ -53,21 +62,24 @@ layers = middle.text_input("Decoder layers", "all", help="'2,7,12', 'all', 'last
 colormap = right.selectbox("Colormap", COLORMAPS)
 
 if image is not None and question.strip() and st.button("Ask", type="primary"):
-    session = _session(model)
     try:
+        session = _session(model)
         result = session.ask(image, question, method=method, layers=layers if method == "attention" else None)
-    except (ValueError, MapUnavailableError) as exc:
-        st.error(str(exc))
+    except (ModelNotAvailableError, OSError, ValueError, MapUnavailableError) as exc:  # e.g. a bad ?model=
+        show_error(exc)
     else:
         a, b, c = st.columns(3)
-        a.metric("Answer", result.answer)
+        a.metric("Answer", esc(result.answer))
         b.metric("P(yes)", f"{result.p_yes:.3f}")
-        c.metric("Reply", result.text or "(empty)")
+        c.metric("Reply", esc(result.text) or "(empty)")
         shape = result.grid_shape
         st.image(overlay(image, result.map.mean, colormap=colormap, size=512),
-                 caption=f"{result.map.method}, layers {list(result.map.layers)}; the patient's right is on the "
-                         "image's left")
+                 caption=f"{esc(result.map.method)}, layers {esc(list(result.map.layers))}; the patient's right is "
+                         "on the image's left")
         if result.map.fallback_reason:
-            st.warning(f"Fell back to {result.map.method}: {result.map.fallback_reason}")
-        metrics = attention_metrics(result.map.mean, mask_to_grid(body_mask(image), shape))
+            st.warning(f"Fell back to {esc(result.map.method)}: {esc(result.map.fallback_reason)}")
+        body, why_not = body_cells(image, shape)
+        metrics = attention_metrics(result.map.mean, body) if body is not None else metrics_without_body(result.map.mean)
+        if why_not:
+            st.caption(esc(why_not))
         st.dataframe(pd.DataFrame({"metric": list(metrics), "value": list(metrics.values())}), hide_index=True)

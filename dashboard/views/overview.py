@@ -1,6 +1,7 @@
 import streamlit as st
 
 from dashboard import data
+from dashboard.safe_text import escape_markdown as esc
 from dashboard.views.common import require_run
 
 st.title("Overview")
@@ -8,7 +9,7 @@ selection = require_run()
 if selection is not None:
     db, run_id = selection
     o = data.overview(db, run_id)
-    st.subheader(run_id)
+    st.subheader(esc(run_id))
     c1, c2, c3, c4 = st.columns(4)
     accuracy = "–" if o["accuracy"] is None else f"{o['accuracy']:.1%}"
     c1.metric("Accuracy", accuracy,
@@ -22,10 +23,13 @@ if selection is not None:
         st.caption(f"95% Wilson interval for accuracy: {low:.1%} – {high:.1%}. "
                    f"Uncertain answers: {o['n_uncertain']}. Mean yes+no probability mass: "
                    f"{o['mean_yes_no_mass']:.3f}.")
-    st.markdown(f"**Model** `{o['model_id']}` · **dataset** `{o['dataset']}` · **study** {o['study']} · "
-                f"**status** {o['status']} · **device** {o['device']} ({o['dtype']})")
+    st.markdown(f"**Model** {esc(o['model_id'])} · **dataset** {esc(o['dataset'])} · **study** {esc(o['study'])} · "
+                f"**status** {esc(o['status'])} · **device** {esc(o['device'])} ({esc(o['dtype'])})")
     with st.expander("Prompt, configuration and provenance"):
-        st.markdown(f"Instruction: `{o['instruction']}`  \nSystem prompt: `{o['system_prompt'] or '(none)'}`")
+        st.caption("Instruction")
+        st.code(o["instruction"] or "", language=None, wrap_lines=True)
+        st.caption("System prompt")
+        st.code(o["system_prompt"] or "(none)", language=None, wrap_lines=True)
         st.json({"config": o["config"], "model_revision": o["model_revision"],
                  "weights_fingerprint": o["weights_fingerprint"], "packages": o["package_versions"],
                  "started_at": str(o["started_at"]), "finished_at": str(o["finished_at"])})

@@ -3,6 +3,7 @@ import streamlit as st
 
 from compute.metrics.phrasing import accuracy_by, group_table, most_sensitive_groups
 from dashboard import data
+from dashboard.downloads import csv_button
 from dashboard.views.common import require_run, url_multiselect, url_selectbox
 
 st.title("Phrasing strategies")
@@ -33,8 +34,7 @@ if selection is not None:
         st.dataframe(table[["strategy", "strategy_category", "accuracy", "ci_low", "ci_high", "n", "n_correct"]],
                      hide_index=True, column_config={
                          c: st.column_config.NumberColumn(format="percent") for c in ("accuracy", "ci_low", "ci_high")})
-        st.download_button("Download (CSV)", table.to_csv(index=False), file_name=f"{run_id}_strategies.csv",
-                           mime="text/csv")
+        csv_button("Download (CSV)", table, run_id, "strategies")
 
         st.subheader("Strategy × condition")
         cells = shown.groupby(["strategy", "condition"])["correct"].agg(["mean", "size"]).reset_index()
