@@ -366,12 +366,6 @@ def _import_results(args: argparse.Namespace) -> int:
     from store import RunConfigMismatch, StoreError
 
     from .import_results import ImportError_, import_results
-    from .validate import run_name
-    try:
-        run_name(args.run_name)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_USAGE
     try:
         summary = import_results(args.file, args.db, args.run_name, dataset=args.dataset, model_id=args.model,
                                  log=lambda m: print(m, file=sys.stderr))

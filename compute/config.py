@@ -10,7 +10,7 @@ from typing import Any
 from .limits import ImageLimits
 from .provenance import file_sha256
 from .questions import DEFAULT_INSTRUCTION
-from .validate import INT32_MAX, run_name
+from .validate import INT32_MAX, run_name, utf8
 
 
 @dataclass(frozen=True)
@@ -104,6 +104,12 @@ class RunConfig:
 
     def __post_init__(self) -> None:
         run_name(self.run_name)
+        for name, value in (("manifest path", self.manifest), ("--db path", self.db), ("--image-root", self.image_root),
+                            ("model", self.model.name_or_path), ("instruction", self.prompt.instruction),
+                            ("system prompt", self.prompt.system_prompt)):
+            if value is not None:
+                utf8(value, name)
+        utf8(self.dataset_name, "dataset name", "pass --dataset with a name of its own")
         _require_positive("batch_size", self.batch_size)
         if not 0 <= self.seed <= INT32_MAX:
             raise ValueError(f"seed must be from 0 to {INT32_MAX}, got {self.seed}")

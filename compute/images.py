@@ -72,11 +72,9 @@ def read_image(path: str | Path, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> 
 
 
 def load_image(source: str | Path | Image.Image, limits: ImageLimits = DEFAULT_IMAGE_LIMITS) -> Image.Image:
-    """Load a PNG, JPEG or DICOM file (or take a PIL image) as an 8-bit RGB PIL image."""
+    """Load a PNG, JPEG or DICOM file (or take a PIL image) as an 8-bit RGB PIL image. The
+    limits guard decoding, so an image already in memory is only converted."""
     if isinstance(source, Image.Image):
-        width, height = source.size
-        if width * height > limits.max_pixels:
-            raise ImageLoadError("<image>", pixel_limit_reason(f"image is {width} x {height}", width * height, limits))
         return to_rgb(source)
     return read_image(source, limits).image
 

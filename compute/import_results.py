@@ -17,12 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from store import PredictionRecord, QuestionRecord, RecordError, RunRecord, StoreWriter
+from store import PredictionRecord, QuestionRecord, RunRecord, StoreWriter
 
 from .manifest import ANSWER_ALIASES
 from .provenance import file_sha256, package_versions
+from .studies.writing import write_or_fail_items
 from .tables import read_rows
-from .validate import blank, run_name, text, whole_number
+from .validate import blank, run_name, text, utf8, whole_number
 from .variants import UnparseableQuestionError, parse_question
 from .variants.categories import categorise
 
@@ -51,14 +52,19 @@ class ImportSummary:
 def import_results(path: str | Path, db: str | Path, run_id: str, *, dataset: str | None = None,
                    model_id: str = "imported", log: Callable[[str], None] = print) -> ImportSummary:
     path = Path(path)
-    run_name(run_id)
+    try:
+        run_name(run_id)
+        utf8(path, "results file path")
+        utf8(model_id, "model")
+        dataset = utf8(dataset or path.stem, "dataset name", "pass --dataset with a name of its own")
+    except ValueError as exc:
+        raise ImportError_(str(exc)) from None
     if not path.is_file():
         raise ImportError_(f"{path}: file not found")
     rows = read_rows(path, REQUIRED, ImportError_, what="results file")
     if not rows:
         raise ImportError_(f"{path}: no data rows")
     source = file_sha256(path)
-    dataset = dataset or path.stem
     writer = StoreWriter(db)
     writer.start_run(RunRecord(run_id=run_id, study="phrasing-import", dataset=dataset, model_id=model_id,
                                config={"study": "phrasing-import", "source_sha256": source, "dataset": dataset},
@@ -78,7 +84,7 @@ def import_results(path: str | Path, db: str | Path, run_id: str, *, dataset: st
 
 def _import_rows(writer: StoreWriter, rows, dataset: str, source: str, run_id: str) -> tuple[list[str], int]:
     """Write every row, a bad one as a failed item; returns (failure reasons, groups)."""
-    questions, predictions, failures, groups = [], [], [], set()
+    questions, predictions = [], []
     for row_number, raw in rows:
         item_id = hashlib.sha1(f"{dataset}\x1f{source}\x1f{row_number}".encode()).hexdigest()[:16]
         try:
@@ -87,24 +93,11 @@ def _import_rows(writer: StoreWriter, rows, dataset: str, source: str, run_id: s
             question, prediction = _records(raw, item_id, row_number, dataset, run_id)
         except ValueError as exc:
             question, prediction = _failed(item_id, row_number, dataset, run_id, f"row {row_number}: {exc}")
-            failures.append(prediction.error)
-        else:
-            groups.add(question.group_id)
         questions.append(question)
         predictions.append(prediction)
-    try:
-        writer.write_batch([], questions, predictions)
-    except RecordError:  # a value the store refuses: write row by row, so only that row fails
-        for question, prediction in zip(questions, predictions):
-            try:
-                writer.write_batch([], [question], [prediction])
-            except RecordError as exc:
-                reason = f"row {prediction.row_number}: could not be stored ({exc})"
-                failed_question, failed = _failed(question.item_id, prediction.row_number, dataset, run_id, reason)
-                writer.write_batch([], [failed_question], [failed])
-                failures.append(reason)
-                groups.discard(question.group_id)
-    return failures, len(groups)
+    stored = write_or_fail_items(writer, [], questions, predictions, [], dataset)
+    groups = {q.group_id for q, p in zip(questions, stored) if p.status == "ok"}
+    return [p.error for p in stored if p.status == "failed"], len(groups)
 
 
 def _failed(item_id: str, row_number: int, dataset: str, run_id: str,

@@ -184,4 +184,4 @@ def _row_key(dataset: str, path: Path, row_number: int, raw: Any) -> str:
 
 
 def _hash(text: str) -> str:
-    return hashlib.sha1(text.encode("utf-8")).hexdigest()[:16]
+    return hashlib.sha1(text.encode("utf-8", "surrogateescape")).hexdigest()[:16]

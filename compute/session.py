@@ -67,14 +67,18 @@ class Session:
         self._special_ids |= set(tokenizer.all_special_ids)
 
     @property
-    def context_length(self) -> int:
-        """Tokens the decoder can attend over: prompt (image tokens included) plus reply."""
-        return int(self.model.config.get_text_config().max_position_embeddings)
+    def context_length(self) -> int | None:
+        """Tokens the decoder can attend over: prompt (image tokens included) plus reply; None
+        when the configuration does not say."""
+        length = getattr(self.model.config.get_text_config(), "max_position_embeddings", None)
+        return int(length) if length else None
 
     def special_tokens_in(self, text: str) -> list[str]:
         """The model's special tokens ("<end_of_turn>", "<start_of_image>", ...) that `text`
         would be read as: typed into a question they would forge prompt structure."""
-        ids = self.processor.tokenizer(text, add_special_tokens=False)["input_ids"]
+        return self._special_names(self.processor.tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    def _special_names(self, ids: Sequence[int]) -> list[str]:
         return [self.processor.tokenizer.convert_ids_to_tokens(i) for i in dict.fromkeys(ids) if i in self._special_ids]
 
     def prompt_problems(self, questions: Sequence[str], *, prompt: PromptConfig | None = None,
@@ -88,15 +92,16 @@ class Session:
         prompts = tokenizer([expanded_prompt(self.processor, t) for t in rendered], add_special_tokens=False)
         alone = tokenizer(list(questions), add_special_tokens=False)
         reply = max_new_tokens or self.decode.max_new_tokens
+        context = self.context_length
         out: list[str | None] = []
         for ids, own in zip(prompts["input_ids"], alone["input_ids"]):
-            special = [tokenizer.convert_ids_to_tokens(i) for i in dict.fromkeys(own) if i in self._special_ids]
+            special = self._special_names(own)
             if special:
                 out.append(f"the question contains the model's special token {special[0]!r}, which would be read "
                            "as prompt structure, not as text; remove it")
-            elif len(ids) + reply > self.context_length:
+            elif context is not None and len(ids) + reply > context:
                 out.append(f"the prompt is {len(ids):,} tokens (the question alone {len(own):,}) and the reply may "
-                           f"add {reply}: more than the model's context of {self.context_length:,} tokens")
+                           f"add {reply}: more than the model's context of {context:,} tokens")
             else:
                 out.append(None)
         return out
@@ -186,14 +191,16 @@ class Session:
     @torch.no_grad()  # not inference_mode: Grad-CAM re-enables autograd on these inputs
     def ask_batch(self, images: Sequence[str | Path | Image.Image], questions: Sequence[str], *,
                   prompt: PromptConfig | None = None, max_new_tokens: int | None = None,
-                  maps: MapSpec | None = None) -> list[AskResult]:
+                  maps: MapSpec | None = None, checked: bool = False) -> list[AskResult]:
         """Greedy replies and P(yes) for a batch, from one `generate` call: the first
         step's logits are the answer-position distribution. With `maps`, attention rows
-        are read from that same call's prompt pass (see compute.attention)."""
+        are read from that same call's prompt pass (see compute.attention). PromptError
+        for a question that cannot be asked, unless the caller has `checked` them."""
         if len(images) != len(questions):
             raise ValueError(f"images and questions differ in number: {len(images)} vs {len(questions)}")
         prompt = prompt or self.prompt
-        self.check_prompts(questions, prompt=prompt, max_new_tokens=max_new_tokens)
+        if not checked:
+            self.check_prompts(questions, prompt=prompt, max_new_tokens=max_new_tokens)
         start = time.perf_counter()
         conversations = [build_messages(load_image(img), q, prompt) for img, q in zip(images, questions)]
         inputs = self._tokenize(conversations, offsets=maps is not None)

@@ -2,8 +2,9 @@
 
 A row that cannot be parsed is kept as a string saying why, so the caller can report it
 by number and go on; a file-level problem raises the caller's error type. Nothing is
-dropped silently: a JSON value the format does not allow (NaN, a repeated key, an unpaired
-surrogate), a CSV row with more or fewer fields than the header, and a quoted field that
+dropped silently: JSON numbers with a fraction or exponent are read exactly (as Decimal,
+never rounded through a float), and a JSON value the format does not allow (NaN, a repeated
+key, an unpaired surrogate), a CSV row with more or fewer fields than the header, and a quoted field that
 runs over several lines (an unbalanced quote) are each a row error, and reading resumes
 on the next line.
 """
@@ -14,6 +15,7 @@ import csv
 import io
 import json
 from collections.abc import Iterator, Sequence
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +62,7 @@ def _read_jsonl(text: str) -> list[Row]:
         if not line.strip():
             continue
         try:
-            row = json.loads(line, parse_constant=_refuse_constant, parse_float=_finite_float,
+            row = json.loads(line, parse_constant=_refuse_constant, parse_float=Decimal,
                              object_pairs_hook=_unique_keys)
             _check_strings(row)
         except json.JSONDecodeError as exc:
@@ -76,13 +78,6 @@ def _read_jsonl(text: str) -> list[Row]:
 
 def _refuse_constant(name: str) -> float:
     raise _RowProblem(f"{name} is not a number JSON allows")
-
-
-def _finite_float(text: str) -> float:
-    value = float(text)
-    if value in (float("inf"), float("-inf")):
-        raise _RowProblem(f"{text} is too large for a number")
-    return value
 
 
 def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -125,9 +120,12 @@ def _read_csv(path: Path, text: str, delimiter: str, required: Required, error: 
         raise error(f"{path}: missing required column(s) {', '.join(missing)}; "
                     f"found {', '.join(header) or 'no header'}")
     rows: list[Row] = []
-    for n, (first, last, record) in enumerate(_records(lines, start, delimiter), start=1):
+    for n, (first, last, record) in enumerate(_records(lines, start, delimiter, len(header)), start=1):
         if isinstance(record, str):
             rows.append((n, f"line {first}: {record}"))
+        elif last > first and _closed_in_place(record, last, len(header), len(lines)):
+            rows.append((n, f"lines {first}-{last} hold one row whose quoted field spans {last - first + 1} lines; "
+                            f"fields cannot hold line breaks; reading went on from line {last + 1}"))
         elif last > first:
             rows.append((n, f"lines {first}-{last} were read as one row: a quoted field runs over "
                             f"{last - first + 1} lines{' (to the end of the file)' if last == len(lines) else ''}. "
@@ -146,7 +144,7 @@ def _header(path: Path, lines: list[str], delimiter: str, error: type[Exception]
     index = next((i for i, line in enumerate(lines) if line.strip()), None)
     if index is None:
         return [], len(lines)
-    first, last, header = next(_records(lines, index, delimiter))
+    first, last, header = next(_records(lines, index, delimiter, None))
     if isinstance(header, str) or last > first:
         raise error(f"{path}: the header on line {first} cannot be read "
                     f"({header if isinstance(header, str) else 'a quote is unbalanced'})")
@@ -160,10 +158,19 @@ def _header(path: Path, lines: list[str], delimiter: str, error: type[Exception]
     return header, last
 
 
-def _records(lines: list[str], start: int, delimiter: str) -> Iterator[tuple[int, int, list[str] | str]]:
+def _closed_in_place(record: list[str], last: int, width: int | None, n_lines: int) -> bool:
+    """Whether a record that spans lines is one row with a line break inside a quoted field
+    (its quote closes before the end of the file and it has the header's width), rather than
+    an unbalanced quote that swallowed the rows after it."""
+    return width is not None and len(record) == width and last < n_lines
+
+
+def _records(lines: list[str], start: int, delimiter: str,
+             width: int | None) -> Iterator[tuple[int, int, list[str] | str]]:
     """(first line, last line, fields or why not) per record from line index `start` on.
-    After a record that spans lines, parsing resumes on the line after its first, so that an
-    unbalanced quote costs one row, not the rest of the file."""
+    After a record that spans lines, parsing resumes on the line after its first (an
+    unbalanced quote costs one row, not the rest of the file), or after its last when it is
+    one row whose quoted field holds a line break (see _closed_in_place)."""
     i = start
     while i < len(lines):
         if not lines[i].strip():
@@ -176,4 +183,5 @@ def _records(lines: list[str], start: int, delimiter: str) -> Iterator[tuple[int
             record = f"cannot be parsed as CSV ({exc})"
         consumed = max(1, reader.line_num)
         yield i + 1, i + consumed, record
-        i += 1 if consumed > 1 or isinstance(record, str) else consumed
+        spans = consumed > 1 and not isinstance(record, str)
+        i += consumed if not spans or _closed_in_place(record, i + consumed, width, len(lines)) else 1

@@ -29,6 +29,8 @@ def whole_number(value: Any, name: str, low: int = 0, high: int = INT32_MAX) -> 
         number = value
     elif isinstance(value, float):
         number = int(value) if math.isfinite(value) and value.is_integer() else None
+    elif isinstance(value, Decimal):  # a JSON number, read exactly
+        number = _integral(value)
     elif isinstance(value, str):
         number = _integral_text(value)
     if number is None:
@@ -45,6 +47,10 @@ def _integral_text(value: str) -> int | None:
         exact = Decimal(value.strip())
     except InvalidOperation:
         return None
+    return _integral(exact)
+
+
+def _integral(exact: Decimal) -> int | None:
     if not exact.is_finite() or exact != exact.to_integral_value():
         return None
     if exact.adjusted() > 18:  # out of any range we take; int() of 1e999999999 would not finish
@@ -57,13 +63,25 @@ def text(value: Any, name: str, max_chars: int = MAX_FIELD_CHARS) -> str | None:
     booleans, non-finite numbers, NUL characters and over-long text are refused."""
     if blank(value):
         return None
-    if isinstance(value, (dict, list, bool)) or (isinstance(value, float) and not math.isfinite(value)):
+    if isinstance(value, (dict, list, bool)) or (isinstance(value, (float, Decimal)) and not math.isfinite(value)):
         raise ValueError(f"{name} must be text, got {type(value).__name__} {_shown(value)}")
     out = str(value).strip()
     if "\x00" in out:
         raise ValueError(f"{name} contains a NUL character (at character {out.index(chr(0)) + 1})")
     if len(out) > max_chars:
         raise ValueError(f"{name} is {len(out):,} characters long; at most {max_chars:,} are accepted")
+    return out
+
+
+def utf8(value: object, name: str, remedy: str = "rename it") -> str:
+    """str(value), which must be storable text: a path with bytes that are not UTF-8 comes
+    from the file system as unpaired surrogates, which no database column can hold."""
+    out = str(value)
+    try:
+        out.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError(f"the {name} {out!r} is not valid UTF-8 text (a name with bytes that are not UTF-8?); "
+                         f"{remedy}") from None
     return out
 
 
@@ -83,5 +101,5 @@ def run_name(value: str) -> str:
 
 
 def _shown(value: Any, limit: int = 60) -> str:
-    shown = repr(value)
+    shown = str(value) if isinstance(value, Decimal) else repr(value)
     return shown if len(shown) <= limit else shown[:limit] + "…"

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import stat
 import sys
 from pathlib import Path
 
 from .connection import StoreError, connect
 from .owner import live_owner, process_alive, this_host
-from .schema import current_version, usable_version
+from .schema import usable_version
 
 ORPHANS = {
     "predictions without a question": "SELECT count(*) FROM predictions p LEFT JOIN questions q USING (item_id) "
@@ -62,7 +63,7 @@ def check(db: str | Path, *, images: bool = True) -> list[str]:
             if version >= 4 else con.execute("SELECT run_id, host, pid, NULL FROM runs WHERE status = 'running'"
                                               ).fetchall() if version >= 3 else []
         files = con.execute("SELECT path, sha256 FROM image_files ORDER BY path").fetchall() \
-            if images and current_version(con) >= 4 else []
+            if images and version >= 4 else []
     problems += _dead_runs(running)
     if files:
         problems += _image_problems(files)
@@ -74,9 +75,9 @@ def _dead_runs(running: list[tuple]) -> list[str]:
     for run_id, host, pid, heartbeat in running:
         if host == here and pid is not None and not process_alive(pid):
             out.append(f"run {run_id!r} is marked running but its process ({pid}) is gone; rerun it to resume")
-        elif host != here and live_owner(host, pid, heartbeat) is None:
-            out.append(f"run {run_id!r} is marked running on {host} but has not written for a long time; "
-                       "rerun it to resume")
+        elif host != here and heartbeat is not None and live_owner(host, pid, heartbeat) is None:
+            out.append(f"run {run_id!r} is marked running on {host} but has not written since "
+                       f"{heartbeat:%Y-%m-%d %H:%M} UTC; rerun it to resume")
         elif host != here:
             out.append(f"run {run_id!r} is marked running on {host}; check that it is alive there")
     return out
@@ -87,8 +88,8 @@ def _image_problems(files: list[tuple[str, str]]) -> list[str]:
     for path, recorded in files:
         try:
             digest = _sha256(Path(path))
-        except OSError as exc:
-            missing.append(f"{path} ({exc.strerror or exc})")
+        except (OSError, ValueError) as exc:
+            missing.append(f"{path} ({getattr(exc, 'strerror', None) or exc})")
             continue
         if digest != recorded:
             changed.append(f"{path} (recorded sha256 {recorded[:12]}…, now {digest[:12]}…)")
@@ -102,6 +103,10 @@ def _image_problems(files: list[tuple[str, str]]) -> list[str]:
 
 
 def _sha256(path: Path) -> str:
+    """The file's sha256; OSError for anything but a regular file (a FIFO or /dev/zero in a
+    hostile store would block or never end)."""
+    if not stat.S_ISREG(path.stat().st_mode):
+        raise OSError("not a regular file")
     digest = hashlib.sha256()
     with path.open("rb") as f:
         for chunk in iter(lambda: f.read(1 << 20), b""):

@@ -33,22 +33,33 @@ def merge_parts(db: str | Path, parts: list[Path], run_id: str) -> int:
         con.execute("BEGIN TRANSACTION")
         try:
             first = "part0"
-            statuses = [con.execute(f"SELECT status, n_items FROM part{k}.runs WHERE run_id = ?", [run_id]).fetchone()
-                        for k in range(len(parts))]
+            statuses = [_run_row(con, f"part{k}", run_id) for k in range(len(parts))]
             if any(s is None for s in statuses):
                 raise StoreError(f"cannot merge run {run_id!r}: a part store does not hold it")
-            status = "completed" if all(s[0] == "completed" for s in statuses) else "interrupted"
-            con.execute(f"INSERT OR REPLACE INTO runs SELECT * FROM {first}.runs WHERE run_id = ?", [run_id])
-            con.execute("UPDATE runs SET status = ?, n_items = ?, items_per_second = NULL WHERE run_id = ?",
-                        [status, sum(s[1] or 0 for s in statuses), run_id])
+            status = "completed" if all(s["status"] == "completed" for s in statuses) else "interrupted"
+            errors = "; ".join(f"rank {k}: {s['error']}" for k, s in enumerate(statuses) if s.get("error")) or None
+            con.execute(f"INSERT OR REPLACE INTO runs BY NAME SELECT * FROM {first}.runs WHERE run_id = ?", [run_id])
+            con.execute("UPDATE runs SET status = ?, n_items = ?, error = ?, items_per_second = NULL WHERE run_id = ?",
+                        [status, sum(s["n_items"] or 0 for s in statuses), errors, run_id])
             for k in range(len(parts)):
-                for table in TABLES:
+                present = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
+                                                     "WHERE table_catalog = ?", [f"part{k}"]).fetchall()}
+                for table in (t for t in TABLES if t in present):  # a part of an older schema lacks some
                     where = "" if table in ("images", "image_files", "questions") else " WHERE run_id = ?"
                     params = [] if not where else [run_id]
-                    con.execute(f"INSERT OR REPLACE INTO {table} SELECT * FROM part{k}.{table}{where}", params)
+                    # by name: a part written by code of another schema version lines up column for column
+                    con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM part{k}.{table}{where}",
+                                params)
             con.execute("COMMIT")
         except Exception:
             con.execute("ROLLBACK")
             raise
         merged = con.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run_id]).fetchone()[0]
     return merged
+
+
+def _run_row(con, alias: str, run_id: str) -> dict | None:
+    """The part's row of the run, by column name (a part of an older schema has fewer columns)."""
+    cursor = con.execute(f"SELECT * FROM {alias}.runs WHERE run_id = ?", [run_id])
+    row = cursor.fetchone()
+    return None if row is None else dict(zip((d[0] for d in cursor.description), row))

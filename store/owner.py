@@ -7,11 +7,17 @@ from __future__ import annotations
 
 import os
 import socket
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 # A run on another host counts as abandoned this long after its last write (no process
-# check can reach there). A batch that takes longer than this between writes is unheard of.
-STALE_AFTER = timedelta(minutes=30)
+# check reaches there): longer than any batch between two writes, Grad-CAM and deletion
+# tests on a CPU included. On the same host the process itself is checked.
+STALE_AFTER = timedelta(hours=2)
+
+
+def utc_now() -> datetime:
+    """Heartbeats are naive UTC, so hosts in other time zones compare them rightly."""
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def this_host() -> str:
@@ -40,7 +46,7 @@ def live_owner(host: str | None, pid: int | None, heartbeat: datetime | None,
     if host == here:
         if pid == os.getpid() or not process_alive(pid):
             return None
-    elif heartbeat is None or (now or datetime.now()) - heartbeat > STALE_AFTER:
+    elif heartbeat is None or (now or utc_now()) - heartbeat > STALE_AFTER:
         return None
-    last = f", last write {heartbeat:%Y-%m-%d %H:%M:%S}" if heartbeat else ""
+    last = f", last write {heartbeat:%Y-%m-%d %H:%M:%S} UTC" if heartbeat else ""
     return f"process {pid} on {host}{last}"

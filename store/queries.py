@@ -58,7 +58,8 @@ def run_overview(db_path: str | Path, run_id: str) -> dict[str, Any]:
         counts = con.execute("""
             SELECT count(*) FILTER (WHERE status = 'ok')                 AS n_done,
                    count(*) FILTER (WHERE status = 'failed')             AS n_failed,
-                   count(DISTINCT coalesce(image_key, image_id)) FILTER (WHERE status = 'ok') AS n_images,
+                   CASE WHEN count(image_key) > 0 THEN count(DISTINCT image_key) FILTER (WHERE status = 'ok')
+                        ELSE count(DISTINCT image_id) FILTER (WHERE status = 'ok') END AS n_images,
                    count(*) FILTER (WHERE answer = 'uncertain')          AS n_uncertain,
                    sum(correct::INTEGER) FILTER (WHERE status = 'ok')    AS n_correct,
                    avg(yes_no_mass) FILTER (WHERE status = 'ok')         AS mean_yes_no_mass
@@ -169,6 +170,9 @@ def image_file(db_path: str | Path, run_id: str, item_id: str) -> ImageLocation 
                               " WHERE p.run_id = ? AND p.item_id = ?", [run_id, item_id]).fetchone()
             if row is not None:
                 return ImageLocation(Path(row[0]), row[1], exact=True)
+            keyed = con.execute("SELECT count(image_key) FROM predictions WHERE run_id = ?", [run_id]).fetchone()[0]
+            if keyed:  # a run of schema 4 or later: no file recorded means none was read
+                return None
         if version < 1:
             return None
         recorded = ", r.image_root" if version >= 3 else ", NULL"

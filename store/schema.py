@@ -171,7 +171,7 @@ CREATE TABLE image_files (
 );
 ALTER TABLE predictions ADD COLUMN image_key VARCHAR;     -- the image_files row it was computed on (NULL: no image read)
 ALTER TABLE runs ADD COLUMN error VARCHAR;                -- why a run failed
-ALTER TABLE runs ADD COLUMN heartbeat_at TIMESTAMP;       -- the owning process's last write, while running
+ALTER TABLE runs ADD COLUMN heartbeat_at TIMESTAMP;       -- the owning process's last write, in UTC
 ALTER TABLE attention_maps ADD COLUMN metrics_note VARCHAR;  -- why some metrics are NULL (e.g. no body mask)
 """  # prediction_details selects p.*, so it shows image_key without being recreated
 

@@ -16,9 +16,10 @@ from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import pandas as pd
 
 from .connection import StoreError, connect
-from .owner import STALE_AFTER, live_owner, this_host
+from .owner import STALE_AFTER, live_owner, this_host, utc_now
 from .records import AttentionChangeRecord, ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RunRecord
 from .schema import ensure_schema
 
@@ -36,15 +37,31 @@ class RecordError(StoreError):
     nothing of the batch was written."""
 
 
+_DATA_ERRORS = (duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException, UnicodeEncodeError)
+
+
 @contextmanager
-def _transaction(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+def _transaction(con: duckdb.DuckDBPyConnection, db_path: Path) -> Iterator[None]:
+    """One transaction. A value the store refuses is RecordError; a file that cannot be
+    written (a full disk, say) is StoreError."""
     con.execute("BEGIN TRANSACTION")
     try:
         yield
         con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
+    except BaseException as exc:
+        try:
+            con.execute("ROLLBACK")
+        except duckdb.Error:  # a failed COMMIT has already rolled back
+            pass
+        if isinstance(exc, _DATA_ERRORS):
+            raise RecordError(f"{db_path}: a value could not be stored ({_first_line(exc)})") from exc
+        if isinstance(exc, (duckdb.IOException, duckdb.OperationalError)):
+            raise StoreError(f"{db_path}: cannot write the database ({_first_line(exc)})") from exc
         raise
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
 
 
 def _insert_sql(table: str, record_type: type) -> str:
@@ -96,16 +113,16 @@ class StoreWriter:
         (status ok), which the caller skips. A different config under the same name is
         refused rather than silently mixed, and so is a run another live process is writing."""
         config_json = json.dumps(run.config, sort_keys=True)
-        with connect(self.db_path, read_only=False) as con, _transaction(con):
-            existing = con.execute("SELECT config, weights_fingerprint, dtype, status, host, pid, heartbeat_at"
-                                   " FROM runs WHERE run_id = ?", [run.run_id]).fetchone()
+        with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
+            existing = con.execute("SELECT config, weights_fingerprint, dtype FROM runs WHERE run_id = ?",
+                                   [run.run_id]).fetchone()
             if existing is not None:
                 difference = _difference(json.loads(existing[0]), existing[1], existing[2], run)
                 if difference:
                     raise RunConfigMismatch(
                         f"run {run.run_id!r} already exists in {self.db_path} with a different {difference}; "
                         "pick a new --run name (or delete the old run) to run this one")
-                self._refuse_if_owned(run.run_id, *existing[3:7])
+                self._refuse_if_owned(run.run_id, con)
             now = datetime.now()
             if existing is None:
                 con.execute(
@@ -116,61 +133,73 @@ class StoreWriter:
                     [run.run_id, run.study, run.dataset, run.manifest_path, run.model_id, run.model_revision,
                      run.weights_fingerprint, run.device, run.dtype, run.seed, run.instruction,
                      run.system_prompt, config_json, json.dumps(run.package_versions, sort_keys=True),
-                     now, run.n_items, run.image_root, this_host(), os.getpid(), now])
+                     now, run.n_items, run.image_root, this_host(), os.getpid(), utc_now()])
             else:
                 con.execute("UPDATE runs SET status = 'running', finished_at = NULL, error = NULL, n_items = ?,"
                             " device = ?, dtype = ?, package_versions = ?, image_root = ?, host = ?, pid = ?,"
                             " heartbeat_at = ? WHERE run_id = ?",
                             [run.n_items, run.device, run.dtype, json.dumps(run.package_versions, sort_keys=True),
-                             run.image_root, this_host(), os.getpid(), now, run.run_id])
+                             run.image_root, this_host(), os.getpid(), utc_now(), run.run_id])
             done = con.execute("SELECT item_id FROM predictions WHERE run_id = ? AND status = 'ok'",
                                [run.run_id]).fetchall()
         return {row[0] for row in done}
+
+    def drop_other_items(self, run_id: str, keep: set[str]) -> int:
+        """Delete the run's predictions (and their maps and comparisons) whose item is not in
+        `keep`: on resume, rows the manifest reader now refuses (their row errors are stored
+        under other ids) must not also count under their old ids. Returns how many."""
+        with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
+            con.register("keep_items", pd.DataFrame({"item_id": sorted(keep)}, dtype=object))
+            stale = "run_id = ? AND item_id NOT IN (SELECT item_id FROM keep_items)"
+            dropped = con.execute(f"SELECT count(*) FROM predictions WHERE {stale}", [run_id]).fetchone()[0]
+            if dropped:
+                for table in ("attention_changes", "attention_maps", "predictions"):
+                    con.execute(f"DELETE FROM {table} WHERE {stale}", [run_id])
+        return dropped
 
     def check_owner(self, run_id: str) -> None:
         """RunInUseError if another live process is writing `run_id` (start_run checks again,
         atomically; this lets a caller refuse before it loads a model)."""
         with connect(self.db_path, read_only=False) as con:
-            row = con.execute("SELECT status, host, pid, heartbeat_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
-        if row is not None:
-            self._refuse_if_owned(run_id, *row)
+            self._refuse_if_owned(run_id, con)
 
-    def _refuse_if_owned(self, run_id: str, status: str, host: str | None, pid: int | None,
-                         heartbeat: datetime | None) -> None:
-        owner = live_owner(host, pid, heartbeat) if status == "running" else None
+    def _refuse_if_owned(self, run_id: str, con: duckdb.DuckDBPyConnection) -> None:
+        """RunInUseError if another live process owns the running run: checked on start, on
+        every write and on finishing, so a process whose run was taken over stops writing."""
+        row = con.execute("SELECT status, host, pid, heartbeat_at FROM runs WHERE run_id = ?", [run_id]).fetchone()
+        owner = live_owner(*row[1:]) if row is not None and row[0] == "running" else None
         if owner:
             raise RunInUseError(
                 f"run {run_id!r} in {self.db_path} is being written by {owner}; wait for it to finish or stop it, "
-                f"then rerun to resume (a run on another host counts as stopped "
-                f"{int(STALE_AFTER.total_seconds() // 60)} minutes after its last write)")
+                f"then rerun to resume (a run on another host counts as stopped {STALE_AFTER.total_seconds() / 3600:g} "
+                "hours after its last write)")
 
     def write_batch(self, images: list[ImageRecord], questions: list[QuestionRecord],
                     predictions: list[PredictionRecord], maps: list[MapRecord] = ()) -> None:
         """Write one batch in one transaction: all of it lands, or none of it (RecordError
         when a value cannot be stored). Marks the batch's runs as alive."""
-        try:
-            with connect(self.db_path, read_only=False) as con, _transaction(con):
-                for sql, records in ((_INSERT_IMAGE, images), (_INSERT_QUESTION, questions),
-                                     (_INSERT_PREDICTION, predictions), (_INSERT_MAP, maps)):
-                    if records:
-                        con.executemany(sql, [list(astuple(r)) for r in records])
-                for run_id in sorted({p.run_id for p in predictions}):
-                    con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'",
-                                [datetime.now(), run_id])
-        except (duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputException, UnicodeEncodeError) as exc:
-            raise RecordError(f"{self.db_path}: a value could not be stored ({str(exc).splitlines()[0][:300]})") from exc
+        with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
+            for run_id in sorted({p.run_id for p in predictions}):
+                self._refuse_if_owned(run_id, con)
+                con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'",
+                            [utc_now(), run_id])
+            for sql, records in ((_INSERT_IMAGE, images), (_INSERT_QUESTION, questions),
+                                 (_INSERT_PREDICTION, predictions), (_INSERT_MAP, maps)):
+                if records:
+                    con.executemany(sql, [list(astuple(r)) for r in records])
 
     def write_attention_changes(self, changes: list[AttentionChangeRecord]) -> None:
         """One transaction; rows are keyed, so recomputing replaces them."""
         if not changes:
             return
-        with connect(self.db_path, read_only=False) as con, _transaction(con):
+        with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
             con.executemany(_INSERT_CHANGE, [list(astuple(r)) for r in changes])
 
     def finish_run(self, run_id: str, status: str, items_per_second: float | None = None,
                    peak_gpu_memory_gb: float | None = None, error: str | None = None) -> None:
         """Mark the run `status` (completed | interrupted | failed); `error` says why it failed."""
-        with connect(self.db_path, read_only=False) as con:
+        with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
+            self._refuse_if_owned(run_id, con)
             con.execute("UPDATE runs SET status = ?, finished_at = ?, error = ?,"
                         " items_per_second = coalesce(?, items_per_second),"
                         " peak_gpu_memory_gb = coalesce(?, peak_gpu_memory_gb) WHERE run_id = ?",

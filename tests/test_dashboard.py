@@ -35,7 +35,7 @@ def populated_db(tmp_path_factory) -> Path:
         gts = ["yes", "no", "no", "yes"]
         conds = ["edema", "edema", "pneumothorax", "pneumothorax"]
         w.write_batch(
-            [ImageRecord("synth", f"i{k}", f"images/i{k}.png") for k in range(4)],
+            [ImageRecord.of(f"sha{k}", f"/data/images/i{k}.png") for k in range(4)],
             [QuestionRecord(f"q{k}", "synth", f"i{k}", "Is there x?", gts[k], conds[k]) for k in range(4)],
             [PredictionRecord(run_id, f"q{k}", k + 1, "ok", answer=a, correct=a == gts[k], p_yes=0.7, yes_no_mass=0.9)
              for k, a in enumerate(answers)])
@@ -308,3 +308,61 @@ def test_runs_stored_before_schema_4_say_their_image_may_not_be_the_models(one_i
     at.switch_page("views/attention.py").run()
     assert not at.exception and len(at.get("image")) == 1
     assert any("stored before schema 4" in w.value for w in at.warning)
+
+
+def test_overview_of_an_imported_run(tmp_path, monkeypatch):
+    """Imported runs record no yes/no mass: the Overview says so instead of failing."""
+    import json
+
+    from compute.cli import main
+    results = tmp_path / "r.jsonl"
+    results.write_text(json.dumps({"study_id": "s1", "baseline_question": "Is there edema?", "ground_truth": "yes",
+                                   "variant_index": 0, "question": "Is there edema?", "extracted_answer": "yes"}) + "\n")
+    assert main(["import-results", str(results), "--db", str(tmp_path / "i.duckdb"), "--run", "imp"]) == 0
+    at = _app(tmp_path / "i.duckdb", monkeypatch)
+    at.run()
+    assert not at.exception
+    assert {m.label: m.value for m in at.metric}["Accuracy"] == "100.0%"
+    assert any("probability mass: n/a (not recorded)" in c.value for c in at.caption)
+
+
+def test_a_failed_run_shows_its_reason(populated_db, monkeypatch, tmp_path):
+    import shutil
+    db = shutil.copy(populated_db, tmp_path / "failed.duckdb")
+    w = StoreWriter(db)
+    w.finish_run("newer", "failed", error="OSError: [Errno 28] No space left on device")
+    at = _app(db, monkeypatch, run="newer")
+    at.run()
+    assert any("The run failed: OSError" in e.value for e in at.error)
+
+
+def test_a_link_to_a_prediction_the_run_lacks_says_what_is_shown_instead(study_db, monkeypatch):
+    at = _app(study_db, monkeypatch, run="maps", item="not-an-item", layer="7")
+    at.run()
+    at.switch_page("views/attention.py").run()
+    assert not at.exception
+    warnings = [w.value for w in at.warning]
+    assert any(w.startswith("Prediction: the link names \\'not\\-an\\-item\\'") for w in warnings), warnings
+    assert any(w.startswith("Layer: the link names \\'7\\'") and "showing mean over layers" in w
+               for w in warnings), warnings
+
+
+def test_the_attention_page_says_why_body_metrics_are_missing(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from compute.cli import main
+    (tmp_path / "img").mkdir()
+    Image.new("L", (20, 20), 90).save(tmp_path / "img" / "small.png")
+    (tmp_path / "m.jsonl").write_text('{"image": "img/small.png", "question": "Is there edema?", "answer": "no", '
+                                      '"condition": "edema"}\n')
+    db = tmp_path / "s.duckdb"
+    assert main(["run", "--model", "models/demo", "--manifest", str(tmp_path / "m.jsonl"), "--db", str(db),
+                 "--run", "small", "--quiet"]) == 0
+    at = _app(db, monkeypatch, run="small")
+    at.run()
+    at.switch_page("views/attention.py").run()
+    assert not at.exception
+    metrics = set(at.dataframe[0].value.metric)
+    assert "attention_entropy" in metrics and "inside_body_ratio" not in metrics
+    assert any("no body\\-based metrics\\: the image is 20x20 px" in c.value for c in at.caption), \
+        [c.value for c in at.caption]

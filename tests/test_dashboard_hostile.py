@@ -25,10 +25,11 @@ import pytest
 from google.protobuf.descriptor import FieldDescriptor
 from streamlit.testing.v1 import AppTest
 
+from test_dashboard import _app
+
 from dashboard.downloads import FORMULA_START, csv_text, file_name, neutralise_formulas
 from dashboard.safe_text import WORD_JOINER, escape_markdown, shorten
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/phrasing.py", "views/attention.py",
          "views/attention_changes.py", "views/live.py"]
 
@@ -98,14 +99,6 @@ def build_hostile_store(base: Path) -> Path:
 @pytest.fixture(scope="module")
 def hostile_db(tmp_path_factory) -> Path:
     return build_hostile_store(tmp_path_factory.mktemp("hostile"))
-
-
-def _app(db: Path, monkeypatch, **params) -> AppTest:
-    monkeypatch.setenv("MGV_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    return at
 
 
 def _page(db: Path, monkeypatch, page: str, **params) -> AppTest:

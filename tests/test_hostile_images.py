@@ -972,13 +972,12 @@ def test_no_decompression_bomb_warning_escapes(tmp_path: Path, monkeypatch) -> N
     assert [w for w in caught if issubclass(w.category, Image.DecompressionBombWarning)] == []
 
 
-def test_pil_image_over_the_cap(tmp_path: Path) -> None:
+def test_an_image_already_in_memory_is_not_capped_again(tmp_path: Path) -> None:
+    """The cap guards decoding; an image in memory was decoded under the caller's own limits
+    (a run's --max-image-pixels), and the session must not refuse it with the default ones."""
     img = Image.new("L", (100, 50))
-    assert load_image(img, ImageLimits(max_pixels=5000)).size == (100, 50)
-    with pytest.raises(ImageLoadError) as info:
-        load_image(img, ImageLimits(max_pixels=4999))
-    assert info.value.path == "<image>"
-    assert info.value.reason == f"image is 100 x 50 = 5,000 pixels, over the limit of 4,999 {PIXEL_CAP}"
+    converted = load_image(img, ImageLimits(max_pixels=10))
+    assert converted.size == (100, 50) and converted.mode == "RGB"
 
 
 # ---------------------------------------------------------------- the catch-all

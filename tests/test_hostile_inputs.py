@@ -91,8 +91,10 @@ def _hostile_rows(images: Path, good: dict, other_image: str) -> list[tuple[str,
         ("variant_index boolean", {"variant_index": True}, "failed", "must be a whole number, got True"),
         ("variant_index NaN", json.dumps(good)[:-1] + ', "variant_index": NaN}', "failed",
          "NaN is not a number JSON allows"),
-        ("number too large for a float", json.dumps(good)[:-1] + ', "variant_index": 1e400}', "failed",
-         "too large for a number"),
+        ("number beyond a float's range", json.dumps(good)[:-1] + ', "variant_index": 1e400}', "failed",
+         "from 0 to 2147483647, got 1E+400"),
+        ("number a float would round", json.dumps(good)[:-1] + ', "variant_index": 2.0000000000000001}', "failed",
+         "must be a whole number, got 2.0000000000000001"),
         ("unpaired surrogate", json.dumps({**good, "question": "Is there \ud800 edema?"}), "failed",
          "unpaired surrogate"),
         ("repeated JSON key", json.dumps(good)[:-1] + ', "answer": "no"}', "failed", "the key 'answer' appears twice"),
@@ -215,7 +217,7 @@ def test_rerun_retries_the_failures_and_changes_nothing_else(study, capsys):
 def test_a_value_the_store_refuses_fails_only_its_item(tmp_path):
     """Defence behind the edge checks: if a value still reaches SQL out of range, the batch is
     rewritten item by item and only that item fails, with the database's reason."""
-    from compute.studies.baseline import _write
+    from compute.studies.writing import write_or_fail_items
     from store import PredictionRecord, QuestionRecord, RunRecord
     db = tmp_path / "s.duckdb"
     writer = StoreWriter(db)
@@ -225,7 +227,7 @@ def test_a_value_the_store_refuses_fails_only_its_item(tmp_path):
                  QuestionRecord("q2", "d", "i", "Is there \ud800?", "yes", "edema"),
                  QuestionRecord("q3", "d", "i", "Is there x?", "yes", "edema")]
     predictions = [PredictionRecord("r", f"q{k}", k + 1, "ok", answer="yes", correct=True) for k in range(4)]
-    stored = _write(writer, [], questions, predictions, [], "d")
+    stored = write_or_fail_items(writer, [], questions, predictions, [], "d")
     assert [p.status for p in stored] == ["ok", "failed", "failed", "ok"]
     assert "row 2: the result could not be stored" in stored[1].error and "INT32" in stored[1].error
     assert "row 3: the result could not be stored" in stored[2].error and "surrogate" in stored[2].error
@@ -520,19 +522,22 @@ def test_a_run_another_live_process_is_writing_is_refused(tmp_path, capsys, smal
 
 
 def test_a_run_on_another_host_is_refused_until_its_writes_are_stale(tmp_path):
-    from datetime import datetime, timedelta
+    from datetime import timedelta
 
-    from store import RunInUseError, RunRecord
+    from store import PredictionRecord, RunInUseError, RunRecord
+    from store.owner import utc_now
     db = tmp_path / "h.duckdb"
     writer = StoreWriter(db)
     run = RunRecord(run_id="r", study="baseline", dataset="d", model_id="m", config={}, package_versions={})
     writer.start_run(run)
-    with connect(db, read_only=False) as con:
-        con.execute("UPDATE runs SET host = 'elsewhere', pid = 1, heartbeat_at = ?", [datetime.now()])
+    with connect(db, read_only=False) as con:  # heartbeats are UTC, whatever the hosts' time zones
+        con.execute("UPDATE runs SET host = 'elsewhere', pid = 1, heartbeat_at = ?", [utc_now() - timedelta(hours=1)])
     with pytest.raises(RunInUseError, match="process 1 on elsewhere"):
         writer.start_run(run)
+    with pytest.raises(RunInUseError):  # and a process whose run was taken over stops writing
+        writer.write_batch([], [], [PredictionRecord("r", "q", 1, "failed", error="x")])
     with connect(db, read_only=False) as con:
-        con.execute("UPDATE runs SET heartbeat_at = ?", [datetime.now() - timedelta(hours=1)])
+        con.execute("UPDATE runs SET heartbeat_at = ?", [utc_now() - timedelta(hours=3)])
     assert writer.start_run(run) == set()
 
 
@@ -588,3 +593,101 @@ def test_an_import_that_fails_partway_is_marked_failed_with_its_reason(tmp_path,
     monkeypatch.undo()
     assert _rows(db, "SELECT status, error FROM runs") == [("failed", "OSError: [Errno 28] No space left on device")]
     assert check_main(["--db", str(db)]) == 0
+
+
+# --------------------------------------------------------------------------- found in review
+
+
+def test_unreadable_manifest_rows_do_not_count_towards_the_failure_share(tmp_path, small_manifest):
+    """25 unreadable rows before 2 good ones: the share judges the items tried, so the run
+    finishes instead of stopping at its first batch."""
+    good = small_manifest.read_text()
+    manifest = small_manifest.with_name("mostly_bad.jsonl")
+    manifest.write_text("not json\n" * 25 + good)
+    db = tmp_path / "share.duckdb"
+    assert main(_run_args(manifest, db, "--no-maps", run="share")) == 0
+    assert _rows(db, "SELECT status, count(*) FROM predictions GROUP BY ALL ORDER BY 1") == [("failed", 25), ("ok", 2)]
+
+
+def test_raising_the_pixel_cap_lets_a_large_image_through(tmp_path):
+    (tmp_path / "img").mkdir()
+    Image.new("L", (7200, 7100), 120).save(tmp_path / "img" / "large.png")  # 51.1 MP, over the default cap
+    (tmp_path / "m.jsonl").write_text(json.dumps({"image": "img/large.png", "question": "Is there edema?",
+                                                  "answer": "no", "condition": "edema"}) + "\n")
+    db = tmp_path / "large.duckdb"
+    for run, cap, status in (("default", [], "failed"), ("raised", ["--max-image-pixels", "60000000"], "ok")):
+        assert main(_run_args(tmp_path / "m.jsonl", db, "--no-maps", "--max-failure-share", "1", *cap,
+                              run=run)) in (0, 1)
+        assert _rows(db, "SELECT status FROM predictions WHERE run_id = ?", [run]) == [(status,)]
+
+
+def test_a_manifest_folder_whose_name_is_not_utf8_is_refused_in_one_line(tmp_path, capsys, no_model, small_manifest):
+    import os
+    folder = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xffdir"))
+    folder.mkdir()
+    manifest = folder / "manifest.jsonl"
+    manifest.write_text(small_manifest.read_text())
+    _one_line_refusal(capsys, main(_run_args(manifest, tmp_path / "x.duckdb")), "is not valid UTF-8 text")
+    _one_line_refusal(capsys, main(_run_args(manifest, tmp_path / "x.duckdb", "--dataset", "ds")),
+                      "is not valid UTF-8 text")
+    _one_line_refusal(capsys, main(["import-results", str(manifest), "--db", str(tmp_path / "i.duckdb"),
+                                    "--run", "imp"]), "is not valid UTF-8 text")
+
+
+def test_store_check_does_not_hang_on_a_recorded_path_that_is_not_a_file(tmp_path, capsys):
+    import os
+    db = tmp_path / "c.duckdb"
+    StoreWriter(db)
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    with connect(db, read_only=False) as con:
+        for k, path in enumerate(("/dev/zero", str(fifo), "/no/such/file")):
+            con.execute("INSERT INTO image_files VALUES (?, 'abc', ?, 1, 1, 'png')", [f"k{k}", path])
+    assert check_main(["--db", str(db)]) == 1
+    out = capsys.readouterr().out
+    assert "3 image files missing or unreadable" in out and "/dev/zero (not a regular file)" in out
+
+
+def test_resuming_drops_predictions_of_rows_now_read_as_errors(tmp_path, small_manifest, capsys):
+    """A run started by a version that answered a row this version refuses must not count the
+    row twice: once under its old id (ok) and once as a row error."""
+    from store import PredictionRecord, QuestionRecord
+    db = tmp_path / "resume.duckdb"
+    args = _run_args(small_manifest, db, "--no-maps", run="resume")
+    assert main(args) == 0
+    writer = StoreWriter(db)
+    with connect(db, read_only=False) as con:
+        con.execute("UPDATE runs SET status = 'interrupted'")
+    writer.write_batch([], [QuestionRecord("old-id", "data", "i", "Is there edema?", "no", "edema")],
+                       [PredictionRecord("resume", "old-id", 1, "ok", answer="no", correct=True)])
+    capsys.readouterr()
+    assert main(args) == 0
+    assert "1 stored predictions belong to rows this version reads differently" in capsys.readouterr().err
+    assert _rows(db, "SELECT count(*) FROM predictions WHERE item_id = 'old-id'") == [(0,)]
+    assert check_main(["--db", str(db), "--skip-images"]) == 0
+
+
+def test_a_refused_result_keeps_the_question_that_other_runs_share(tmp_path):
+    from compute.studies.writing import write_or_fail_items
+    from store import PredictionRecord, QuestionRecord, RunRecord
+    db = tmp_path / "q.duckdb"
+    writer = StoreWriter(db)
+    writer.start_run(RunRecord(run_id="r", study="baseline", dataset="d", model_id="m", config={}, package_versions={}))
+    question = QuestionRecord("q0", "d", "i", "Is there x?", "yes", "edema")
+    refused = PredictionRecord("r", "q0", 2**40, "ok", answer="yes", correct=True)  # row number out of INTEGER range
+    (stored,) = write_or_fail_items(writer, [], [question], [refused], [], "d")
+    assert stored.status == "failed" and stored.row_number is None and "could not be stored" in stored.error
+    assert _rows(db, "SELECT question, ground_truth FROM questions WHERE item_id = 'q0'") == [("Is there x?", "yes")]
+
+
+def test_a_quoted_csv_field_with_a_line_break_is_one_row_error_and_the_next_row_is_kept(small_manifest):
+    from compute.manifest import read_manifest
+    path = small_manifest.parent / "break.csv"
+    path.write_text("image,question,answer,condition\n"
+                    'images/cxr_0000.png,"Is there\nedema?",no,edema\n'
+                    "images/cxr_0000.png,Is there pneumothorax?,no,pneumothorax\n")
+    manifest = read_manifest(path)
+    assert [(e.row_number, e.message) for e in manifest.errors] == [
+        (1, "lines 2-3 hold one row whose quoted field spans 2 lines; fields cannot hold line breaks; "
+            "reading went on from line 4")]
+    assert [(i.row_number, i.question) for i in manifest.items] == [(2, "Is there pneumothorax?")]

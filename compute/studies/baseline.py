@@ -21,8 +21,7 @@ import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from store import (ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RecordError, RunRecord, StoreError,
-                   StoreWriter, check_writable)
+from store import MapRecord, PredictionRecord, RunRecord, StoreError, StoreWriter, check_writable
 from store.merge import merge_parts, part_path
 
 from ..attention import grid_shape, parse_layers
@@ -39,6 +38,7 @@ from . import records
 from .maps import attention_spec, map_records
 from .attention_change import run_attention_change
 from .phrasing import expand_items
+from .writing import write_or_fail_items
 
 
 @dataclass(frozen=True)
@@ -100,13 +100,18 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
     dataset = config.dataset_name
     done_before = writer.start_run(_run_record(config, session, n_items=len(items) + len(errors)))
     run_id = config.run_name
+    dropped = writer.drop_other_items(run_id, {i.item_id for i in items} | {e.item_id for e in errors})
+    if dropped:
+        log(f"note: {dropped} stored predictions belong to rows this version reads differently (now row errors, "
+            "stored with their reasons); they were removed from the run")
     failures: list[str] = []
     try:
         if errors:
             rows = [records.invalid_row_records(e, dataset, run_id) for e in errors]
-            _write(writer, [], [q for q, _ in rows], [p for _, p in rows], [], dataset)
+            write_or_fail_items(writer, [], [q for q, _ in rows], [p for _, p in rows], [], dataset)
             failures += [p.error for _, p in rows]
         pending = [i for i in items if i.item_id not in done_before]
+        first_tried = len(failures)  # failures from here on are of items tried: what the failure share judges
         bar = tqdm(total=len(pending), desc=f"{config.study} {run_id}", unit="q", disable=not progress)
         done = 0
         answer = _batched_answerer(session, config.maps)
@@ -119,13 +124,13 @@ def run_baseline(config: RunConfig, session: Session | None = None, *, progress:
         answering = time.perf_counter()
         for batch in chunks:
             files, predictions, maps = _answer_batch(session, batch, run_id, config.maps, config.image_limits, answer)
-            predictions = _write(writer, [records.image_record(f) for f in _unique_files(batch, files)],
-                                 [records.question_record(item, dataset) for item in batch], predictions, maps,
-                                 dataset)
+            predictions = write_or_fail_items(
+                writer, [records.image_record(f) for f in _unique_files(batch, files)],
+                [records.question_record(item, dataset) for item in batch], predictions, maps, dataset)
             failures += [p.error for p in predictions if p.status == "failed"]
             done += sum(p.status == "ok" for p in predictions)
             bar.update(len(batch))
-            _stop_if_failing(failures, done, config.max_failure_share, manifest.path.name)
+            _stop_if_failing(failures[first_tried:], done, config.max_failure_share, manifest.path.name)
         bar.close()
         rate = len(pending) / (time.perf_counter() - answering) if pending else None
         peak = torch.cuda.max_memory_allocated(session.device) / 2**30 if session.device.type == "cuda" else None
@@ -185,6 +190,9 @@ MIN_ITEMS_BEFORE_STOPPING = 20  # judge the failure share only once this many it
 
 
 def _stop_if_failing(failures: list[str], done: int, share: float, manifest_name: str) -> None:
+    """Stop once more than `share` of the items tried in this invocation (at least 20) failed.
+    Manifest rows that could not be read are not items tried: they are known before the run
+    starts and say nothing about the model or the images."""
     tried = len(failures) + done
     if tried >= MIN_ITEMS_BEFORE_STOPPING and len(failures) / tried > share:
         raise TooManyFailuresError(
@@ -248,7 +256,7 @@ Answerer = Callable[[Sequence[ManifestItem], dict[str, Image.Image]], list[AskRe
 def _batched_answerer(session: Session, maps: MapConfig) -> Answerer:
     """The items as one ask_batch call: one generate, maps read from its prompt pass."""
     return lambda items, images: session.ask_batch([images[i.item_id] for i in items], [i.question for i in items],
-                                                   maps=attention_spec(maps))
+                                                   maps=attention_spec(maps), checked=True)
 
 
 def _engine_answerer(session: Session, config: RunConfig) -> Answerer | None:
@@ -280,7 +288,7 @@ def _answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, 
     """Check the batch's questions, load its images and answer it in one pass. A question the
     model cannot take, or an image that cannot be read, fails only its item."""
     predictions: dict[str, PredictionRecord] = {}
-    for item, problem in zip(batch, session.prompt_problems([i.question for i in batch])):
+    for item, problem in zip(batch, _prompt_problems(session, batch)):
         if problem:
             predictions[item.item_id] = records.failed(run_id, item.item_id, item.row_number,
                                                        f"row {item.row_number}: {problem}")
@@ -304,6 +312,22 @@ def _answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, 
         answered, map_rows = _answer(session, ready, images, run_id, maps, answer)
         predictions.update({k: replace(p, image_key=records.image_key_of(files[k])) for k, p in answered.items()})
     return files, [predictions[item.item_id] for item in batch], map_rows
+
+
+def _prompt_problems(session: Session, batch: Sequence[ManifestItem]) -> list[str | None]:
+    """Session.prompt_problems for the batch; if building the prompts fails, each question is
+    tried alone, so that only the one that breaks the chat template fails."""
+    try:
+        return session.prompt_problems([i.question for i in batch])
+    except Exception:  # noqa: BLE001
+        pass
+    out: list[str | None] = []
+    for item in batch:
+        try:
+            out += session.prompt_problems([item.question])
+        except Exception as exc:  # noqa: BLE001
+            out.append(f"the prompt could not be built ({describe_exception(exc)})")
+    return out
 
 
 def _read(path: Path, limits: ImageLimits) -> ImageFile | str:
@@ -336,32 +360,6 @@ def _answer(session: Session, items: Sequence[ManifestItem], images: dict[str, I
         reason = f"row {item.row_number}: model error: {type(exc).__name__}: {exc}"
         return {item.item_id: records.failed(run_id, item.item_id, item.row_number, reason)}, []
     return {item.item_id: records.prediction_record(run_id, item, r) for item, r in zip(items, results)}, map_rows
-
-
-def _write(writer: StoreWriter, images: list[ImageRecord], questions: list[QuestionRecord],
-           predictions: list[PredictionRecord], maps: list[MapRecord], dataset: str) -> list[PredictionRecord]:
-    """Write the batch in one transaction. If the store refuses a value, write it item by
-    item so that only the item holding the value fails; returns the predictions as stored."""
-    try:
-        writer.write_batch(images, questions, predictions, maps)
-        return predictions
-    except RecordError:
-        pass
-    by_key = {i.image_key: i for i in images}
-    question_of = {q.item_id: q for q in questions}
-    stored = []
-    for p in predictions:
-        item_images = [by_key[p.image_key]] if p.image_key in by_key else []
-        item_maps = [m for m in maps if m.item_id == p.item_id]
-        try:
-            writer.write_batch(item_images, [question_of[p.item_id]], [p], item_maps)
-            stored.append(p)
-        except RecordError as exc:
-            failed = records.failed(p.run_id, p.item_id, p.row_number,
-                                    f"row {p.row_number}: the result could not be stored ({exc})")
-            writer.write_batch([], [QuestionRecord(p.item_id, dataset, None, None, None, None)], [failed])
-            stored.append(failed)
-    return stored
 
 
 def _unique_files(batch: Sequence[ManifestItem], files: dict[str, ImageFile]) -> Iterator[ImageFile]:

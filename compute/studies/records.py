@@ -39,7 +39,7 @@ def image_key_of(file: ImageFile) -> str:
 
 def image_record(file: ImageFile) -> ImageRecord:
     """The file as the model saw it: the sha256 of the bytes decoded, its resolved path."""
-    return ImageRecord(image_key_of(file), file.sha256, str(file.path), file.image.width, file.image.height, file.format)
+    return ImageRecord.of(file.sha256, str(file.path), file.image.width, file.image.height, file.format)
 
 
 def prediction_record(run_id: str, item: ManifestItem, result: AskResult) -> PredictionRecord:
