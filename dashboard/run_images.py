@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import streamlit as st
 from PIL import Image
 
-from compute.images import ImageLoadError, read_image
+from compute.images import ImageFile, ImageLoadError, read_image
 from dashboard import data
 
 
@@ -25,7 +26,7 @@ def run_image(db: Path, run_id: str, item_id: str) -> RunImage:
     if location is None:
         return RunImage(None, "The store has no image file for this prediction.")
     try:
-        file = read_image(location.path)
+        file = _read(location.path)
     except ImageLoadError as exc:
         return RunImage(None, f"Cannot show the image: {exc}")
     if location.sha256 and file.sha256 != location.sha256:
@@ -36,3 +37,18 @@ def run_image(db: Path, run_id: str, item_id: str) -> RunImage:
         "This run was stored before schema 4, when image records were keyed by dataset and image id and runs "
         "of the same dataset name could overwrite each other's: this may not be the image the model saw.")
     return RunImage(file.image, None, note)
+
+
+def _read(path: Path) -> ImageFile:
+    """read_image, cached while the file's size and modification time stay the same: the
+    pages rerun on every slider move, and a changed file is read (and hashed) again."""
+    try:
+        info = path.stat()
+    except OSError:
+        return read_image(path)  # it says why
+    return _read_cached(str(path), info.st_mtime_ns, info.st_size)
+
+
+@st.cache_data(show_spinner=False, max_entries=64)
+def _read_cached(path: str, mtime_ns: int, size: int) -> ImageFile:
+    return read_image(path)

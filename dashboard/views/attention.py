@@ -70,5 +70,7 @@ if selection is not None:
                            f"{esc(row.fallback_reason)}")
             metrics = pd.DataFrame({"metric": METRICS, "value": [row[m] for m in METRICS]}).dropna()
             st.dataframe(metrics, hide_index=True)
+            if isinstance(row.get("metrics_note"), str) and row.metrics_note:
+                st.caption(esc(row.metrics_note))
         with st.expander("Provenance"):
             st.json({k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in row[PROVENANCE].items()})

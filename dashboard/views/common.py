@@ -34,17 +34,28 @@ def show_error(exc: BaseException | str) -> None:
 
 
 def url_multiselect(label: str, options: list[str], param: str) -> list[str]:
-    """A multiselect whose choice lives in the URL as ?param=…&param=… (all options: no parameter)."""
-    wanted = [o for o in st.query_params.get_all(param) if o in options]
+    """A multiselect whose choice lives in the URL as ?param=…&param=… (all options: no parameter).
+    Values the URL names that are not options are ignored, with a warning."""
+    asked = st.query_params.get_all(param)
+    wanted = [o for o in asked if o in options]
+    unknown = [o for o in asked if o not in options]
+    if unknown:
+        st.warning(f"{label}: the link names {escape_markdown(shorten(', '.join(map(repr, unknown))))}, which "
+                   "this run does not have; "
+                   + ("showing the others it names." if wanted else "showing all."))
     chosen = st.multiselect(label, options, default=wanted or options, key=f"filter_{param}")
     st.query_params[param] = chosen if chosen != options else []
     return chosen
 
 
 def url_selectbox(label: str, options: list, param: str, format_func=str):
-    """A selectbox whose choice lives in the URL as ?param=…"""
+    """A selectbox whose choice lives in the URL as ?param=… A value the URL names that is
+    not an option gets a warning naming what is shown instead."""
     wanted = st.query_params.get(param)
-    index = next((i for i, o in enumerate(options) if str(o) == wanted), 0)
-    choice = st.selectbox(label, options, index=index, format_func=format_func, key=f"pick_{param}")
+    index = next((i for i, o in enumerate(options) if str(o) == wanted), None)
+    choice = st.selectbox(label, options, index=index or 0, format_func=format_func, key=f"pick_{param}")
+    if wanted is not None and index is None:
+        st.warning(f"{label}: the link names {escape_markdown(shorten(repr(wanted)))}, which this run does not "
+                   f"have; showing {escape_markdown(format_func(choice))}.")
     st.query_params[param] = str(choice)
     return choice

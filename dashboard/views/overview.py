@@ -20,9 +20,11 @@ if selection is not None:
     c4.metric("Images", f"{o['n_images']:,}")
     if o["accuracy"] is not None:
         low, high = o["accuracy_ci"]
+        mass = "n/a (not recorded)" if o["mean_yes_no_mass"] is None else f"{o['mean_yes_no_mass']:.3f}"
         st.caption(f"95% Wilson interval for accuracy: {low:.1%} – {high:.1%}. "
-                   f"Uncertain answers: {o['n_uncertain']}. Mean yes+no probability mass: "
-                   f"{o['mean_yes_no_mass']:.3f}.")
+                   f"Uncertain answers: {o['n_uncertain']}. Mean yes+no probability mass: {mass}.")
+    if o.get("error"):
+        st.error(f"The run failed: {esc(o['error'])}")
     st.markdown(f"**Model** {esc(o['model_id'])} · **dataset** {esc(o['dataset'])} · **study** {esc(o['study'])} · "
                 f"**status** {esc(o['status'])} · **device** {esc(o['device'])} ({esc(o['dtype'])})")
     with st.expander("Prompt, configuration and provenance"):
