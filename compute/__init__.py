@@ -1,8 +1,31 @@
-"""Run MedGemma-style models over chest X-ray questions and record what they do."""
+"""Run MedGemma-style models over chest X-ray questions and record what they do.
 
-from . import answers
-from .config import DecodeConfig, ModelSpec, PromptConfig, RunConfig
-from .loading import ModelNotAvailableError, load_model
+The data path, one subpackage per stage: `data` (manifests, images) -> `variants` (rewrites)
+-> `model` (loading, prompts, yes/no scoring) -> `answering` (batched generate or the
+prefix-shared engine) -> `maps` (where the model looked) -> `metrics` (pure) -> `studies`
+(runs into the store) -> `reports`. `demo` holds the synthetic X-rays and the demo model,
+`benchmarks` the measured comparisons. Nothing here imports torch until a model is loaded.
+"""
 
-__all__ = ["DecodeConfig", "ModelNotAvailableError", "ModelSpec", "PromptConfig", "RunConfig", "answers",
-           "load_model"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from compute.config import DecodeConfig, ModelSpec, PromptConfig, RunConfig
+
+_LAZY = {  # name -> module that defines it; imported on first use (they need torch)
+    "ModelNotAvailableError": "compute.model.loading",
+    "load_model": "compute.model.loading",
+    "Session": "compute.model.session",
+    "AskResult": "compute.answering.answerer",
+}
+
+__all__ = ["AskResult", "DecodeConfig", "ModelNotAvailableError", "ModelSpec", "PromptConfig", "RunConfig",
+           "Session", "load_model"]
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'compute' has no attribute {name!r}")

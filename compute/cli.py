@@ -8,12 +8,12 @@ import sys
 import traceback
 from pathlib import Path
 
-from .config import HEAD_AGGREGATIONS, MAP_QUERIES, STUDIES, DecodeConfig, MapConfig, RunConfig, VariantConfig
-from .limits import ImageLimits
-from .loading import DTYPE_CHOICES
-from .questions import DEFAULT_INSTRUCTION
-from .synth.config import SynthConfig
-from .validate import INT32_MAX
+from compute.config import ANSWERERS, HEAD_AGGREGATIONS, MAP_QUERIES, STUDIES, AnswerConfig, DecodeConfig, MapConfig, RunConfig, VariantConfig
+from compute.data.limits import ImageLimits
+from compute.model.loading import DTYPE_CHOICES
+from compute.data.questions import DEFAULT_INSTRUCTION
+from compute.demo.synth.config import SynthConfig
+from compute.data.validate import INT32_MAX
 
 EXIT_USAGE = 2
 EXIT_NOTHING_ANSWERED = 1
@@ -104,8 +104,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seed of the rewrite choice (default: 0)")
     g.add_argument("--negation-probe", action="store_true",
                    help="phrasing study: add one opposite question per group, its expected answer inverted")
+    g.add_argument("--answerer", choices=ANSWERERS, default=AnswerConfig.strategy,
+                   help="how questions are answered (the answers are the same): prefix-shared runs each image's "
+                        "prompt prefix once and all its questions against it; generate runs one generate call per "
+                        "batch; auto: prefix-shared unless --map-query needs the generated reply (default: auto)")
     g.add_argument("--full-replies", action="store_true",
-                   help="phrasing study: generate every reply in full; by default the engine reads P(yes) and the "
+                   help="prefix-shared answerer: generate every reply in full; by default it reads P(yes) and the "
                         "answer from the first token and generates text only where that token is not yes or no")
     g = run.add_argument_group("data and output")
     g.add_argument("--manifest", required=True, type=Path,
@@ -121,8 +125,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run name; reusing a name resumes that run (its configuration must match)")
     g.add_argument("--dataset", default=None, help="dataset label (default: the manifest's folder name)")
     g.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N manifest rows")
-    g.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH), default=RunConfig.batch_size,
-                   help=f"questions per forward pass and per write, at most {MAX_BATCH} (default: {RunConfig.batch_size})")
+    g.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH), default=AnswerConfig.batch_size,
+                   help=f"questions per forward pass and per write, at most {MAX_BATCH} (default: {AnswerConfig.batch_size})")
     g.add_argument("--seed", type=seed_int, default=0, help="random seed recorded with the run (default: 0)")
     g.add_argument("--max-image-pixels", type=_bounded_int(1, 1 << 40), default=ImageLimits.max_pixels, metavar="N",
                    help="refuse (as a failed item) any image whose header declares more pixels than this, before "
@@ -152,7 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0, help="weight initialisation and training seed (default: 0)")
     demo.add_argument("--train", action="store_true",
                       help="then train it on synthetic X-rays (tens of minutes on a CPU; the schedule is "
-                           "compute.demo_model.train.TrainConfig), evaluate it on held-out images, and write the "
+                           "compute.demo.model.train.TrainConfig), evaluate it on held-out images, and write the "
                            "training curve, the evaluation and a model card quoting both into the folder")
     demo.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -251,11 +255,11 @@ def main(argv: list[str] | None = None) -> int:
 def _run(args: argparse.Namespace) -> int:
     from store import RunConfigMismatch, StoreError
 
-    from .attention import LayerSpecError
-    from .loading import ModelNotAvailableError
-    from .manifest import ManifestError
-    from .studies import run_baseline
-    from .studies.baseline import OptionError, TooManyFailuresError
+    from compute.maps import LayerSpecError
+    from compute.model.loading import ModelNotAvailableError
+    from compute.data.manifest import ManifestError
+    from compute.studies import run_study
+    from compute.studies import OptionError, TooManyFailuresError
 
     try:
         config = _run_config(args)
@@ -266,7 +270,7 @@ def _run(args: argparse.Namespace) -> int:
         from transformers.utils import logging as transformers_logging
         transformers_logging.disable_progress_bar()
     try:
-        summary = run_baseline(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
+        summary = run_study(config, progress=not args.quiet, log=lambda m: print(m, file=sys.stderr))
     except (ModelNotAvailableError, ManifestError, RunConfigMismatch, StoreError, LayerSpecError, OptionError,
             TooManyFailuresError) as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -282,7 +286,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _run_config(args: argparse.Namespace) -> RunConfig:
-    from .config import ModelSpec, PromptConfig
+    from compute.config import ModelSpec, PromptConfig
     return RunConfig(
         run_name=args.run_name, manifest=args.manifest, db=args.db,
         model=ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code),
@@ -291,14 +295,14 @@ def _run_config(args: argparse.Namespace) -> RunConfig:
         maps=MapConfig(enabled=not args.no_maps, layers=args.layers, query=args.query, heads=args.heads,
                        strip_border=args.strip_border, gradcam=args.gradcam, deletion=args.deletion),
         study=args.study, variants=VariantConfig(args.variants, args.variant_seed, args.negation_probe),
-        full_replies=args.full_replies, max_failure_share=args.max_failure_share,
+        answering=AnswerConfig(args.answerer, args.batch_size, args.full_replies), max_failure_share=args.max_failure_share,
         allow_outside_root=args.allow_outside_root, image_limits=ImageLimits(args.max_image_pixels, args.max_image_bytes),
-        batch_size=args.batch_size, limit=args.limit, seed=args.seed,
+        limit=args.limit, seed=args.seed,
     )
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from .synth import generate_dataset
+    from compute.demo.synth import generate_dataset
 
     manifest = generate_dataset(SynthConfig(n=args.n, seed=args.seed, size=args.size), args.out,
                                 progress=not args.quiet)
@@ -307,12 +311,12 @@ def _synth(args: argparse.Namespace) -> int:
 
 
 def _demo_model(args: argparse.Namespace) -> int:
-    from .demo_model import DemoModelConfig, build_demo_model
+    from compute.demo.model import DemoModelConfig, build_demo_model
 
     out = build_demo_model(args.out, DemoModelConfig(seed=args.seed))
     if args.train:
-        from .demo_model.pipeline import train_and_document
-        from .demo_model.train import TrainConfig
+        from compute.demo.model.pipeline import train_and_document
+        from compute.demo.model.train import TrainConfig
 
         report = train_and_document(out, TrainConfig(seed=args.seed), progress=not args.quiet)
         print(report.table())
@@ -322,7 +326,7 @@ def _demo_model(args: argparse.Namespace) -> int:
 
 def _load_or_explain(model: str):
     """The session, or None after printing why the model cannot be loaded."""
-    from .loading import ModelNotAvailableError, load_model
+    from compute.model.loading import ModelNotAvailableError, load_model
 
     try:
         return load_model(model)
@@ -332,7 +336,7 @@ def _load_or_explain(model: str):
 
 
 def _demo_eval(args: argparse.Namespace) -> int:
-    from .demo_model.evaluate import HELD_OUT_SEED, evaluate
+    from compute.demo.model.evaluate import HELD_OUT_SEED, evaluate
 
     session = _load_or_explain(args.model)
     if session is None:
@@ -346,14 +350,14 @@ def _demo_eval(args: argparse.Namespace) -> int:
     if args.json:
         args.json.write_text(report.to_json())
     if args.update_card:
-        from .demo_model.pipeline import redocument
+        from compute.demo.model.pipeline import redocument
         redocument(Path(args.model), report)
         print(f"rewrote {Path(args.model) / 'evaluation.json'} and {Path(args.model) / 'README.md'}")
     return 0
 
 
 def _demo_faithfulness(args: argparse.Namespace) -> int:
-    from .demo_model.faithfulness_report import faithfulness_report, table
+    from compute.demo.model.faithfulness_report import faithfulness_report, table
 
     session = _load_or_explain(args.model)
     if session is None:
@@ -365,7 +369,7 @@ def _demo_faithfulness(args: argparse.Namespace) -> int:
 def _import_results(args: argparse.Namespace) -> int:
     from store import RunConfigMismatch, StoreError
 
-    from .import_results import ImportError_, import_results
+    from compute.studies.import_results import ImportError_, import_results
     try:
         summary = import_results(args.file, args.db, args.run_name, dataset=args.dataset, model_id=args.model,
                                  log=lambda m: print(m, file=sys.stderr))
@@ -381,7 +385,7 @@ def _report(args: argparse.Namespace) -> int:
 
     from store import StoreError
 
-    from .report import ReportError, phrasing_report, to_markdown
+    from compute.reports.report import ReportError, phrasing_report, to_markdown
     try:
         report = phrasing_report(args.db, args.run_name)
     except (ReportError, StoreError) as exc:
@@ -397,8 +401,8 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from .bench import run_bench
-    from .loading import ModelNotAvailableError
+    from compute.benchmarks.engine_bench import run_bench
+    from compute.model.loading import ModelNotAvailableError
 
     try:
         result = run_bench(args.model, args.images, args.variants)
@@ -413,7 +417,7 @@ def _gpu_bench(args: argparse.Namespace) -> int:
     import json
     from dataclasses import asdict
 
-    from .gpu_bench import run_gpu_bench, save
+    from compute.benchmarks.gpu_bench import run_gpu_bench, save
 
     result = run_gpu_bench(args.device, args.tiny, args.images, profile=args.profile)
     print(json.dumps(asdict(result), indent=1))

@@ -7,10 +7,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .limits import ImageLimits
-from .provenance import file_sha256
-from .questions import DEFAULT_INSTRUCTION
-from .validate import INT32_MAX, run_name, utf8
+from compute.data.limits import ImageLimits
+from compute.model.provenance import file_sha256
+from compute.data.questions import DEFAULT_INSTRUCTION
+from compute.data.validate import INT32_MAX, run_name, utf8
+from vocabulary import MAP_QUERIES, AnswererName, Heads, Study
 
 
 @dataclass(frozen=True)
@@ -35,13 +36,12 @@ class DecodeConfig:
         _require_positive("max_new_tokens", self.max_new_tokens)
 
 
-MAP_QUERIES = ("answer", "question", "generated")  # attention rows a map can be read from
-HEAD_AGGREGATIONS = ("mean", "max")
+HEAD_AGGREGATIONS = tuple(Heads)
 
 
 @dataclass(frozen=True)
 class MapConfig:
-    """Which maps the studies store for every prediction (see compute.attention)."""
+    """Which maps the studies store for every prediction (see compute.maps)."""
 
     enabled: bool = True  # attention maps and their metrics for every prediction
     layers: str = "all"  # decoder layers: "2,7,12", "all", "last:4", "full"
@@ -63,7 +63,21 @@ class MapConfig:
             raise ValueError(f"query must be one of {MAP_QUERIES} and heads one of {HEAD_AGGREGATIONS}")
 
 
-STUDIES = ("baseline", "phrasing")
+STUDIES = tuple(Study)
+ANSWERERS = tuple(AnswererName)
+
+
+@dataclass(frozen=True)
+class AnswerConfig:
+    """Which strategy answers (see compute.answering); the answers are the same either way."""
+
+    strategy: str = "auto"  # auto: prefix-shared where the maps allow it (answer-position attention), else generate
+    batch_size: int = 8  # questions per generate call; the prefix-shared engine takes 8x as many suffix rows
+    full_replies: bool = False  # prefix-shared: generate every reply in full, not only the non-yes/no ones
+
+    def __post_init__(self) -> None:
+        if self.strategy not in ANSWERERS:
+            raise ValueError(f"answerer must be one of {', '.join(ANSWERERS)}, got {self.strategy!r}")
 
 
 @dataclass(frozen=True)
@@ -90,7 +104,7 @@ class RunConfig:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     maps: MapConfig = field(default_factory=MapConfig)
     variants: VariantConfig = field(default_factory=VariantConfig)  # phrasing study only
-    full_replies: bool = False  # phrasing study: generate every reply in full, not only the non-yes/no ones
+    answering: AnswerConfig = field(default_factory=AnswerConfig)
     shard: tuple[int, int] | None = None  # (rank, world): this process takes every world-th manifest row
     max_failure_share: float = 0.5  # stop once more than this share of the items tried (20 at least) failed
     allow_outside_root: bool = False  # manifest image paths may leave the image root (absolute, "..", symlinks)
@@ -98,7 +112,6 @@ class RunConfig:
     study: str = "baseline"  # baseline | phrasing
     dataset: str | None = None  # None: the manifest's folder name
     image_root: Path | None = None  # None: the manifest's folder
-    batch_size: int = 8  # items per forward pass and per database transaction
     limit: int | None = None  # first N manifest rows only
     seed: int = 0
 
@@ -110,7 +123,6 @@ class RunConfig:
             if value is not None:
                 utf8(value, name)
         utf8(self.dataset_name, "dataset name", "pass --dataset with a name of its own")
-        _require_positive("batch_size", self.batch_size)
         if not 0 <= self.seed <= INT32_MAX:
             raise ValueError(f"seed must be from 0 to {INT32_MAX}, got {self.seed}")
         if not 0 < self.max_failure_share <= 1:
@@ -138,8 +150,9 @@ class RunConfig:
             "prompt": asdict(self.prompt),
             "decode": asdict(self.decode),
             "maps": asdict(self.maps),
-            **({"variants": asdict(self.variants), "full_replies": self.full_replies}
-               if self.study == "phrasing" else {}),
+            **({"variants": asdict(self.variants), "full_replies": self.answering.full_replies}
+               if self.study == "phrasing" else {"full_replies": True} if self.answering.full_replies else {}),
+            **({"answerer": self.answering.strategy} if self.answering.strategy != "auto" else {}),
             "limit": self.limit,
             **({"allow_outside_root": True} if self.allow_outside_root else {}),
             "seed": self.seed,

@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from compute.images import ImageFile, ImageLoadError, read_image
+from compute.data.images import ImageFile, ImageLoadError, read_image
 from dashboard import data
 
 

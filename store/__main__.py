@@ -2,7 +2,7 @@
 
 import sys
 
-from .check import main
+from store.check import main
 
 if len(sys.argv) < 2 or sys.argv[1] != "check":
     print("usage: python -m store check --db DB", file=sys.stderr)

@@ -14,9 +14,9 @@ import stat
 import sys
 from pathlib import Path
 
-from .connection import StoreError, connect
-from .owner import live_owner, process_alive, this_host
-from .schema import usable_version
+from store.connection import StoreError, connect
+from store.owner import live_owner, process_alive, this_host
+from store.schema import usable_version
 
 ORPHANS = {
     "predictions without a question": "SELECT count(*) FROM predictions p LEFT JOIN questions q USING (item_id) "

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .connection import StoreError, connect
-from .schema import ensure_schema
+from store.connection import StoreError, connect
+from store.schema import ensure_schema
 
 TABLES = ("images", "image_files", "questions", "predictions", "attention_maps", "attention_changes")
 

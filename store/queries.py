@@ -13,9 +13,9 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from .connection import connect
-from .schema import current_version, usable_version
-from .stats import wilson_interval
+from store.connection import connect
+from store.schema import current_version, usable_version
+from vocabulary import MEAN_LAYER
 
 
 @contextmanager
@@ -210,8 +210,8 @@ def phrasing_rows(db_path: str | Path, run_id: str) -> pd.DataFrame:
 
 
 def group_maps(db_path: str | Path, run_id: str, method: str = "attention") -> pd.DataFrame:
-    """Per answered item of a variant group: its summary map (the mean over layers, or the
-    only layer) with the item's group, variant index, answer and correctness."""
+    """Per answered item of a variant group: its summary map (the mean over layers, stored as
+    layer MEAN_LAYER, or else its only layer) with the item's group, variant index, answer and correctness."""
     with _open(db_path) as con:
         return con.execute("""
             SELECT d.item_id, d.group_id, d.variant_index, d.answer, d.correct, m.layer, m.grid_rows, m.grid_cols,
@@ -219,10 +219,10 @@ def group_maps(db_path: str | Path, run_id: str, method: str = "attention") -> p
             FROM prediction_details d
             JOIN attention_maps m ON m.run_id = d.run_id AND m.item_id = d.item_id AND m.method = ?
             WHERE d.run_id = ? AND d.status = 'ok' AND d.group_id IS NOT NULL AND d.variant_index IS NOT NULL
-              AND m.layer = (SELECT min(layer) FROM attention_maps x
+              AND m.layer = (SELECT CASE WHEN bool_or(x.layer = ?) THEN ? ELSE min(x.layer) END FROM attention_maps x
                              WHERE x.run_id = m.run_id AND x.item_id = m.item_id AND x.method = m.method)
             ORDER BY d.row_number
-        """, [method, run_id]).df()
+        """, [method, run_id, MEAN_LAYER, MEAN_LAYER]).df()
 
 
 def attention_changes(db_path: str | Path, run_id: str) -> pd.DataFrame:

@@ -13,10 +13,10 @@ import statistics
 import time
 from pathlib import Path
 
-from . import queries
-from .connection import connect
-from .records import RunRecord
-from .writer import StoreWriter
+from store import queries
+from store.connection import connect
+from store.records import RunRecord
+from store.writer import StoreWriter
 
 BUDGET_MS = 300.0
 CONDITIONS = ["atelectasis", "cardiomegaly", "consolidation", "edema", "pleural_effusion", "pneumonia",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from .connection import StoreError
+from store.connection import StoreError
 
 _V1 = """
 CREATE TABLE runs (
@@ -20,7 +20,7 @@ CREATE TABLE runs (
     manifest_path       VARCHAR,
     model_id            VARCHAR NOT NULL,         -- as given: hub id or folder
     model_revision      VARCHAR,                  -- hub commit, when loaded from the hub cache
-    weights_fingerprint VARCHAR,                  -- sha256 over the weight files (see compute.provenance)
+    weights_fingerprint VARCHAR,                  -- sha256 over the weight files (see compute.model.provenance)
     device              VARCHAR,
     dtype               VARCHAR,
     seed                INTEGER,
@@ -46,7 +46,7 @@ CREATE TABLE images (
 );
 
 CREATE TABLE questions (
-    item_id       VARCHAR PRIMARY KEY,            -- compute.manifest item id
+    item_id       VARCHAR PRIMARY KEY,            -- compute.data.manifest item id
     dataset       VARCHAR NOT NULL,
     image_id      VARCHAR,
     question      VARCHAR,

@@ -18,10 +18,10 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from .connection import StoreError, connect
-from .owner import STALE_AFTER, live_owner, this_host, utc_now
-from .records import AttentionChangeRecord, ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RunRecord
-from .schema import ensure_schema
+from store.connection import StoreError, connect
+from store.owner import STALE_AFTER, live_owner, this_host, utc_now
+from store.records import AttentionChangeRecord, ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RunRecord
+from store.schema import ensure_schema
 
 
 class RunConfigMismatch(ValueError):

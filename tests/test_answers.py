@@ -1,6 +1,6 @@
 import pytest
 
-from compute.answers import extract_answer
+from compute.model.answers import extract_answer
 
 CASES = [
     ("Yes", "yes"),

@@ -11,12 +11,15 @@ from captum.attr import LayerGradCam
 from PIL import Image
 from torch import nn
 
-from compute.attention import LayerSpecError, MapSpec, TermNotFoundError, grid_shape, parse_layers, to_grid
-from compute.attention.capture import capture_rows
-from compute.attention.vision import vision_feature_layer
-from compute.loading import load_model
-from compute.prompts import build_messages
-from compute.synth import render_case
+from compute.maps import LayerSpecError, MapSpec, TermNotFoundError, grid_shape, parse_layers, to_grid
+from compute.maps.capture import capture_rows
+from compute.maps.vision import vision_feature_layer
+from compute.model.loading import load_model
+from compute.model.prompts import build_messages
+from compute.demo.synth import render_case
+from compute.maps import map_batch
+from compute.answering import ask
+from compute.answering import BatchedGenerate
 
 MODEL = "models/demo"
 QUESTIONS = ["Is there pleural effusion?", "Is there a pneumothorax in the left upper zone?",
@@ -77,7 +80,7 @@ def test_captured_rows_equal_eager_with_padding(session, eager, images):
 
 
 def test_answer_maps_equal_eager_per_layer(session, eager, images):
-    results = session.ask_batch(images, QUESTIONS, maps=MapSpec(layers="all"), max_new_tokens=2)
+    results = BatchedGenerate(session).ask_batch(images, QUESTIONS, maps=MapSpec(layers="all"), max_new_tokens=2)
     inputs = _inputs(session, images, QUESTIONS)
     last = inputs["input_ids"].shape[1] - 1
     for layer in range(4):
@@ -90,7 +93,7 @@ def test_answer_maps_equal_eager_per_layer(session, eager, images):
 
 def test_question_and_term_maps_equal_eager(session, eager, images):
     inputs = _inputs(session, images, QUESTIONS)
-    questions = session.ask_batch(images, QUESTIONS, maps=MapSpec(layers="2", query="question"), max_new_tokens=2)
+    questions = BatchedGenerate(session).ask_batch(images, QUESTIONS, maps=MapSpec(layers="2", query="question"), max_new_tokens=2)
     tokenizer = session.processor.tokenizer
     for r, q, ids in zip(questions, QUESTIONS, inputs["input_ids"]):
         assert tokenizer.decode(ids[r.map.query_positions]).strip() == q
@@ -98,7 +101,7 @@ def test_question_and_term_maps_equal_eager(session, eager, images):
     for r, e in zip(questions, expected):
         assert np.abs(r.maps[2] - e).max() <= 1e-5
 
-    term = session.ask(images[0], "Is there pleural effusion?", method="token", term="Pleural Effusion", layers="3")
+    term = ask(session, images[0], "Is there pleural effusion?", method="token", term="Pleural Effusion", layers="3")
     ids = _inputs(session, images[:1], ["Is there pleural effusion?"])["input_ids"][0]
     assert tokenizer.decode(ids[term.map.query_positions]).strip() == "pleural effusion"
     assert len(term.map.query_positions) >= 2, "a multi-token term maps to all of its tokens"
@@ -109,7 +112,7 @@ def test_question_and_term_maps_equal_eager(session, eager, images):
 
 
 def test_generated_token_maps_equal_eager(session, eager, images):
-    (r,) = session.ask_batch(images[:1], QUESTIONS[:1], maps=MapSpec(layers="1", query="generated"), max_new_tokens=3)
+    (r,) = BatchedGenerate(session).ask_batch(images[:1], QUESTIONS[:1], maps=MapSpec(layers="1", query="generated"), max_new_tokens=3)
     conversations = [build_messages(images[0], QUESTIONS[0], session.prompt)]
     prompt = session.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=True,
                                                    return_dict=True, return_tensors="pt")
@@ -126,7 +129,7 @@ def test_generated_token_maps_equal_eager(session, eager, images):
 
 def test_term_missing_from_question_is_a_clear_error(session, images):
     with pytest.raises(TermNotFoundError, match="'pneumothorax' does not occur in 'Is there pleural effusion\\?'"):
-        session.ask(images[0], "Is there pleural effusion?", method="token", term="pneumothorax")
+        ask(session, images[0], "Is there pleural effusion?", method="token", term="pneumothorax")
     with pytest.raises(ValueError, match="needs term"):
         MapSpec(method="token")
 
@@ -165,7 +168,7 @@ class _PatchGridView(nn.Module):
 
 
 def test_gradcam_agrees_with_captum(session, images):
-    (r,) = session.ask_batch(images[:1], QUESTIONS[:1], maps=MapSpec(method="gradcam", gradcam_full_resolution=True),
+    (r,) = BatchedGenerate(session).ask_batch(images[:1], QUESTIONS[:1], maps=MapSpec(method="gradcam", gradcam_full_resolution=True),
                              max_new_tokens=1)
     assert r.map.method == "gradcam" and r.map.fallback_reason is None
     inputs = _inputs(session, images[:1], QUESTIONS[:1])
@@ -214,18 +217,18 @@ def test_fallback_to_gradcam_when_attention_cannot_be_read(images):
                 self.config._attn_implementation_internal = previous
 
         attention.forward = types.MethodType(inline, attention)
-    (r,) = custom.ask_batch(images[:1], QUESTIONS[:1], maps=MapSpec(layers="all"), max_new_tokens=1)
+    (r,) = BatchedGenerate(custom).ask_batch(images[:1], QUESTIONS[:1], maps=MapSpec(layers="all"), max_new_tokens=1)
     assert r.map.method == "gradcam" and r.map.requested_method == "attention"
     assert "did not route layers [0, 1, 2, 3]" in r.map.fallback_reason
     assert r.maps[r.map.layers[0]].sum() == pytest.approx(1)
 
 
 def test_gradcam_on_a_chosen_token(session, images):
-    (yes_map,) = session.map_batch(images[:1], QUESTIONS[:1], MapSpec(method="gradcam", gradcam_token="Yes",
+    (yes_map,) = map_batch(session, images[:1], QUESTIONS[:1], MapSpec(method="gradcam", gradcam_token="Yes",
                                                                       fallback=False))
-    (no_map,) = session.map_batch(images[:1], QUESTIONS[:1], MapSpec(method="gradcam", gradcam_token="No",
+    (no_map,) = map_batch(session, images[:1], QUESTIONS[:1], MapSpec(method="gradcam", gradcam_token="No",
                                                                      fallback=False))
     assert yes_map.method == no_map.method == "gradcam"
     assert not np.allclose(yes_map.mean, no_map.mean)
     with pytest.raises(ValueError, match="give a single token"):
-        session.map_batch(images[:1], QUESTIONS[:1], MapSpec(method="gradcam", gradcam_token="pleural effusion"))
+        map_batch(session, images[:1], QUESTIONS[:1], MapSpec(method="gradcam", gradcam_token="pleural effusion"))

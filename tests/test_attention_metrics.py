@@ -8,8 +8,8 @@ from scipy.spatial.distance import jensenshannon
 from scipy.stats import pearsonr
 
 from compute.metrics import attention_metrics, compare_maps
-from compute.regions import body_mask, grid_regions, mask_to_grid
-from compute.synth import render_case
+from compute.metrics.regions import body_mask, grid_regions, mask_to_grid
+from compute.demo.synth import render_case
 
 
 def test_uniform_grid():

@@ -12,10 +12,11 @@ import pytest
 import torch
 
 from compute.cli import main
-from compute.demo_model import build_demo_model
-from compute.loading import load_model
-from compute.synth import SynthConfig, generate_dataset
-from compute.yes_no import yes_no_probabilities
+from compute.demo.model import build_demo_model
+from compute.model.loading import load_model
+from compute.demo.synth import SynthConfig, generate_dataset
+from compute.model.yes_no import yes_no_probabilities
+from compute.answering import ask
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -80,9 +81,9 @@ def test_stored_p_yes_is_the_models_next_token_distribution(assets):
     session = load_model(str(assets["model"]))
     row = assets["rows"][0]
     image = assets["manifest"].parent / row["image"]
-    result = session.ask(image, row["question"])
-    from compute.prompts import build_messages
-    from compute.images import load_image
+    result = ask(session, image, row["question"])
+    from compute.model.prompts import build_messages
+    from compute.data.images import load_image
     inputs = session.processor.apply_chat_template(
         [build_messages(load_image(image), row["question"], session.prompt)], add_generation_prompt=True,
         tokenize=True, return_dict=True, return_tensors="pt")
@@ -122,7 +123,7 @@ def test_same_run_name_with_other_prompt_is_refused(assets, capsys):
 def test_completed_run_is_not_skipped_when_weights_change(assets, tmp_path, capsys):
     """The nothing-to-do shortcut must not hide that the model folder now holds other weights."""
     import shutil
-    from compute.demo_model import DemoModelConfig
+    from compute.demo.model import DemoModelConfig
     model = shutil.copytree(assets["model"], tmp_path / "model")
     manifest = tmp_path / "good.jsonl"
     manifest.write_text("".join(json.dumps({**r, "image": str(assets["manifest"].parent / r["image"])}) + "\n"
@@ -146,7 +147,7 @@ def test_yes_no_probabilities_hand_computed():
 
 def test_yes_no_token_ids_are_single_token_spellings(assets):
     from transformers import AutoTokenizer
-    from compute.yes_no import yes_no_token_ids
+    from compute.model.yes_no import yes_no_token_ids
     tokenizer = AutoTokenizer.from_pretrained(assets["model"])
     yes_ids, no_ids = yes_no_token_ids(tokenizer)
     assert {tokenizer.decode([i]).strip() for i in yes_ids} == {"yes", "Yes", "YES"}
@@ -203,7 +204,7 @@ def test_every_answered_prediction_has_its_maps_and_metrics(assets):
     assert len(rows) == answered * 5  # four decoder layers plus their mean (layer -1)
     for _, method, layer, layers, grid, n_rows, n_cols, inside, h, implementation, query, heads in rows:
         assert (method, layers, n_rows, n_cols, query, heads) == ("attention", [0, 1, 2, 3], 16, 16, "answer", "mean")
-        assert layer in (-1, 0, 1, 2, 3) and implementation == "mgv_row_capture"
+        assert layer in (-1, 0, 1, 2, 3) and implementation == "mgv_row_capture+prefix_cache"  # auto: the engine
         assert len(grid) == 256 and abs(sum(grid) - 1) < 1e-4
         assert 0 < inside < 1 and 0 < h <= 5.546
     failed = _query(db, "SELECT count(*) FROM attention_maps m JOIN predictions p USING (run_id, item_id) "
@@ -244,7 +245,7 @@ def test_run_stops_when_too_many_items_fail(assets, tmp_path, capsys):
     manifest.write_text("".join(json.dumps(r) + "\n" for r in rows))
     db = tmp_path / "f.duckdb"
     code = main(["run", "--model", str(assets["model"]), "--manifest", str(manifest), "--db", str(db),
-                 "--run", "failing", "--batch-size", "5", "--no-maps", "--quiet"])
+                 "--run", "failing", "--batch-size", "5", "--answerer", "generate", "--no-maps", "--quiet"])  # 5 per write
     assert code == 2
     err = capsys.readouterr().err
     assert "more than --max-failure-share 50%); stopping" in err and "missing_0.png" in err

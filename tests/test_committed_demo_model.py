@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from compute.demo_model.evaluate import HELD_OUT_SEED, SMALL_SET, evaluate
-from compute.loading import load_model
+from compute.demo.model.evaluate import HELD_OUT_SEED, SMALL_SET, evaluate
+from compute.model.loading import load_model
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "demo"
 # Same code, seed and weights give the same images and answers; the tolerance (2 of 80

@@ -7,7 +7,7 @@ import sys
 import time
 from pathlib import Path
 
-from compute.synth import SynthConfig, generate_dataset
+from compute.demo.synth import SynthConfig, generate_dataset
 from store import queries
 
 ROOT = Path(__file__).resolve().parents[1]

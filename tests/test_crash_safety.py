@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 
 from compute.cli import main
-from compute.synth import SynthConfig, generate_dataset
+from compute.demo.synth import SynthConfig, generate_dataset
 from store import connect
 from store.check import check
 from store.schema import current_version
@@ -41,7 +41,9 @@ def _stored(db) -> int:
 def test_sigkill_at_random_points_then_resume(tmp_path):
     manifest = generate_dataset(SynthConfig(n=20, seed=5, size=128, dicom_fraction=0.25), tmp_path / "synth",
                                 progress=False)
+    # One question per transaction (the batched generate at --batch-size 1), so kills land between many of them.
     args = ["run", "--model", "models/demo", "--manifest", str(manifest), "--run", "crash", "--batch-size", "1",
+            "--answerer", "generate",
             "--quiet"]
     assert main([*args, "--db", str(tmp_path / "clean.duckdb")]) == 0
     db = tmp_path / "killed.duckdb"

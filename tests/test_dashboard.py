@@ -110,7 +110,7 @@ def test_hostile_filter_values_from_url_leave_store_intact(populated_db, monkeyp
 def study_db(tmp_path_factory) -> Path:
     """A real baseline run of the committed demo model, with maps, Grad-CAM and deletion tests."""
     from compute.cli import main
-    from compute.synth import SynthConfig, generate_dataset
+    from compute.demo.synth import SynthConfig, generate_dataset
     base = tmp_path_factory.mktemp("attention_page")
     manifest = generate_dataset(SynthConfig(n=2, seed=4, size=128, dicom_fraction=0.5), base / "synth", progress=False)
     db = base / "study.duckdb"
@@ -182,7 +182,7 @@ def test_overlay_leaves_unattended_pixels_clear_and_hides_below_threshold():
 def phrasing_db(tmp_path_factory) -> Path:
     """A real phrasing run of the committed demo model: 2 images x 2 questions x (baseline + 4 rewrites)."""
     from compute.cli import main
-    from compute.synth import SynthConfig, generate_dataset
+    from compute.demo.synth import SynthConfig, generate_dataset
     base = tmp_path_factory.mktemp("phrasing_pages")
     manifest = generate_dataset(SynthConfig(n=2, seed=6, size=128, dicom_fraction=0.0), base / "synth", progress=False)
     db = base / "phrasing.duckdb"
@@ -249,7 +249,7 @@ def test_live_page_answers_a_question_about_a_run_image(study_db, monkeypatch):
 def test_run_images_are_found_from_any_working_directory(monkeypatch, tmp_path):
     """make demo passes a relative --manifest; the dashboard may start from another folder."""
     from compute.cli import main
-    from compute.synth import SynthConfig, generate_dataset
+    from compute.demo.synth import SynthConfig, generate_dataset
     from store import queries
     generate_dataset(SynthConfig(n=1, seed=3, size=128, dicom_fraction=0.0), tmp_path / "project" / "synth",
                      progress=False)
@@ -268,7 +268,7 @@ def test_run_images_are_found_from_any_working_directory(monkeypatch, tmp_path):
 def one_image_run(tmp_path) -> tuple[Path, Path]:
     """(store, image file) of a baseline run with maps on one synthetic image."""
     from compute.cli import main
-    from compute.synth import SynthConfig, generate_dataset
+    from compute.demo.synth import SynthConfig, generate_dataset
     manifest = generate_dataset(SynthConfig(n=1, seed=6, size=128, dicom_fraction=0.0), tmp_path / "synth",
                                 progress=False)
     db = tmp_path / "one.duckdb"

@@ -75,7 +75,7 @@ _AUTOLINK = re.compile(r"(?i)https?:|www\.|\w@\w")  # what GFM links in the text
 def build_hostile_store(base: Path) -> Path:
     """The demo model's phrasing run under hostile names, then every user-text column made hostile."""
     from compute.cli import main
-    from compute.synth import SynthConfig, generate_dataset
+    from compute.demo.synth import SynthConfig, generate_dataset
     manifest = generate_dataset(SynthConfig(n=2, seed=4, size=128), base / "synth", progress=False)
     db = base / DB_FOLDER / "hostile.duckdb"
     assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", RUN,
@@ -408,7 +408,7 @@ def _png() -> bytes:
 
 
 def test_live_page_shows_an_unreadable_dicom_upload_as_an_error(tmp_path, monkeypatch):
-    from compute.dicom import write_dicom
+    from compute.demo.dicom_writer import write_dicom
     path = tmp_path / "bad.dcm"
     write_dicom((np.arange(64 * 64).reshape(64, 64) % 4096).astype(np.uint16), path, window=(100, 0))
     at = _page(tmp_path / "missing.duckdb", monkeypatch, "views/live.py")

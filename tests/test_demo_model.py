@@ -11,8 +11,8 @@ from PIL import Image
 from safetensors.torch import load_file
 from transformers import AutoModelForImageTextToText, AutoProcessor, Gemma3ForConditionalGeneration, Gemma3Processor
 
-from compute.demo_model import DemoModelConfig, build_demo_model, question_corpus
-from compute.questions import DEFAULT_INSTRUCTION
+from compute.demo.model import DemoModelConfig, build_demo_model, question_corpus
+from compute.data.questions import DEFAULT_INSTRUCTION
 
 QUESTION = f"Is there pleural effusion? {DEFAULT_INSTRUCTION}"
 SYSTEM = "You are an expert radiologist."

@@ -6,10 +6,10 @@ import torch
 from transformers import AutoModelForImageTextToText, AutoProcessor
 
 from compute.config import PromptConfig
-from compute.demo_model import build_demo_model
-from compute.demo_model.train import TrainConfig, _language_batch, cache_vision_states, language_loss, train_vision
-from compute.demo_model.training_data import PromptBank, cell_fractions, render_pool, training_question
-from compute.prompts import build_messages
+from compute.demo.model import build_demo_model
+from compute.demo.model.train import TrainConfig, _language_batch, cache_vision_states, language_loss, train_vision
+from compute.demo.model.training_data import PromptBank, cell_fractions, render_pool, training_question
+from compute.model.prompts import build_messages
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +76,7 @@ def test_a_few_steps_lower_both_losses(fresh, pool):
     fixed = _language_batch(pool, bank, cfg, np.random.default_rng(5))
     with torch.no_grad():
         before, _ = language_loss(model, bank, states, fixed)
-    from compute.demo_model.train import train_language
+    from compute.demo.model.train import train_language
     train_language(model, pool, states, bank, cfg, rng, log=lambda m: None, progress=False)
     with torch.no_grad():
         after, _ = language_loss(model, bank, states, fixed)
@@ -91,7 +91,7 @@ def test_train_evaluate_and_document_end_to_end(tmp_path):
 
     from safetensors.torch import load_file
 
-    from compute.demo_model.pipeline import train_and_document
+    from compute.demo.model.pipeline import train_and_document
 
     folder = build_demo_model(tmp_path / "m")
     before = load_file(folder / "model.safetensors")
@@ -112,7 +112,7 @@ def test_train_evaluate_and_document_end_to_end(tmp_path):
 
 def test_shared_prefix_loss_equals_full_sequence_loss(fresh, pool):
     """Training runs the image block once per image; it must give the full-sequence loss."""
-    from compute.demo_model.train import _shared_prefix_batch, shared_prefix_language_loss
+    from compute.demo.model.train import _shared_prefix_batch, shared_prefix_language_loss
     model, processor = fresh
     model.eval()
     bank = PromptBank(processor)
@@ -131,7 +131,7 @@ def test_shared_prefix_loss_equals_full_sequence_loss(fresh, pool):
 def test_every_image_gets_exactly_its_questions_even_when_crowded(fresh):
     """A case with 8 of 9 conditions still yields questions_per_image rows (the shared-
     prefix batch repeats each image's cache exactly that many times)."""
-    from compute.demo_model.training_data import CasePool
+    from compute.demo.model.training_data import CasePool
     present = torch.zeros((2, 9), dtype=torch.bool)
     present[0, :8] = True  # crowded: one absent condition only
     crowded_pool = CasePool(pixels=torch.zeros(2, 3, 4, 4), present=present, lesion_grid=torch.zeros(2, 9, 2, 2),

@@ -4,10 +4,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compute.attention import MapSpec
-from compute.bench import workload
-from compute.engine import Engine, Group, _common_prefix
-from compute.loading import load_model
+from compute.maps import MapSpec
+from compute.benchmarks.engine_bench import workload
+from compute.answering import Group, PrefixSharedEngine
+from compute.answering.prefix import common_prefix_length as _common_prefix
+from compute.model.loading import load_model
+from compute.answering import BatchedGenerate
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +33,11 @@ def _compare(engine_results, reference, maps=True):
 
 
 def test_engine_equals_ask_batch_with_maps(session, groups):
-    engine = Engine(session, MapSpec(layers="all"), max_batch=4)  # 7 questions: two suffix batches per image
+    engine = PrefixSharedEngine(session, MapSpec(layers="all"), max_batch=4)  # 7 questions: two suffix batches per image
     for group in groups:
         lengths = {len(q) for q in group.questions}
         assert len(lengths) > 1, "variants of different lengths exercise the suffix padding"
-        reference = session.ask_batch([group.image] * len(group.questions), list(group.questions),
+        reference = BatchedGenerate(session).ask_batch([group.image] * len(group.questions), list(group.questions),
                                       maps=MapSpec(layers="all"))
         results = engine.ask_group(group)
         _compare(results, reference)
@@ -44,11 +46,11 @@ def test_engine_equals_ask_batch_with_maps(session, groups):
 
 def test_several_images_per_pass_equal_ask_batch(session, groups):
     # 3 images: passes of 2 and 1; suffix batches of 5 rows mix the two images of the first pass
-    engine = Engine(session, MapSpec(layers="all"), max_batch=5, images_per_pass=2, workers=2)
+    engine = PrefixSharedEngine(session, MapSpec(layers="all"), max_batch=5, images_per_pass=2, workers=2)
     answered = engine.ask_groups(groups)
     assert [len(a) for a in answered] == [len(g.questions) for g in groups]
     for group, results in zip(groups, answered, strict=True):
-        reference = session.ask_batch([group.image] * len(group.questions), list(group.questions),
+        reference = BatchedGenerate(session).ask_batch([group.image] * len(group.questions), list(group.questions),
                                       maps=MapSpec(layers="all"))
         _compare(results, reference)
     assert engine.generated_rows == 0  # the demo model answers yes/no first: no row needed generate
@@ -56,9 +58,9 @@ def test_several_images_per_pass_equal_ask_batch(session, groups):
 
 def test_engine_without_maps_and_with_text(session, groups):
     group = groups[1]
-    reference = session.ask_batch([group.image] * len(group.questions), list(group.questions))
-    _compare(Engine(session).ask_group(group), reference, maps=False)
-    texts = [r.text for r in Engine(session, generate_text=True).ask_group(group)]
+    reference = BatchedGenerate(session).ask_batch([group.image] * len(group.questions), list(group.questions))
+    _compare(PrefixSharedEngine(session).ask_group(group), reference, maps=False)
+    texts = [r.text for r in PrefixSharedEngine(session, full_replies=True).ask_group(group)]
     assert texts == [r.text for r in reference]
 
 
@@ -70,23 +72,23 @@ def test_prefix_is_found_from_token_ids():
 
 def test_single_question_groups_and_unsupported_maps(session):
     image = Image.new("RGB", (64, 64), 90)
-    (alone,) = Engine(session, MapSpec(layers="full")).ask_group(Group(image, ["Is there edema?"]))
-    (reference,) = session.ask_batch([image], ["Is there edema?"], maps=MapSpec(layers="full"))
+    (alone,) = PrefixSharedEngine(session, MapSpec(layers="full")).ask_group(Group(image, ["Is there edema?"]))
+    (reference,) = BatchedGenerate(session).ask_batch([image], ["Is there edema?"], maps=MapSpec(layers="full"))
     _compare([alone], [reference])
     with pytest.raises(ValueError, match="reads answer-position attention"):
-        Engine(session, MapSpec(layers="all", query="question"))
+        PrefixSharedEngine(session, MapSpec(layers="all", query="question"))
 
 
 def test_rows_that_fit_by_hand():
     from types import SimpleNamespace
 
-    from compute.engine import rows_that_fit
+    from compute.answering.engine import rows_that_fit
     medgemma = SimpleNamespace(num_hidden_layers=34, num_key_value_heads=4, head_dim=256, vocab_size=262208)
     per_row = (2 * 34 * 4 * 256 * 512 + 262208) * 2  # bf16: 71.8 MB of cache and logits per row
     assert rows_that_fit(8 * 2**30, medgemma, 512, 2) == 8 * 2**30 // per_row == 119
 
 
-class _MemoryLimitedEngine(Engine):
+class _MemoryLimitedEngine(PrefixSharedEngine):
     """Raises the out-of-memory error a GPU raises whenever a suffix batch has more than
     `fits` rows or a prefix pass more than `images_fit` images (a CPU cannot run out of memory
     on cue; gpu-bench checks the real one)."""
@@ -109,7 +111,7 @@ class _MemoryLimitedEngine(Engine):
 
 def test_out_of_memory_halves_the_batch_and_loses_nothing(session, groups):
     group = groups[0]
-    reference = Engine(session, MapSpec(layers="last:2")).ask_group(group)
+    reference = PrefixSharedEngine(session, MapSpec(layers="last:2")).ask_group(group)
     engine = _MemoryLimitedEngine(session, MapSpec(layers="last:2"), max_batch=8)
     _compare(engine.ask_group(group), reference)
     assert (engine.max_batch, engine.backoffs) == (2, 2)  # 8 -> 4 -> 2, then every chunk fits
@@ -121,7 +123,7 @@ def test_out_of_memory_halves_the_batch_and_loses_nothing(session, groups):
 
 
 def test_out_of_memory_in_the_prefix_pass_splits_the_images(session, groups):
-    reference = Engine(session, MapSpec(layers="last:2")).ask_groups(groups)
+    reference = PrefixSharedEngine(session, MapSpec(layers="last:2")).ask_groups(groups)
     engine = _MemoryLimitedEngine(session, MapSpec(layers="last:2"), max_batch=64, images_per_pass=3)
     engine.fits, engine.images_fit = 64, 1
     for results, expected in zip(engine.ask_groups(groups), reference, strict=True):
@@ -136,7 +138,7 @@ def test_engine_equals_ask_batch_on_cuda(groups):
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
     cuda = load_model("models/demo", device="cuda", dtype="float32")
-    engine = Engine(cuda, MapSpec(layers="all"), max_batch=4)
+    engine = PrefixSharedEngine(cuda, MapSpec(layers="all"), max_batch=4)
     for group in groups:
         reference = cuda.ask_batch([group.image] * len(group.questions), list(group.questions),
                                    maps=MapSpec(layers="all"))

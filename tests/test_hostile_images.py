@@ -38,11 +38,12 @@ from pydicom.uid import (
     generate_uid,
 )
 
-import compute.dicom as dicom_module
-from compute.dicom import read_dicom, write_dicom
-from compute.images import ImageFile, ImageLoadError, load_image, read_image, to_rgb
-from compute.limits import DEFAULT_IMAGE_LIMITS, ImageLimits
-from compute.uploads import load_upload
+import compute.data.dicom as dicom_module
+from compute.data.dicom import read_dicom
+from compute.demo.dicom_writer import write_dicom
+from compute.data.images import ImageFile, ImageLoadError, load_image, read_image, to_rgb
+from compute.data.limits import DEFAULT_IMAGE_LIMITS, ImageLimits
+from compute.data.uploads import load_upload
 
 PHI = {
     "PatientName": "PHI^SENTINEL",
@@ -1001,7 +1002,7 @@ def test_unexpected_raster_failure_is_an_image_load_error(tmp_path: Path, monkey
     def explode(img: Image.Image) -> None:
         raise KeyError("mode")
 
-    monkeypatch.setattr("compute.images.to_rgb", explode)
+    monkeypatch.setattr("compute.data.images.to_rgb", explode)
     with pytest.raises(ImageLoadError) as info:
         read_image(path)
     assert info.value.reason == "cannot interpret this PNG file (KeyError: 'mode')"

@@ -26,10 +26,11 @@ from pydicom.dataelem import RawDataElement
 from pydicom.sequence import Sequence
 
 from compute.cli import main
-from compute.dicom import write_dicom
-from compute.synth import SynthConfig, generate_dataset
+from compute.demo.dicom_writer import write_dicom
+from compute.demo.synth import SynthConfig, generate_dataset
 from store import StoreWriter, connect
 from store.check import main as check_main
+from compute.answering import ask
 
 PHI = ("PHI^SENTINEL", "PHI-ID-123456", "PHI-ACC-9", "PHI Hospital")
 
@@ -253,9 +254,9 @@ def test_an_image_id_on_two_files_is_never_answered_on_the_wrong_pixels(study, t
     failed = _rows(db, "SELECT row_number, error FROM predictions WHERE status = 'failed'")
     assert failed == [(2, f"row 2: image_id 'same' names {first['image']} (row 1) and {second['image']} here; "
                           "give each image file its own image_id")]
-    from compute.loading import load_model
+    from compute.model.loading import load_model
     session = load_model("models/demo")
-    alone = session.ask(manifest.parent / second["image"], second["question"])
+    alone = ask(session, manifest.parent / second["image"], second["question"])
     (p_yes, path), = _rows(db, "SELECT p.p_yes, f.path FROM prediction_details p JOIN image_files f USING (image_key)"
                                " WHERE p.row_number = 3 AND p.variant_index = 0")
     assert p_yes == pytest.approx(alone.p_yes, abs=1e-4) and path == str((manifest.parent / second["image"]).resolve())
@@ -306,7 +307,7 @@ def no_model(monkeypatch):
     """Refusals must come before the weights load: loading them fails the test."""
     def refuse(*args, **kwargs):
         raise AssertionError("the model was loaded")
-    monkeypatch.setattr("compute.studies.baseline.load_model", refuse)
+    monkeypatch.setattr("compute.studies.run.load_model", refuse)
 
 
 def _run_args(manifest: Path, db: Path, *extra: str, run: str = "r") -> list[str]:
@@ -362,7 +363,7 @@ def test_manifest_files_that_cannot_be_read_are_refused(tmp_path, capsys, no_mod
 
 
 def test_not_utf8_names_the_byte_and_line_of_the_file(tmp_path):
-    from compute.manifest import ManifestError, read_manifest
+    from compute.data.manifest import ManifestError, read_manifest
     path = tmp_path / "m.jsonl"
     _big_not_utf8(path)
     data = path.read_bytes()
@@ -374,7 +375,7 @@ def test_not_utf8_names_the_byte_and_line_of_the_file(tmp_path):
 
 
 def test_csv_rows_that_would_be_swallowed_or_shifted_are_row_errors(tmp_path, small_manifest):
-    from compute.manifest import read_manifest
+    from compute.data.manifest import read_manifest
     path = small_manifest.parent / "m.csv"
     path.write_text("image,question,answer,condition\n"
                     'images/cxr_0000.png,"Is there edema?,no,edema\n'       # unbalanced quote
@@ -681,7 +682,7 @@ def test_a_refused_result_keeps_the_question_that_other_runs_share(tmp_path):
 
 
 def test_a_quoted_csv_field_with_a_line_break_is_one_row_error_and_the_next_row_is_kept(small_manifest):
-    from compute.manifest import read_manifest
+    from compute.data.manifest import read_manifest
     path = small_manifest.parent / "break.csv"
     path.write_text("image,question,answer,condition\n"
                     'images/cxr_0000.png,"Is there\nedema?",no,edema\n'

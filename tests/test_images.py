@@ -19,8 +19,9 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from compute.dicom import DicomImage, read_dicom, write_dicom
-from compute.images import ImageLoadError, detect_format, load_image
+from compute.data.dicom import DicomImage, read_dicom
+from compute.demo.dicom_writer import write_dicom
+from compute.data.images import ImageLoadError, detect_format, load_image
 
 
 def _ramp(low: int, high: int, shape: tuple[int, int] = (16, 16)) -> np.ndarray:

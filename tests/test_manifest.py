@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from compute.manifest import ManifestError, read_manifest
+from compute.data.manifest import ManifestError, read_manifest
 
 
 def _jsonl(path, rows):

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from compute.demo_model import DemoModelConfig, build_demo_model
-from compute.loading import load_model
+from compute.demo.model import DemoModelConfig, build_demo_model
+from compute.model.loading import load_model
+from compute.answering import BatchedGenerate
 
 MEDGEMMA_SHAPES = DemoModelConfig(
     image_size=896, patch_size=14, mm_tokens_per_image=256,
@@ -33,7 +34,7 @@ def test_config_matches_medgemma_geometry(session):
 def test_ask_runs_at_medgemma_shapes(session):
     rng = np.random.default_rng(0)
     image = Image.fromarray((rng.random((1024, 900)) * 255).astype("uint8"))
-    results = session.ask_batch([image, image], ["Is there pleural effusion?", "Is there an enlarged heart?"],
+    results = BatchedGenerate(session).ask_batch([image, image], ["Is there pleural effusion?", "Is there an enlarged heart?"],
                                 max_new_tokens=2)
     for r in results:
         assert 0 <= r.p_yes <= 1 and 0 < r.yes_no_mass <= 1
@@ -45,13 +46,13 @@ def test_ask_runs_at_medgemma_shapes(session):
 
 
 def test_engine_matches_ask_batch_at_medgemma_shapes(session):
-    from compute.attention import MapSpec
-    from compute.engine import Engine, Group
+    from compute.maps import MapSpec
+    from compute.answering import Group, PrefixSharedEngine
     rng = np.random.default_rng(1)
     image = Image.fromarray((rng.random((900, 900)) * 255).astype("uint8"))
     questions = ["Is there pleural effusion?", "Any pleural effusion in the left lung base?", "Is there oedema?"]
-    reference = session.ask_batch([image] * 3, questions, maps=MapSpec(layers="all"), max_new_tokens=1)
-    for e, r in zip(Engine(session, MapSpec(layers="all")).ask_group(Group(image, questions)), reference):
+    reference = BatchedGenerate(session).ask_batch([image] * 3, questions, maps=MapSpec(layers="all"), max_new_tokens=1)
+    for e, r in zip(PrefixSharedEngine(session, MapSpec(layers="all")).ask_group(Group(image, questions)), reference):
         assert abs(e.p_yes - r.p_yes) <= 1e-4
         for layer in r.maps:
             assert np.abs(e.maps[layer] - r.maps[layer]).max() <= 1e-4

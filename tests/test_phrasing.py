@@ -12,8 +12,9 @@ from scipy.stats import binomtest
 
 from compute.cli import main
 from compute.metrics.phrasing import accuracy_by, group_table, holm, mcnemar_by_category
-from compute.report import phrasing_report, to_markdown
+from compute.reports.report import phrasing_report, to_markdown
 from compute.variants.categories import categorise
+from compute.answering import BatchedGenerate
 
 COLUMNS = ["study_id", "baseline_question", "ground_truth", "variant_index", "strategy", "question",
            "generated_text", "extracted_answer", "is_correct"]
@@ -145,7 +146,7 @@ def test_report_json_and_markdown(tmp_path, capsys):
 
 @pytest.fixture(scope="module")
 def phrasing_run(tmp_path_factory):
-    from compute.synth import SynthConfig, generate_dataset
+    from compute.demo.synth import SynthConfig, generate_dataset
     base = tmp_path_factory.mktemp("phrasing_study")
     manifest = generate_dataset(SynthConfig(n=3, seed=2, size=128, dicom_fraction=0.0), base / "synth", progress=False)
     db = base / "p.duckdb"
@@ -184,7 +185,7 @@ def test_phrasing_study_asks_each_question_and_its_rewrites(phrasing_run):
 
 
 def test_change_types_by_hand():
-    from compute.studies.attention_change import answer_change, correctness_change
+    from compute.metrics.attention_change import answer_change, correctness_change
     assert [answer_change("yes", "no"), answer_change("no", "yes"), answer_change("yes", "yes"),
             answer_change("yes", "uncertain")] == ["yes→no", "no→yes", "unchanged", "other"]
     assert [correctness_change(True, False), correctness_change(False, True), correctness_change(True, True)] == [
@@ -244,7 +245,7 @@ def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run):
 
 def test_a_variants_file_without_answers_runs_as_a_manifest(tmp_path):
     """The import-results columns minus the answers, plus where each image is, is a study input."""
-    from compute.synth import SynthConfig, generate_dataset
+    from compute.demo.synth import SynthConfig, generate_dataset
     manifest = generate_dataset(SynthConfig(n=1, seed=8, size=128, dicom_fraction=0.0), tmp_path / "synth",
                                 progress=False)
     first = json.loads(manifest.read_text().splitlines()[0])
@@ -273,15 +274,15 @@ def test_a_variants_file_without_answers_runs_as_a_manifest(tmp_path):
 
 
 def test_phrasing_study_answers_through_the_engine_equal_the_plain_path(phrasing_run):
-    from compute.attention import MapSpec
-    from compute.loading import load_model
+    from compute.maps import MapSpec
+    from compute.model.loading import load_model
     from store import queries
     rows = queries.phrasing_rows(phrasing_run, "ph")
     group = rows[rows.group_id == rows.group_id.iloc[0]].sort_values("variant_index")
     stored_maps = [queries.item_map(phrasing_run, "ph", i, "attention", -1) for i in group.item_id]
     session = load_model("models/demo")
     image = queries.image_file(phrasing_run, "ph", group.item_id.iloc[0]).path
-    reference = session.ask_batch([image] * len(group), group.question.tolist(), maps=MapSpec(layers="all"))
+    reference = BatchedGenerate(session).ask_batch([image] * len(group), group.question.tolist(), maps=MapSpec(layers="all"))
     for stored_p, stored_answer, stored_map, r in zip(group.p_yes, group.answer, stored_maps, reference):
         assert stored_answer == r.answer and abs(stored_p - r.p_yes) <= 1e-4
         assert np.abs(stored_map - r.map.mean).max() <= 1e-4
@@ -290,7 +291,7 @@ def test_phrasing_study_answers_through_the_engine_equal_the_plain_path(phrasing
 def test_phrasing_chunks_pack_whole_images():
     from types import SimpleNamespace
 
-    from compute.studies.baseline import _image_runs
+    from compute.studies.answer_items import image_runs as _image_runs
     items = [SimpleNamespace(image_path=Path(i)) for i in "aaabbccccdddddddd"]
     chunks = ["".join(item.image_path.name for item in chunk) for chunk in _image_runs(items, 6)]
     # a, b fit together; c alone (adding d would pass 6); d's 8 questions split at the cap

@@ -12,7 +12,7 @@ import duckdb
 import numpy as np
 
 from compute.cli import main
-from compute.synth import SynthConfig, generate_dataset
+from compute.demo.synth import SynthConfig, generate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -14,7 +14,7 @@ def test_pickled_checkpoints_are_refused(tmp_path):
     import torch
     from safetensors.torch import load_file
 
-    from compute.loading import ModelNotAvailableError, load_model
+    from compute.model.loading import ModelNotAvailableError, load_model
     folder = shutil.copytree("models/demo", tmp_path / "pickled")
     torch.save(load_file(folder / "model.safetensors"), folder / "pytorch_model.bin")
     (folder / "model.safetensors").unlink()
@@ -38,8 +38,8 @@ def test_uploads_are_judged_by_content_and_capped():
 
     from PIL import Image
 
-    from compute.images import ImageLoadError
-    from compute.uploads import load_upload
+    from compute.data.images import ImageLoadError
+    from compute.data.uploads import load_upload
     buffer = io.BytesIO()
     Image.new("L", (32, 32), 200).save(buffer, format="PNG")
     png = buffer.getvalue()

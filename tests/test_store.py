@@ -6,7 +6,7 @@ from scipy.stats import binomtest
 from store import (ImageRecord, PredictionRecord, QuestionRecord, RecordError, RunConfigMismatch, RunRecord,
                    SCHEMA_VERSION, StoreWriter, connect)
 from store import queries
-from store.stats import wilson_interval
+from compute.metrics.stats import wilson_interval
 
 
 @pytest.mark.parametrize("k,n", [(0, 1), (1, 1), (0, 10), (3, 10), (10, 10), (47, 60), (500, 1000), (1, 3)])

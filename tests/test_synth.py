@@ -11,10 +11,10 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from compute.conditions import CONDITION_KEYS, LOCATION_PHRASES, condition
-from compute.manifest import read_manifest
-from compute.questions import TRAINING_TEMPLATES
-from compute.synth import SynthConfig, cardiothoracic_ratio, generate_dataset, plan_questions, render_case
+from compute.data.conditions import CONDITION_KEYS, LOCATION_PHRASES, condition
+from compute.data.manifest import read_manifest
+from compute.data.questions import TRAINING_TEMPLATES
+from compute.demo.synth import SynthConfig, cardiothoracic_ratio, generate_dataset, plan_questions, render_case
 
 SEEDS = range(6)
 SIZE = 256
@@ -322,8 +322,8 @@ def test_questions_use_the_canonical_wording(dataset):
 
 def test_naming_a_location_does_not_give_the_answer_away():
     """Over many images, "no" questions name a location about as often as "yes" ones."""
-    from compute.synth import SynthConfig
-    from compute.synth.dataset import generate_dataset
+    from compute.demo.synth import SynthConfig
+    from compute.demo.synth.dataset import generate_dataset
     import tempfile
     with tempfile.TemporaryDirectory() as tmp:
         rows = read_jsonl(generate_dataset(SynthConfig(n=120, seed=5, size=64, dicom_fraction=0.0),
@@ -349,7 +349,7 @@ def test_images_masks_and_formats(dataset):
 
 def test_dicoms_display_like_the_pngs(dataset):
     """Both photometric interpretations read back bright = dense: air outside the body dark."""
-    from compute.dicom import read_dicom
+    from compute.data.dicom import read_dicom
 
     config, out = dataset
     for r in read_jsonl(out / "findings.jsonl"):

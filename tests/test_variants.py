@@ -5,8 +5,9 @@ import re
 
 import pytest
 
-from compute.questions import TRAINING_TEMPLATES
-from compute.variants import CATEGORIES, UnparseableQuestionError, generate_variants, parse_question
+from compute.data.questions import TRAINING_TEMPLATES
+from compute.data import UnparseableQuestionError, parse_question
+from compute.variants import CATEGORIES, generate_variants
 
 NEGATION = re.compile(r"\b(no|not|never|without|absent|absence|free of|normal|clear)\b", re.IGNORECASE)
 

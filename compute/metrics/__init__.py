@@ -1,5 +1,5 @@
 """Metrics: pure functions of arrays."""
 
-from .attention import BODY_METRICS, attention_metrics, compare_maps, metrics_without_body
+from compute.metrics.attention import BODY_METRICS, attention_metrics, compare_maps, metrics_without_body
 
 __all__ = ["BODY_METRICS", "attention_metrics", "compare_maps", "metrics_without_body"]

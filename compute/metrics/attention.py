@@ -15,7 +15,8 @@ import numpy as np
 from scipy.spatial.distance import jensenshannon
 from scipy.stats import entropy, pearsonr
 
-from ..regions import Regions, grid_regions
+from compute.metrics.regions import Regions, grid_regions
+from vocabulary import BODY_METRICS
 
 
 def normalise(grid: np.ndarray) -> np.ndarray:
@@ -56,8 +57,6 @@ def attention_metrics(grid: np.ndarray, body_mask: np.ndarray | None = None) -> 
     }
 
 
-BODY_METRICS = ("inside_body_ratio", "right_lung_fraction", "left_lung_fraction", "apical_fraction",
-                "middle_fraction", "basal_fraction")  # defined only where the image has a body mask
 
 
 def metrics_without_body(grid: np.ndarray) -> dict[str, float | None]:

@@ -9,21 +9,33 @@ import numpy as np
 import pandas as pd
 from scipy.stats import mannwhitneyu
 
+from vocabulary import AnswerChange, CorrectnessChange
+
 METRICS = ("js_divergence", "pearson", "cosine")
-CHANGE_TYPES = ("yes→no", "no→yes", "correct→wrong", "wrong→correct", "unchanged")
+CHANGE_TYPES = (AnswerChange.YES_TO_NO, AnswerChange.NO_TO_YES, CorrectnessChange.CORRECT_TO_WRONG,
+                CorrectnessChange.WRONG_TO_CORRECT, AnswerChange.UNCHANGED)
+
+
+def answer_change(baseline: str, variant: str) -> AnswerChange:
+    if baseline == variant:
+        return AnswerChange.UNCHANGED
+    if {baseline, variant} == {"yes", "no"}:
+        return AnswerChange.YES_TO_NO if baseline == "yes" else AnswerChange.NO_TO_YES
+    return AnswerChange.OTHER  # an uncertain answer on one side
+
+
+def correctness_change(baseline_correct: bool, variant_correct: bool) -> CorrectnessChange:
+    if baseline_correct == variant_correct:
+        return CorrectnessChange.UNCHANGED
+    return CorrectnessChange.CORRECT_TO_WRONG if baseline_correct else CorrectnessChange.WRONG_TO_CORRECT
 
 
 def by_change_type(changes: pd.DataFrame) -> dict[str, dict[str, float]]:
     """Change type -> n and the mean and population SD of each metric. A variant counts under
     its answer change (yes→no, no→yes) and its correctness change (correct→wrong,
     wrong→correct); "unchanged" is a variant whose answer did not change."""
-    groups = {
-        "yes→no": changes["answer_change"] == "yes→no",
-        "no→yes": changes["answer_change"] == "no→yes",
-        "correct→wrong": changes["correctness_change"] == "correct→wrong",
-        "wrong→correct": changes["correctness_change"] == "wrong→correct",
-        "unchanged": changes["answer_change"] == "unchanged",
-    }
+    column = {AnswerChange: "answer_change", CorrectnessChange: "correctness_change"}
+    groups = {str(kind): changes[column[type(kind)]] == kind for kind in CHANGE_TYPES}
     out = {}
     for name, mask in groups.items():
         subset = changes[mask]
@@ -49,8 +61,8 @@ def change_tests(changes: pd.DataFrame, metric: str = "js_divergence") -> dict[s
     """Mann–Whitney U on `metric`: correct→wrong vs wrong→correct, and changed vs unchanged answers."""
     values = changes[metric]
     return {
-        "correct→wrong vs wrong→correct": mann_whitney(values[changes["correctness_change"] == "correct→wrong"],
-                                                       values[changes["correctness_change"] == "wrong→correct"]),
-        "changed vs unchanged": mann_whitney(values[changes["answer_change"] != "unchanged"],
-                                             values[changes["answer_change"] == "unchanged"]),
+        "correct→wrong vs wrong→correct": mann_whitney(values[changes["correctness_change"] == CorrectnessChange.CORRECT_TO_WRONG],
+                                                       values[changes["correctness_change"] == CorrectnessChange.WRONG_TO_CORRECT]),
+        "changed vs unchanged": mann_whitney(values[changes["answer_change"] != AnswerChange.UNCHANGED],
+                                             values[changes["answer_change"] == AnswerChange.UNCHANGED]),
     }

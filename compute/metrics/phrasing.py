@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 from scipy.stats import binomtest
 
-from store.stats import wilson_interval
+from compute.metrics.stats import wilson_interval
 
 
 def group_table(rows: pd.DataFrame) -> pd.DataFrame:

@@ -1,5 +1,8 @@
-"""The studies: each reads a manifest, runs a session, and writes to the store."""
+"""The studies: each reads a manifest, answers through an Answerer, and writes to the store."""
 
-from .baseline import RunSummary, run_baseline
+from compute.studies.failures import TooManyFailuresError
+from compute.studies.kinds import STUDIES, Study
+from compute.studies.options import OptionError, check_options
+from compute.studies.run import RunSummary, run_study
 
-__all__ = ["RunSummary", "run_baseline"]
+__all__ = ["STUDIES", "OptionError", "RunSummary", "Study", "TooManyFailuresError", "check_options", "run_study"]

@@ -14,21 +14,8 @@ import pandas as pd
 
 from store import AttentionChangeRecord, StoreWriter, queries
 
-from ..metrics import compare_maps
-
-
-def answer_change(baseline: str, variant: str) -> str:
-    if baseline == variant:
-        return "unchanged"
-    if {baseline, variant} == {"yes", "no"}:
-        return f"{baseline}→{variant}"
-    return "other"  # an uncertain answer on one side
-
-
-def correctness_change(baseline_correct: bool, variant_correct: bool) -> str:
-    if baseline_correct == variant_correct:
-        return "unchanged"
-    return "correct→wrong" if baseline_correct else "wrong→correct"
+from compute.metrics import compare_maps
+from compute.metrics.attention_change import answer_change, correctness_change
 
 
 def change_records(maps: pd.DataFrame, run_id: str, method: str = "attention") -> list[AttentionChangeRecord]:
@@ -45,8 +32,8 @@ def change_records(maps: pd.DataFrame, run_id: str, method: str = "attention") -
             c = compare_maps(base_grid, grid)
             out.append(AttentionChangeRecord(
                 run_id=run_id, item_id=row["item_id"], baseline_item_id=base["item_id"], method=method,
-                layer=int(row["layer"]), answer_change=answer_change(base["answer"], row["answer"]),
-                correctness_change=correctness_change(bool(base["correct"]), bool(row["correct"])),
+                layer=int(row["layer"]), answer_change=str(answer_change(base["answer"], row["answer"])),
+                correctness_change=str(correctness_change(bool(base["correct"]), bool(row["correct"]))),
                 js_divergence=c["js_divergence"], pearson=None if np.isnan(c["pearson"]) else c["pearson"],
                 l2=c["l2"], cosine=c["cosine"], grid_rows=grid.shape[0], grid_cols=grid.shape[1],
                 difference=c["difference"].ravel().tolist()))

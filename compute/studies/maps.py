@@ -9,14 +9,15 @@ from PIL import Image
 
 from store import MapRecord
 
-from ..attention import MapResult, MapSpec
-from ..attention.faithfulness import Deletion, deletion_test
-from ..config import MapConfig
-from ..manifest import ManifestItem
-from ..metrics import attention_metrics, metrics_without_body
-from ..regions import body_cells
+from compute.maps import MapResult, MapSpec
+from compute.maps.faithfulness import Deletion, deletion_test
+from compute.config import MapConfig
+from compute.data.manifest import ManifestItem
+from compute.metrics import attention_metrics, metrics_without_body
+from compute.metrics.regions import body_cells
+from vocabulary import MEAN_LAYER, Method
+from compute.maps import map_batch
 
-MEAN_LAYER = -1  # the `layer` of the mean-over-layers map
 
 
 def attention_spec(config: MapConfig) -> MapSpec | None:
@@ -33,7 +34,7 @@ def map_records(session, config: MapConfig, run_id: str, items: Sequence[Manifes
     rows: list[MapRecord] = []
     gradcams: Sequence[MapResult | None] = [None] * len(items)
     if config.gradcam:
-        gradcams = session.map_batch([images[i.item_id] for i in items], [i.question for i in items],
+        gradcams = map_batch(session, [images[i.item_id] for i in items], [i.question for i in items],
                                      MapSpec(method="gradcam"))
     for item, attention, gradcam in zip(items, results, gradcams):
         image = images[item.item_id]

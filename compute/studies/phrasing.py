@@ -7,9 +7,10 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 
-from ..config import VariantConfig
-from ..manifest import ManifestItem
-from ..variants import UnparseableQuestionError, generate_variants
+from compute.config import VariantConfig
+from compute.data.manifest import ManifestItem
+from compute.data import UnparseableQuestionError
+from compute.variants import generate_variants
 
 OPPOSITE = {"yes": "no", "no": "yes"}
 

@@ -6,10 +6,10 @@ import math
 
 from store import ImageRecord, PredictionRecord, QuestionRecord, image_key
 
-from ..images import ImageFile
-from ..manifest import ManifestItem, RowError
-from ..variants.categories import categorise
-from ..session import AskResult
+from compute.data.images import ImageFile
+from compute.data.manifest import ManifestItem, RowError
+from compute.variants.categories import categorise
+from compute.answering import AskResult
 
 
 def question_record(item: ManifestItem, dataset: str) -> QuestionRecord:

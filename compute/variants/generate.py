@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..questions import TRAINING_TEMPLATES
-from .parse import ParsedQuestion, parse_question
-from .strategies import (NEGATION_FALLBACK, NEGATION_PROBES, SYNONYM_STRATEGIES, TEMPLATES, Parts, Rewrite,
+from compute.data.questions import TRAINING_TEMPLATES
+from compute.data.question_parser import ParsedQuestion, parse_question
+from compute.variants.strategies import (NEGATION_FALLBACK, NEGATION_PROBES, SYNONYM_STRATEGIES, TEMPLATES, Parts, Rewrite,
                          capitalise, location_clause, render)
 
 CATEGORIES = ("synonym", "voice", "register", "clause_reordering", "phrasing", "combined")

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ..conditions import LOCATION_PHRASES
-from .parse import ParsedQuestion, bare
+from compute.data.conditions import LOCATION_PHRASES
+from compute.data.question_parser import ParsedQuestion, bare
 
 
 @dataclass(frozen=True)

@@ -3,12 +3,13 @@ import os
 import pandas as pd
 import streamlit as st
 
-from compute.attention import MapUnavailableError
-from compute.images import ImageLoadError
-from compute.loading import ModelNotAvailableError
+from compute.maps import MapUnavailableError
+from compute.data.images import ImageLoadError
+from compute.model.loading import ModelNotAvailableError
 from compute.metrics import attention_metrics, metrics_without_body
-from compute.regions import body_cells
-from compute.uploads import MAX_UPLOAD_BYTES, load_upload
+from compute.metrics.regions import body_cells
+from compute.data.uploads import MAX_UPLOAD_BYTES, load_upload
+from compute.answering import ask
 from dashboard import data
 from dashboard.overlay import COLORMAPS, overlay
 from dashboard.run_images import run_image
@@ -21,7 +22,7 @@ DEFAULT_MODEL = "models/demo"
 
 @st.cache_resource(show_spinner="Loading the model ...")
 def _session(model: str):
-    from compute.loading import load_model
+    from compute.model.loading import load_model
     return load_model(model)
 
 
@@ -64,7 +65,7 @@ colormap = right.selectbox("Colormap", COLORMAPS)
 if image is not None and question.strip() and st.button("Ask", type="primary"):
     try:
         session = _session(model)
-        result = session.ask(image, question, method=method, layers=layers if method == "attention" else None)
+        result = ask(session, image, question, method=method, layers=layers if method == "attention" else None)
     except (ModelNotAvailableError, OSError, ValueError, MapUnavailableError) as exc:  # e.g. a bad ?model=
         show_error(exc)
     else:

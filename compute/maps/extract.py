@@ -1,0 +1,247 @@
+"""Maps for a batch of prompts, by the requested method, falling back along
+attention -> Grad-CAM -> activation norm, with the method used and the reasons stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from compute.config import PromptConfig
+from compute.maps.capture import IMPLEMENTATION, capture_rows
+from compute.maps.grid import grid_shape, to_grid
+from compute.maps.layers import parse_layers
+from compute.maps.positions import pad_rows, query_positions
+from compute.maps.spec import MapResult, MapSpec
+from compute.model.yes_no import yes_no_log_odds
+from compute.maps.vision import activation_norm, gradcam, pool_to
+
+
+class MapUnavailableError(RuntimeError):
+    """A method could not produce a map for this model or input (the chain moves on).
+    `output` keeps the generation that ran before the failure, so it is not repeated."""
+
+    def __init__(self, message: str, output: object = None):
+        super().__init__(message)
+        self.output = output
+
+
+@dataclass
+class Prompts:
+    """A tokenized batch with what map extraction needs besides the model inputs."""
+
+    inputs: dict  # model inputs (left-padded), offsets removed
+    offsets: torch.Tensor  # (batch, seq, 2) character offsets into `texts`
+    texts: list[str]  # each prompt as the tokenizer saw it (image placeholders expanded)
+    questions: list[str]
+
+
+def attention_grids(weights: dict[int, torch.Tensor], valid: torch.Tensor, image_positions: torch.Tensor,
+                    heads: str, rows: str) -> dict[int, torch.Tensor]:
+    """Per layer, (batch, image_tokens) attention onto the image: heads combined by `heads`
+    (mean or max), query rows by `rows` (mean or max, over the valid rows only).
+    weights[layer]: (batch, heads, R, kv); valid: (batch, R); image_positions: (batch, kv) bool."""
+    out = {}
+    for layer, w in weights.items():
+        per_row = w.mean(dim=1) if heads == "mean" else w.amax(dim=1)  # (batch, R, kv)
+        mask = valid[:, :, None].to(per_row.device)
+        if rows == "mean":
+            pooled = (per_row * mask).sum(1) / mask.sum(1)  # (batch, kv)
+        else:
+            pooled = per_row.masked_fill(~mask, float("-inf")).amax(1)
+        counts = image_positions.sum(1)
+        if not (counts == counts[0]).all():
+            raise MapUnavailableError(f"image token counts differ across the batch: {counts.tolist()}")
+        out[layer] = pooled[image_positions.to(pooled.device)].reshape(len(pooled), int(counts[0]))
+    return out
+
+
+def make_maps(session, prompts: Prompts, spec: MapSpec,
+              generate: Callable[[], object]) -> tuple[object, list[MapResult]]:
+    """Run `generate` (the batch's one generation call) and make the maps `spec` asks for.
+    A sequence whose map fails (say, a Grad-CAM that ReLU zeroes everywhere) moves on to the
+    next method of the chain on its own. Returns (generate's output, one MapResult per sequence)."""
+    chain = [spec.method] if not spec.fallback else _chain_from(spec.method)
+    batch = len(prompts.questions)
+    results: list[MapResult | None] = [None] * batch
+    reasons: list[list[str]] = [[] for _ in range(batch)]
+    output = None
+    for method in chain:
+        pending = [b for b in range(batch) if results[b] is None]
+        if not pending:
+            break
+        try:
+            if method in ("attention", "token"):
+                output, grids, layers, positions = _attention(session, prompts, spec, method, generate)
+            else:
+                output = output if output is not None else generate()
+                grids, layers, positions = _vision(session, prompts, spec, method)
+        except MapUnavailableError as error:
+            output = output if output is not None else error.output
+            for b in pending:
+                reasons[b].append(f"{method}: {error}")
+            continue
+        usable = _usable(grids)
+        for b in pending:
+            if usable[b]:
+                results[b] = map_result(session, spec, method, grids, b, layers, positions[b], reasons[b])
+            else:
+                reasons[b].append(f"{method}: the map is all zero or not finite")
+    failed = [b for b in range(batch) if results[b] is None]
+    if failed:
+        raise MapUnavailableError(f"no method produced a map for sequences {failed}: "
+                                  + " | ".join("; ".join(reasons[b]) for b in failed))
+    return output if output is not None else generate(), results
+
+
+def _usable(grids: dict[int, torch.Tensor]) -> list[bool]:
+    """Per sequence: every layer's map is finite with positive mass."""
+    ok = None
+    for g in grids.values():  # (batch, cells)
+        good = torch.isfinite(g).all(1) & (g.sum(1) > 0)
+        ok = good if ok is None else ok & good
+    return ok.tolist()
+
+
+def _chain_from(method: str) -> list[str]:
+    order = ["attention", "gradcam", "activation"]
+    if method == "token":
+        return ["token", "gradcam", "activation"]
+    return order[order.index(method):]
+
+
+def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
+    model = session.model
+    layers = parse_layers(spec.layers, model.config.get_text_config().layer_types)
+    input_ids = prompts.inputs["input_ids"]
+    image_positions = input_ids == model.config.image_token_id  # (batch, seq)
+    if method == "token":
+        kind, rows_pool = "term", "max"  # a multi-token term: max over its tokens
+    else:
+        kind, rows_pool = spec.query, "mean"
+    if kind == "generated":
+        output = generate()
+        try:
+            weights, valid, positions, image_positions = _generated_rows(session, prompts, output, layers)
+        except MapUnavailableError as error:
+            raise MapUnavailableError(str(error), output) from None
+    else:
+        positions = query_positions(kind, prompts.offsets, prompts.texts, prompts.questions, spec.term)
+        rows, valid = pad_rows(positions)
+        with capture_rows(model, layers, rows, input_ids.shape[1]) as capture:
+            output = generate()
+        weights = capture.weights
+    missing = [layer for layer in layers if layer not in weights]
+    if missing:
+        raise MapUnavailableError(f"{type(model).__name__} did not route layers {missing} through transformers' "
+                                  "AttentionInterface, so their attention could not be read", output)
+    try:
+        grids = attention_grids(weights, valid, image_positions, spec.heads, rows_pool)
+    except MapUnavailableError as error:
+        raise MapUnavailableError(str(error), output) from None  # keep the generation for the next method
+    return output, grids, layers, positions
+
+
+def _generated_rows(session, prompts: Prompts, output, layers):
+    """Attention rows of the generated answer tokens, from one more forward pass over
+    prompt + generated tokens: the rows at the reply tokens' own positions (each sees itself
+    and everything before it), up to the first end-of-sequence token."""
+    sequences = output.sequences  # (batch, prompt + generated)
+    prompt_length = prompts.inputs["input_ids"].shape[1]
+    eos = session.model.generation_config.eos_token_id
+    stop = set(eos if isinstance(eos, list) else [eos]) | {session.processor.tokenizer.pad_token_id}
+    positions, keep = [], torch.ones_like(sequences, dtype=torch.long)
+    keep[:, :prompt_length] = prompts.inputs["attention_mask"]
+    for b, row in enumerate(sequences[:, prompt_length:].tolist()):
+        n = next((j for j, token in enumerate(row) if token in stop), len(row))
+        keep[b, prompt_length + n:] = 0
+        positions.append([prompt_length + j for j in range(n)])
+    if not all(positions):
+        empty = [b for b, p in enumerate(positions) if not p]
+        raise MapUnavailableError(f"sequences {empty} generated no answer tokens to read attention from")
+    inputs = dict(prompts.inputs)
+    extra = sequences.shape[1] - prompt_length
+    inputs["input_ids"] = sequences
+    inputs["attention_mask"] = keep
+    if "token_type_ids" in inputs:
+        inputs["token_type_ids"] = torch.nn.functional.pad(inputs["token_type_ids"], (0, extra))
+    rows, valid = pad_rows(positions)
+    with torch.no_grad(), capture_rows(session.model, layers, rows, sequences.shape[1]) as capture:
+        session.model(**inputs)
+    return capture.weights, valid, positions, sequences == session.model.config.image_token_id
+
+
+def _vision(session, prompts: Prompts, spec: MapSpec, method: str):
+    model = session.model
+    size = session.processor.image_processor.size
+    shape = grid_shape(int(model.config.mm_tokens_per_image), int(size["width"]) / int(size["height"]))
+    if method == "gradcam":
+        layer, patches = gradcam(model, prompts.inputs, _gradcam_target(session, spec.gradcam_token))
+    else:
+        layer, patches = activation_norm(model, prompts.inputs)
+    grid = patches if (method == "gradcam" and spec.gradcam_full_resolution) else pool_to(patches, shape)
+    grids = {layer: grid.flatten(1)}
+    positions = [[prompts.inputs["input_ids"].shape[1] - 1] for _ in prompts.questions]
+    return grids, (layer,), positions
+
+
+def _gradcam_target(session, token: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
+    """(batch, seq, vocab) logits -> (batch,): the yes-minus-no logit at the answer position
+    (log-sum-exp over the yes and no spellings), or one chosen token's logit."""
+    if token is None:
+        return lambda logits: yes_no_log_odds(logits[:, -1], session.yes_ids, session.no_ids)
+    ids = session.processor.tokenizer.encode(token, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(f"Grad-CAM target {token!r} is {len(ids)} tokens for this tokenizer; give a single token")
+    return lambda logits: logits[:, -1, ids[0]].float()
+
+
+def map_result(session, spec: MapSpec, method: str, grids: dict[int, torch.Tensor], b: int, layers: tuple[int, ...],
+               positions: list[int], reasons: list[str], implementation: str | None = None) -> MapResult:
+    """Sequence `b`'s grids as a MapResult with its provenance. grids[layer]: (batch, cells)."""
+    size = session.processor.image_processor.size
+    image_size = (int(size["height"]), int(size["width"]))
+    n = next(iter(grids.values())).shape[1]
+    shape = grid_shape(n, image_size[1] / image_size[0])
+    attention = method in ("attention", "token")
+    strip = spec.strip_border if attention else 0
+    maps = {layer: to_grid(g[b].cpu().numpy(), shape, strip) for layer, g in grids.items()}
+    unstripped = {layer: to_grid(g[b].cpu().numpy(), shape) for layer, g in grids.items()} if strip else None
+    return MapResult(
+        maps=maps, mean=np.mean(list(maps.values()), axis=0), unstripped=unstripped, grid_shape=shape, method=method,
+        requested_method=spec.method, fallback_reason="; ".join(reasons) or None, layers=layers,
+        heads=spec.heads if attention else "n/a", query=_query_name(spec, method), query_positions=positions,
+        term=spec.term if method == "token" else None, strip_border=strip,
+        attn_implementation=implementation or (IMPLEMENTATION if attention else "autograd" if method == "gradcam" else "none"),
+        image_size=image_size)
+
+
+def _query_name(spec: MapSpec, method: str) -> str:
+    if method == "token":
+        return "term"
+    if method in ("gradcam", "activation"):
+        return "answer" if method == "gradcam" else "none"
+    return spec.query
+
+
+def map_prompts(session, conversations, inputs, questions: Sequence[str]) -> Prompts:
+    """Take the offsets out of `inputs` (the model does not accept them) and pair them with the
+    prompt texts they index into."""
+    offsets = inputs.pop("offset_mapping")
+    return Prompts(dict(inputs), offsets.cpu(), session.rendered_prompts(conversations), list(questions))
+
+
+@torch.no_grad()  # not inference_mode: Grad-CAM re-enables autograd on these inputs
+def map_batch(session, images: Sequence, questions: Sequence[str], spec: MapSpec, *,
+              prompt: PromptConfig | None = None) -> list[MapResult]:
+    """Maps only: one forward pass over the prompts (no generation) plus what the method needs.
+    A query of generated tokens needs a reply: answer with compute.answering instead."""
+    if spec.query == "generated":
+        raise ValueError("maps from the generated reply need the reply: use compute.answering.BatchedGenerate")
+    with session.lock:
+        conversations = session.conversations(images, questions, prompt)
+        inputs = session.tokenize(conversations, offsets=True)
+        prompts = map_prompts(session, conversations, inputs, questions)
+        return make_maps(session, prompts, spec, lambda: session.model(**prompts.inputs))[1]

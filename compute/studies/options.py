@@ -1,0 +1,31 @@
+"""Options checked against the model's configuration before its weights load."""
+
+from __future__ import annotations
+
+from compute.config import RunConfig
+from compute.maps import grid_shape, parse_layers
+
+
+class OptionError(ValueError):
+    """An option does not fit the model (checked from its configuration before the weights load)."""
+
+
+def check_options(config: RunConfig, model_config) -> None:
+    """OptionError (or LayerSpecError) for options the model cannot take: layers it does not
+    have, more border rings than its image grid has, a reply longer than its context.
+    `model_config` None (not available without loading): nothing to check yet."""
+    if model_config is None:
+        return
+    text_config = model_config.get_text_config()
+    if config.maps.enabled:
+        parse_layers(config.maps.layers, text_config.layer_types)
+        tokens = getattr(model_config, "mm_tokens_per_image", None)
+        if tokens and config.maps.strip_border:
+            rows, cols = grid_shape(int(tokens))
+            if 2 * config.maps.strip_border >= min(rows, cols):
+                raise OptionError(f"--strip-border {config.maps.strip_border}: the model's image-token grid is "
+                                  f"{rows}x{cols}, so at most {(min(rows, cols) - 1) // 2} rings can be stripped")
+    context = getattr(text_config, "max_position_embeddings", None)
+    if context and config.decode.max_new_tokens >= context:
+        raise OptionError(f"--max-new-tokens {config.decode.max_new_tokens}: the model's context is {context:,} "
+                          "tokens, prompt included; ask for fewer")
