@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from store.connection import StoreError, connect
+from store.connection import StoreError, connect, transaction
 from store.schema import ensure_schema
 
 TABLES = ("images", "image_files", "questions", "predictions", "attention_maps", "attention_changes")
@@ -30,8 +30,7 @@ def merge_parts(db: str | Path, parts: list[Path], run_id: str) -> int:
         ensure_schema(con, db)
         for k, part in enumerate(parts):
             con.execute(f"ATTACH ? AS part{k} (READ_ONLY)", [str(part)])
-        con.execute("BEGIN TRANSACTION")
-        try:
+        with transaction(con):
             first = "part0"
             statuses = [_run_row(con, f"part{k}", run_id) for k in range(len(parts))]
             if any(s is None for s in statuses):
@@ -50,10 +49,6 @@ def merge_parts(db: str | Path, parts: list[Path], run_id: str) -> int:
                     # by name: a part written by code of another schema version lines up column for column
                     con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM part{k}.{table}{where}",
                                 params)
-            con.execute("COMMIT")
-        except Exception:
-            con.execute("ROLLBACK")
-            raise
         merged = con.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run_id]).fetchone()[0]
     return merged
 

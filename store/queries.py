@@ -50,7 +50,7 @@ def list_runs(db_path: str | Path) -> pd.DataFrame:
 
 
 def run_overview(db_path: str | Path, run_id: str) -> dict[str, Any]:
-    """Model, dataset, prompt and the headline counts for one run."""
+    """Model, dataset, prompt and the headline counts for one run (n_done, n_correct, ...)."""
     with _open(db_path) as con:
         run = con.execute("SELECT * FROM runs WHERE run_id = ?", [run_id]).df()
         if run.empty:
@@ -71,10 +71,6 @@ def run_overview(db_path: str | Path, run_id: str) -> dict[str, Any]:
     overview.update({k: (None if pd.isna(v) else v) for k, v in counts.items()})
     for key in ("n_done", "n_failed", "n_images", "n_uncertain", "n_correct"):
         overview[key] = int(overview[key] or 0)
-    n_done = overview["n_done"]
-    overview["accuracy"] = overview["n_correct"] / n_done if n_done else None
-    low, high = wilson_interval(overview["n_correct"], n_done)
-    overview["accuracy_ci"] = (float(low), float(high))
     return overview
 
 
@@ -85,9 +81,9 @@ def conditions(db_path: str | Path, run_id: str) -> list[str]:
     return [r[0] for r in rows]
 
 
-def condition_accuracy(db_path: str | Path, run_id: str, conditions: list[str] | None = None) -> pd.DataFrame:
-    """Accuracy per condition, split by ground truth ('yes', 'no', and 'all'), with
-    95% Wilson intervals. "uncertain" answers count as wrong; failed items are excluded."""
+def condition_counts(db_path: str | Path, run_id: str, conditions: list[str] | None = None) -> pd.DataFrame:
+    """Answered and correct items per condition, split by ground truth ('yes', 'no', and 'all').
+    "uncertain" answers count as wrong; failed items are excluded."""
     with _open(db_path) as con:
         df = con.execute("""
             SELECT condition, coalesce(ground_truth, 'all') AS ground_truth,
@@ -100,8 +96,6 @@ def condition_accuracy(db_path: str | Path, run_id: str, conditions: list[str] |
         """, [run_id, conditions, conditions]).df()
     df["n"] = df["n"].astype(int)
     df["n_correct"] = df["n_correct"].fillna(0).astype(int)
-    df["accuracy"] = df["n_correct"] / df["n"]
-    df["ci_low"], df["ci_high"] = wilson_interval(df["n_correct"], df["n"])
     return df
 
 
@@ -258,3 +252,20 @@ def change_difference(db_path: str | Path, run_id: str, item_id: str, method: st
     if row is None:
         return None
     return np.asarray(row[0], dtype=np.float64).reshape(row[1], row[2])
+
+
+class RunNotFoundError(KeyError):
+    """No run of that name in the store; the message lists the runs it holds."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def require_run(db_path: str | Path, run_id: str) -> None:
+    """RunNotFoundError naming the store's runs, unless `run_id` is one of them."""
+    if run_exists(db_path, run_id):
+        return
+    runs = list_runs(db_path).run_id.tolist() if has_runs(db_path) else []
+    shown = ", ".join(repr(r) for r in runs[:10]) + (", ..." if len(runs) > 10 else "")
+    raise RunNotFoundError(f"no run named {run_id!r} in {db_path}; "
+                           + (f"its runs: {shown}" if runs else "it holds no runs"))

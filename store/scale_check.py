@@ -73,7 +73,7 @@ def time_queries(db: Path, run_id: str = "big", repeat: int = 5) -> list[tuple[s
         "list_runs": lambda: queries.list_runs(db),
         "run_overview": lambda: queries.run_overview(db, run_id),
         "conditions": lambda: queries.conditions(db, run_id),
-        "condition_accuracy": lambda: queries.condition_accuracy(db, run_id),
+        "condition_counts": lambda: queries.condition_counts(db, run_id),
         "predictions (CSV download)": lambda: queries.predictions(db, run_id),
         "mapped_items": lambda: queries.mapped_items(db, run_id),
         "item_maps": lambda: queries.item_maps(db, run_id, item),

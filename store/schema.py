@@ -10,7 +10,7 @@ from pathlib import Path
 
 import duckdb
 
-from store.connection import StoreError
+from store.connection import StoreError, transaction
 
 _V1 = """
 CREATE TABLE runs (
@@ -215,14 +215,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection, db_path: str | Path = "the dat
     before = usable_version(con, db_path)
     if before == SCHEMA_VERSION:
         return before
-    con.execute("BEGIN TRANSACTION")
-    try:
+    with transaction(con):
         con.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL, applied_at TIMESTAMP)")
         for version in range(before + 1, SCHEMA_VERSION + 1):
             con.execute(MIGRATIONS[version - 1])
             con.execute("INSERT INTO schema_version VALUES (?, current_timestamp)", [version])
-        con.execute("COMMIT")
-    except Exception:
-        con.execute("ROLLBACK")
-        raise
     return before

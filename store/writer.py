@@ -18,7 +18,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from store.connection import StoreError, connect
+from store.connection import StoreError, connect, transaction
 from store.owner import STALE_AFTER, live_owner, this_host, utc_now
 from store.records import AttentionChangeRecord, ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RunRecord
 from store.schema import ensure_schema
@@ -42,17 +42,12 @@ _DATA_ERRORS = (duckdb.DataError, duckdb.IntegrityError, duckdb.InvalidInputExce
 
 @contextmanager
 def _transaction(con: duckdb.DuckDBPyConnection, db_path: Path) -> Iterator[None]:
-    """One transaction. A value the store refuses is RecordError; a file that cannot be
+    """One transaction, its errors in the store's terms: a value the store refuses is RecordError; a file that cannot be
     written (a full disk, say) is StoreError."""
-    con.execute("BEGIN TRANSACTION")
     try:
-        yield
-        con.execute("COMMIT")
+        with transaction(con):
+            yield
     except BaseException as exc:
-        try:
-            con.execute("ROLLBACK")
-        except duckdb.Error:  # a failed COMMIT has already rolled back
-            pass
         if isinstance(exc, _DATA_ERRORS):
             raise RecordError(f"{db_path}: a value could not be stored ({_first_line(exc)})") from exc
         if isinstance(exc, (duckdb.IOException, duckdb.OperationalError)):

@@ -7,10 +7,13 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from compute.demo.synth import SynthConfig, generate_dataset
 from store import queries
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # a `python -m compute run` study while the test reads
 
 
 def test_reading_every_few_hundred_ms_while_a_study_writes(tmp_path):
@@ -28,7 +31,7 @@ def test_reading_every_few_hundred_ms_while_a_study_writes(tmp_path):
         if not db.exists() or not queries.has_runs(db):
             continue
         runs = queries.list_runs(db)  # the same calls the pages make
-        queries.condition_accuracy(db, "live")
+        queries.condition_counts(db, "live")
         queries.mapped_items(db, "live")
         seen.append(int(runs.n_done.iloc[0]))
         reads += 1

@@ -3,6 +3,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
+from compute.reports import overall_accuracy, with_accuracy
 from store import (ImageRecord, PredictionRecord, QuestionRecord, RecordError, RunConfigMismatch, RunRecord,
                    SCHEMA_VERSION, StoreWriter, connect)
 from store import queries
@@ -107,17 +108,19 @@ def test_condition_accuracy_counts_and_intervals(tmp_path):
     outcomes = [("a", "edema", "yes", "yes"), ("b", "edema", "yes", "no"), ("c", "edema", "no", "no"),
                 ("d", "edema", "no", "uncertain"), ("e", "pneumothorax", "yes", "yes")]
     w.write_batch(*_batch("r1", outcomes))
-    df = queries.condition_accuracy(db, "r1")
+    df = with_accuracy(queries.condition_counts(db, "r1"))
     edema = df[df.condition == "edema"].set_index("ground_truth")
     assert edema.loc["all", "n"] == 4 and edema.loc["all", "n_correct"] == 2
     assert edema.loc["yes", "accuracy"] == 0.5 and edema.loc["no", "accuracy"] == 0.5  # uncertain counts as wrong
     ci = binomtest(2, 4).proportion_ci(method="wilson")
     assert edema.loc["all", "ci_low"] == pytest.approx(ci.low)
-    only = queries.condition_accuracy(db, "r1", conditions=["pneumothorax"])
+    only = queries.condition_counts(db, "r1", conditions=["pneumothorax"])
     assert set(only.condition) == {"pneumothorax"}
     overview = queries.run_overview(db, "r1")
     assert (overview["n_done"], overview["n_correct"], overview["n_images"]) == (5, 3, 5)
-    assert overview["accuracy"] == pytest.approx(0.6)
+    accuracy, (low, high) = overall_accuracy(overview["n_correct"], overview["n_done"])
+    ci = binomtest(3, 5).proportion_ci(method="wilson")
+    assert accuracy == pytest.approx(0.6) and (low, high) == pytest.approx((ci.low, ci.high))
 
 
 def test_queries_take_hostile_values_as_data(tmp_path):
@@ -126,8 +129,8 @@ def test_queries_take_hostile_values_as_data(tmp_path):
     w.start_run(_run())
     w.write_batch(*_batch("r1", [("a", "edema", "yes", "yes")]))
     hostile = "'; DROP TABLE runs; --"
-    assert queries.condition_accuracy(db, hostile).empty
-    assert queries.condition_accuracy(db, "r1", conditions=[hostile]).empty
+    assert queries.condition_counts(db, hostile).empty
+    assert queries.condition_counts(db, "r1", conditions=[hostile]).empty
     assert len(queries.list_runs(db)) == 1
 
 
@@ -187,7 +190,7 @@ def test_hostile_values_are_written_as_data(tmp_path):
     w.finish_run(hostile, "completed")
     runs = queries.list_runs(db)
     assert runs.run_id.tolist() == [hostile] and runs.n_done.tolist() == [1]
-    assert queries.condition_accuracy(db, hostile, conditions=[hostile]).n.tolist() == [1, 1]
+    assert queries.condition_counts(db, hostile, conditions=[hostile]).n.tolist() == [1, 1]
 
 
 def test_bad_database_path_is_a_store_error(tmp_path):
@@ -199,6 +202,7 @@ def test_bad_database_path_is_a_store_error(tmp_path):
             StoreWriter(path)
 
 
+@pytest.mark.integration
 def test_scale_check_builds_a_store_the_pages_can_query(tmp_path, capsys):
     """The dashboard-speed script at a small size: the store it builds is read by every page query."""
     from store import scale_check
@@ -209,6 +213,7 @@ def test_scale_check_builds_a_store_the_pages_can_query(tmp_path, capsys):
     assert len(queries.attention_changes(tmp_path / "scale.duckdb", "big")) == 2000
 
 
+@pytest.mark.integration
 def test_store_check_reports_orphans_and_dead_runs(tmp_path, capsys):
     from store.check import main as check_main
     db = tmp_path / "c.duckdb"

@@ -11,11 +11,9 @@ with its first baseline row; every row still counts in the accuracies.
 
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
-from scipy.stats import binomtest
 
-from compute.metrics.stats import wilson_interval
+from compute.metrics.stats import holm, mcnemar_exact, wilson_interval
 
 
 def group_table(rows: pd.DataFrame) -> pd.DataFrame:
@@ -53,19 +51,6 @@ def accuracy_by(rows: pd.DataFrame, column: str) -> pd.DataFrame:
     return grouped.sort_values(["accuracy", column]).reset_index(drop=True)
 
 
-def holm(p_values) -> np.ndarray:
-    """Holm-Bonferroni adjusted p-values (step-down, monotone, capped at 1)."""
-    p = np.asarray(p_values, dtype=float)
-    order = np.argsort(p)
-    m = len(p)
-    adjusted = np.empty(m)
-    running = 0.0
-    for rank, i in enumerate(order):
-        running = max(running, (m - rank) * p[i])
-        adjusted[i] = min(1.0, running)
-    return adjusted
-
-
 def mcnemar_by_category(rows: pd.DataFrame) -> pd.DataFrame:
     """Per category, an exact McNemar test of variant correctness against the paired
     baseline's: b = baseline right and variant wrong, c = the reverse; p is the two-sided
@@ -78,7 +63,7 @@ def mcnemar_by_category(rows: pd.DataFrame) -> pd.DataFrame:
         base = baselines.loc[g["group_id"]].to_numpy()
         var = g["correct"].astype(bool).to_numpy()
         b, c = int((base & ~var).sum()), int((~base & var).sum())
-        p = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
+        p = mcnemar_exact(b, c)
         out.append({"category": category, "n_pairs": len(g), "baseline_right_variant_wrong": b,
                     "baseline_wrong_variant_right": c, "p_value": float(p)})
     table = pd.DataFrame(out, columns=["category", "n_pairs", "baseline_right_variant_wrong",

@@ -1,16 +1,14 @@
-"""The phrasing-sensitivity report of a run, as a dict (JSON) or Markdown."""
+"""The phrasing-sensitivity report of a run, from its tables: a dict (JSON) or Markdown. Pure: the
+callers fetch the tables from the store."""
 
 from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-
-from store import queries
 
 from compute.metrics.attention_change import by_change_type, change_tests
 from compute.metrics.phrasing import accuracy_by, group_table, mcnemar_by_category, most_sensitive_groups
@@ -20,14 +18,13 @@ class ReportError(ValueError):
     pass
 
 
-def phrasing_report(db: str | Path, run_id: str, top: int = 10) -> dict[str, Any]:
-    if not queries.run_exists(db, run_id):
-        runs = queries.list_runs(db).run_id.tolist() if queries.has_runs(db) else []
-        shown = ", ".join(repr(r) for r in runs[:10]) + (", ..." if len(runs) > 10 else "")
-        raise ReportError(f"no run named {run_id!r} in {db}; " + (f"its runs: {shown}" if runs else "it holds no runs"))
-    rows = queries.phrasing_rows(db, run_id)
+def phrasing_report(rows: pd.DataFrame, changes: pd.DataFrame, run_id: str, top: int = 10) -> dict[str, Any]:
+    """The headline figures and tables of a phrasing run: `rows` one per answered variant
+    (store.queries.phrasing_rows), `changes` its baseline-to-variant map comparisons
+    (store.queries.attention_changes; empty when none were stored). The CLI's `report` and the
+    dashboard's phrasing page both show this."""
     if rows.empty:
-        raise ReportError(f"run {run_id!r} in {db} has no answered variant groups (rows with group_id and "
+        raise ReportError(f"run {run_id!r} has no answered variant groups (rows with group_id and "
                           "variant_index); import some with `python -m compute import-results`")
     groups = group_table(rows)
     baseline = rows[rows["variant_index"] == 0]
@@ -46,12 +43,11 @@ def phrasing_report(db: str | Path, run_id: str, top: int = 10) -> dict[str, Any
                                                       "strategy_category"), "strategy_category"),
         "mcnemar_vs_baseline": _records(mcnemar_by_category(rows.fillna({"strategy_category": "other"}))),
         "most_sensitive_groups": _records(most_sensitive_groups(groups, top)),
-        **_attention_change(db, run_id, top),
+        **_attention_change(changes, top),
     }
 
 
-def _attention_change(db, run_id: str, top: int) -> dict[str, Any]:
-    changes = queries.attention_changes(db, run_id)
+def _attention_change(changes: pd.DataFrame, top: int) -> dict[str, Any]:
     if changes.empty:
         return {"attention_change": {}, "attention_change_tests": {}, "most_attention_sensitive": []}
     sensitive = changes.head(top)[["item_id", "group_id", "question", "baseline_question", "answer_change",
