@@ -8,75 +8,27 @@ import sys
 import traceback
 from pathlib import Path
 
-from compute.config import ANSWERERS, HEAD_AGGREGATIONS, MAP_QUERIES, STUDIES, AnswerConfig, DecodeConfig, MapConfig, RunConfig, VariantConfig
+from compute.cli_options import add_options, bounded_int, build
+from compute.config import AnswerConfig, DecodeConfig, MapConfig, ModelSpec, PromptConfig, RunConfig, VariantConfig
 from compute.data.limits import ImageLimits
-from compute.model.loading import DTYPE_CHOICES
-from compute.data.questions import DEFAULT_INSTRUCTION
-from compute.demo.synth.config import SynthConfig
 from compute.data.validate import INT32_MAX
+from compute.demo.synth.config import SynthConfig
 
 EXIT_USAGE = 2
 EXIT_NOTHING_ANSWERED = 1
 EXIT_INTERNAL = 3  # an unexpected error: a bug to report
-MAX_BATCH = 4096
 
+positive_int = bounded_int(1, INT32_MAX)
 
-def _bounded_int(low: int, high: int):
-    def parse(text: str) -> int:
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be from {low} to {high}, got {value}")
-        return value
-    return parse
-
-
-positive_int = _bounded_int(1, INT32_MAX)
-seed_int = _bounded_int(0, INT32_MAX)
-
-
-def _add_model_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("model")
-    g.add_argument("--model", required=True, metavar="M",
-                   help="hub id (e.g. google/medgemma-4b-it) or a local model folder (e.g. models/demo)")
-    g.add_argument("--device", default=None,
-                   help="torch device such as cuda, cuda:1 or cpu (default: cuda when available, else cpu)")
-    g.add_argument("--dtype", default=None, choices=DTYPE_CHOICES,
-                   help="weight and activation dtype (default: bf16 on CUDA, fp32 on CPU)")
-    g.add_argument("--trust-remote-code", action="store_true",
-                   help="allow model code from the checkpoint to run (off by default; Gemma-3 does not need it)")
-
-
-def _add_prompt_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("prompt")
-    g.add_argument("--instruction", default=DEFAULT_INSTRUCTION,
-                   help=f"text appended to every question in the user turn (default: {DEFAULT_INSTRUCTION!r})")
-    g.add_argument("--system-prompt", default=None,
-                   help="optional system prompt; Gemma-3's template folds it into the user turn")
-    g.add_argument("--max-new-tokens", type=positive_int, default=DecodeConfig.max_new_tokens,
-                   help=f"greedy reply length cap (default: {DecodeConfig.max_new_tokens})")
-
-
-def _add_map_options(p: argparse.ArgumentParser) -> None:
-    g = p.add_argument_group("attention maps", "stored with their metrics for every prediction")
-    g.add_argument("--no-maps", action="store_true", help="store answers only, no attention maps")
-    g.add_argument("--layers", default=MapConfig.layers,
-                   help="decoder layers to read attention from: '2,7,12,17', 'all', 'last:4' or 'full' "
-                        f"(the full-attention layers) (default: {MapConfig.layers})")
-    g.add_argument("--query", default=MapConfig.query, choices=MAP_QUERIES,
-                   help="attention rows: the answer position (the last prompt token, which predicts yes/no), "
-                        f"the question's tokens, or the generated answer's tokens (default: {MapConfig.query})")
-    g.add_argument("--heads", default=MapConfig.heads, choices=HEAD_AGGREGATIONS,
-                   help=f"how attention heads are combined (default: {MapConfig.heads})")
-    g.add_argument("--strip-border", type=_bounded_int(0, 1000), default=0, metavar="RINGS",
-                   help="zero this many outer token rings before renormalising the stored map (default: 0)")
-    g.add_argument("--gradcam", action="store_true",
-                   help="also store Grad-CAM on the vision tower's last layer (one backward pass per batch)")
-    g.add_argument("--deletion", action="store_true",
-                   help="also run the deletion test per map: blur the top 10%% of cells vs random cells "
-                        f"({MapConfig.deletion_random} more forward passes per prediction)")
+RUN_OPTION_GROUPS = (  # (dataclass, title, description): the run command's option groups in --help order
+    (ModelSpec, "model", None),
+    (PromptConfig, "prompt", None),
+    (DecodeConfig, "decoding", None),
+    (MapConfig, "attention maps", "stored with their metrics for every prediction"),
+    (VariantConfig, "phrasing study", None),
+    (AnswerConfig, "answering", None),
+    (ImageLimits, "image limits", "checked from each file's header before decoding it"),
+)
 
 
 def _add_demo_model_option(p: argparse.ArgumentParser) -> None:
@@ -91,53 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
         "run", help="run the baseline or phrasing study over a manifest into a DuckDB file",
         description="Ask every manifest question once; store the reply, the extracted answer, P(yes), "
                     "correctness and timing. Rerunning the same --run resumes where it stopped.")
-    _add_model_options(run)
-    _add_prompt_options(run)
-    _add_map_options(run)
-    g = run.add_argument_group("study")
-    g.add_argument("--study", choices=STUDIES, default="baseline",
-                   help="baseline: every question once; phrasing: every question plus --variants "
-                        "meaning-preserving rewrites of it (compute.variants), on the same image (default: baseline)")
-    g.add_argument("--variants", type=positive_int, default=VariantConfig.n,
-                   help=f"rewrites per question in the phrasing study (default: {VariantConfig.n})")
-    g.add_argument("--variant-seed", type=seed_int, default=VariantConfig.seed,
-                   help="seed of the rewrite choice (default: 0)")
-    g.add_argument("--negation-probe", action="store_true",
-                   help="phrasing study: add one opposite question per group, its expected answer inverted")
-    g.add_argument("--answerer", choices=ANSWERERS, default=AnswerConfig.strategy,
-                   help="how questions are answered (the answers are the same): prefix-shared runs each image's "
-                        "prompt prefix once and all its questions against it; generate runs one generate call per "
-                        "batch; auto: prefix-shared unless --map-query needs the generated reply (default: auto)")
-    g.add_argument("--full-replies", action="store_true",
-                   help="prefix-shared answerer: generate every reply in full; by default it reads P(yes) and the "
-                        "answer from the first token and generates text only where that token is not yes or no")
-    g = run.add_argument_group("data and output")
-    g.add_argument("--manifest", required=True, type=Path,
-                   help="JSONL or CSV with columns image, question, answer (yes/no), condition; optional "
-                        "image_id, group_id, variant_index, strategy, location")
-    g.add_argument("--image-root", type=Path, default=None,
-                   help="folder that relative image paths start from (default: the manifest's folder)")
-    g.add_argument("--allow-outside-root", action="store_true",
-                   help="allow manifest image paths outside the image root (absolute paths, '..', links out); "
-                        "off by default so a manifest cannot point the run at arbitrary files")
-    g.add_argument("--db", required=True, type=Path, help="DuckDB file to write (created if missing)")
-    g.add_argument("--run", "--run-name", required=True, dest="run_name",
-                   help="run name; reusing a name resumes that run (its configuration must match)")
-    g.add_argument("--dataset", default=None, help="dataset label (default: the manifest's folder name)")
-    g.add_argument("--limit", type=positive_int, default=None, metavar="N", help="only the first N manifest rows")
-    g.add_argument("--batch-size", type=_bounded_int(1, MAX_BATCH), default=AnswerConfig.batch_size,
-                   help=f"questions per forward pass and per write, at most {MAX_BATCH} (default: {AnswerConfig.batch_size})")
-    g.add_argument("--seed", type=seed_int, default=0, help="random seed recorded with the run (default: 0)")
-    g.add_argument("--max-image-pixels", type=_bounded_int(1, 1 << 40), default=ImageLimits.max_pixels, metavar="N",
-                   help="refuse (as a failed item) any image whose header declares more pixels than this, before "
-                        f"decoding it (default: {ImageLimits.max_pixels:,})")
-    g.add_argument("--max-image-bytes", type=_bounded_int(1, 1 << 40), default=ImageLimits.max_file_bytes, metavar="N",
-                   help="refuse (as a failed item) any image file larger than this many bytes; each file is read "
-                        f"into memory once, hashed and decoded (default: {ImageLimits.max_file_bytes:,})")
-    g.add_argument("--max-failure-share", type=float, default=RunConfig.max_failure_share, metavar="SHARE",
-                   help="stop the run once more than this share of the items tried (at least 20) failed; the "
-                        f"results so far are kept (default: {RunConfig.max_failure_share})")
-    g.add_argument("--quiet", action="store_true", help="no progress bar")
+    for cls, title, description in RUN_OPTION_GROUPS:
+        add_options(run, cls, title, description)
+    add_options(run, RunConfig, "run, data and output").add_argument("--quiet", action="store_true",
+                                                                      help="no progress bar")
 
     synth = sub.add_parser("synth", help="write synthetic chest X-rays, lesion masks and a question manifest",
                            description="Frontal radiograph-like images with findings for the nine study "
@@ -262,7 +171,7 @@ def _run(args: argparse.Namespace) -> int:
     from compute.studies import OptionError, TooManyFailuresError
 
     try:
-        config = _run_config(args)
+        config = build(RunConfig, args)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -276,29 +185,13 @@ def _run(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print(f"\ninterrupted; rerun the same command to resume run {args.run_name!r}", file=sys.stderr)
+        print(f"\ninterrupted; rerun the same command to resume run {config.run_name!r}", file=sys.stderr)
         return 130
     print(summary)
     if summary.failed and not summary.done and not summary.skipped:
         print("error: no item was answered; see the reasons above", file=sys.stderr)
         return EXIT_NOTHING_ANSWERED
     return 0
-
-
-def _run_config(args: argparse.Namespace) -> RunConfig:
-    from compute.config import ModelSpec, PromptConfig
-    return RunConfig(
-        run_name=args.run_name, manifest=args.manifest, db=args.db,
-        model=ModelSpec(args.model, args.device, args.dtype, args.trust_remote_code),
-        prompt=PromptConfig(args.instruction, args.system_prompt),
-        decode=DecodeConfig(args.max_new_tokens), dataset=args.dataset, image_root=args.image_root,
-        maps=MapConfig(enabled=not args.no_maps, layers=args.layers, query=args.query, heads=args.heads,
-                       strip_border=args.strip_border, gradcam=args.gradcam, deletion=args.deletion),
-        study=args.study, variants=VariantConfig(args.variants, args.variant_seed, args.negation_probe),
-        answering=AnswerConfig(args.answerer, args.batch_size, args.full_replies), max_failure_share=args.max_failure_share,
-        allow_outside_root=args.allow_outside_root, image_limits=ImageLimits(args.max_image_pixels, args.max_image_bytes),
-        limit=args.limit, seed=args.seed,
-    )
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -383,12 +276,14 @@ def _import_results(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     import json
 
-    from store import StoreError
+    from store import StoreError, queries
 
-    from compute.reports.report import ReportError, phrasing_report, to_markdown
+    from compute.reports import ReportError, phrasing_report, to_markdown
     try:
-        report = phrasing_report(args.db, args.run_name)
-    except (ReportError, StoreError) as exc:
+        queries.require_run(args.db, args.run_name)
+        report = phrasing_report(queries.phrasing_rows(args.db, args.run_name),
+                                 queries.attention_changes(args.db, args.run_name), args.run_name)
+    except (ReportError, StoreError, queries.RunNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     text = json.dumps(report, indent=1) + "\n" if args.format == "json" else to_markdown(report)

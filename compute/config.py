@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from compute.data.limits import ImageLimits
-from compute.model.provenance import file_sha256
+from compute.data.image_bytes import file_sha256
 from compute.data.questions import DEFAULT_INSTRUCTION
 from compute.data.validate import INT32_MAX, run_name, utf8
 from vocabulary import MAP_QUERIES, AnswererName, Heads, Study
@@ -16,21 +16,30 @@ from vocabulary import MAP_QUERIES, AnswererName, Heads, Study
 
 @dataclass(frozen=True)
 class ModelSpec:
-    name_or_path: str  # hub id such as "google/medgemma-4b-it", or a local folder
-    device: str | None = None  # None: "cuda" when available, else "cpu"
-    dtype: str | None = None  # None: bfloat16 on CUDA, float32 on CPU
-    trust_remote_code: bool = False  # off unless the user asks for it
+    name_or_path: str = field(metadata={
+        "flag": "--model", "metavar": "M",
+        "help": "hub id (e.g. google/medgemma-4b-it) or a local model folder (e.g. models/demo)"})
+    device: str | None = field(default=None, metadata={
+        "help": "torch device such as cuda, cuda:1 or cpu (default: cuda when available, else cpu)"})
+    dtype: str | None = field(default=None, metadata={
+        "choices": ("bf16", "fp16", "fp32"),  # compute.model.loading.DTYPE_CHOICES, which imports torch
+        "help": "weight and activation dtype (default: bf16 on CUDA, fp32 on CPU)"})
+    trust_remote_code: bool = field(default=False, metadata={
+        "help": "allow model code from the checkpoint to run (off by default; Gemma-3 does not need it)"})
 
 
 @dataclass(frozen=True)
 class PromptConfig:
-    instruction: str = DEFAULT_INSTRUCTION  # appended to the question in the user turn
-    system_prompt: str | None = None  # Gemma-3 folds it into the first user turn
+    instruction: str = field(default=DEFAULT_INSTRUCTION, metadata={
+        "help": "text appended to every question in the user turn (default: {default!r})"})
+    system_prompt: str | None = field(default=None, metadata={
+        "help": "optional system prompt; Gemma-3's template folds it into the user turn"})
 
 
 @dataclass(frozen=True)
 class DecodeConfig:
-    max_new_tokens: int = 32  # greedy; enough for "No, there is no evidence of ..." replies
+    max_new_tokens: int = field(default=32, metadata={  # enough for "No, there is no evidence of ..." replies
+        "range": (1, INT32_MAX), "help": "greedy reply length cap (default: {default})"})
 
     def __post_init__(self) -> None:
         _require_positive("max_new_tokens", self.max_new_tokens)
@@ -43,13 +52,25 @@ HEAD_AGGREGATIONS = tuple(Heads)
 class MapConfig:
     """Which maps the studies store for every prediction (see compute.maps)."""
 
-    enabled: bool = True  # attention maps and their metrics for every prediction
-    layers: str = "all"  # decoder layers: "2,7,12", "all", "last:4", "full"
-    query: str = "answer"  # answer | question | generated
-    heads: str = "mean"  # mean | max
-    strip_border: int = 0  # outer token rings zeroed before renormalising (metrics still see the raw map)
-    gradcam: bool = False  # also Grad-CAM: one backward pass per batch
-    deletion: bool = False  # also the deletion test: a forward pass over 2 + deletion_random images per map
+    enabled: bool = field(default=True, metadata={  # attention maps and their metrics for every prediction
+        "flag": "--no-maps", "help": "store answers only, no attention maps"})
+    layers: str = field(default="all", metadata={
+        "help": "decoder layers to read attention from: '2,7,12,17', 'all', 'last:4' or 'full' "
+                "(the full-attention layers) (default: {default})"})
+    query: str = field(default="answer", metadata={
+        "choices": MAP_QUERIES,
+        "help": "attention rows: the answer position (the last prompt token, which predicts yes/no), "
+                "the question's tokens, or the generated answer's tokens (default: {default})"})
+    heads: str = field(default="mean", metadata={
+        "choices": HEAD_AGGREGATIONS, "help": "how attention heads are combined (default: {default})"})
+    strip_border: int = field(default=0, metadata={  # the metrics still see the raw map
+        "range": (0, 1000), "metavar": "RINGS",
+        "help": "zero this many outer token rings before renormalising the stored map (default: {default})"})
+    gradcam: bool = field(default=False, metadata={
+        "help": "also store Grad-CAM on the vision tower's last layer (one backward pass per batch)"})
+    deletion: bool = field(default=False, metadata={  # a forward pass over 2 + deletion_random images per map
+        "help": "also run the deletion test per map: blur the top 10% of cells vs random cells "
+                "({deletion_random} more forward passes per prediction)"})
     deletion_fraction: float = 0.1  # share of cells blurred
     deletion_random: int = 4  # random deletions of the same area to compare with
 
@@ -71,9 +92,17 @@ ANSWERERS = tuple(AnswererName)
 class AnswerConfig:
     """Which strategy answers (see compute.answering); the answers are the same either way."""
 
-    strategy: str = "auto"  # auto: prefix-shared where the maps allow it (answer-position attention), else generate
-    batch_size: int = 8  # questions per generate call; the prefix-shared engine takes 8x as many suffix rows
-    full_replies: bool = False  # prefix-shared: generate every reply in full, not only the non-yes/no ones
+    strategy: str = field(default="auto", metadata={
+        "flag": "--answerer", "choices": ANSWERERS,
+        "help": "how questions are answered (the answers are the same): prefix-shared runs each image's "
+                "prompt prefix once and all its questions against it; generate runs one generate call per "
+                "batch; auto: prefix-shared unless --query needs the generated reply (default: {default})"})
+    batch_size: int = field(default=8, metadata={  # the prefix-shared engine takes 8x as many suffix rows
+        "range": (1, 4096),
+        "help": "questions per forward pass and per write, at most 4096 (default: {default})"})
+    full_replies: bool = field(default=False, metadata={
+        "help": "prefix-shared answerer: generate every reply in full; by default it reads P(yes) and the "
+                "answer from the first token and generates text only where that token is not yes or no"})
 
     def __post_init__(self) -> None:
         if self.strategy not in ANSWERERS:
@@ -84,9 +113,13 @@ class AnswerConfig:
 class VariantConfig:
     """How the phrasing study rewrites each manifest question (see compute.variants)."""
 
-    n: int = 10  # rewrites per question, besides the baseline itself
-    seed: int = 0
-    negation_probe: bool = False  # one more variant asking the opposite, its expected answer inverted
+    n: int = field(default=10, metadata={  # besides the baseline itself
+        "flag": "--variants", "range": (1, INT32_MAX),
+        "help": "rewrites per question in the phrasing study (default: {default})"})
+    seed: int = field(default=0, metadata={
+        "flag": "--variant-seed", "range": (0, INT32_MAX), "help": "seed of the rewrite choice (default: {default})"})
+    negation_probe: bool = field(default=False, metadata={
+        "help": "phrasing study: add one opposite question per group, its expected answer inverted"})
 
     def __post_init__(self) -> None:
         _require_positive("variants", self.n)
@@ -96,9 +129,13 @@ class VariantConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    run_name: str
-    manifest: Path
-    db: Path
+    run_name: str = field(metadata={
+        "flag": "--run", "aliases": ("--run-name",), "metavar": "NAME",
+        "help": "run name; reusing a name resumes that run (its configuration must match)"})
+    manifest: Path = field(metadata={
+        "help": "JSONL or CSV with columns image, question, answer (yes/no), condition; optional "
+                "image_id, group_id, variant_index, strategy, location"})
+    db: Path = field(metadata={"help": "DuckDB file to write (created if missing)"})
     model: ModelSpec
     prompt: PromptConfig = field(default_factory=PromptConfig)
     decode: DecodeConfig = field(default_factory=DecodeConfig)
@@ -106,14 +143,26 @@ class RunConfig:
     variants: VariantConfig = field(default_factory=VariantConfig)  # phrasing study only
     answering: AnswerConfig = field(default_factory=AnswerConfig)
     shard: tuple[int, int] | None = None  # (rank, world): this process takes every world-th manifest row
-    max_failure_share: float = 0.5  # stop once more than this share of the items tried (20 at least) failed
-    allow_outside_root: bool = False  # manifest image paths may leave the image root (absolute, "..", symlinks)
+    max_failure_share: float = field(default=0.5, metadata={
+        "metavar": "SHARE",
+        "help": "stop the run once more than this share of the items tried (at least 20) failed; the "
+                "results so far are kept (default: {default})"})
+    allow_outside_root: bool = field(default=False, metadata={
+        "help": "allow manifest image paths outside the image root (absolute paths, '..', links out); "
+                "off by default so a manifest cannot point the run at arbitrary files"})
     image_limits: ImageLimits = field(default_factory=ImageLimits)  # checked from each file's header before decoding
-    study: str = "baseline"  # baseline | phrasing
-    dataset: str | None = None  # None: the manifest's folder name
-    image_root: Path | None = None  # None: the manifest's folder
-    limit: int | None = None  # first N manifest rows only
-    seed: int = 0
+    study: str = field(default="baseline", metadata={
+        "choices": STUDIES,
+        "help": "baseline: every question once; phrasing: every question plus --variants meaning-preserving "
+                "rewrites of it (compute.variants), on the same image (default: {default})"})
+    dataset: str | None = field(default=None, metadata={
+        "help": "dataset label (default: the manifest's folder name)"})
+    image_root: Path | None = field(default=None, metadata={
+        "help": "folder that relative image paths start from (default: the manifest's folder)"})
+    limit: int | None = field(default=None, metadata={
+        "range": (1, INT32_MAX), "metavar": "N", "help": "only the first N manifest rows"})
+    seed: int = field(default=0, metadata={
+        "range": (0, INT32_MAX), "help": "random seed recorded with the run (default: {default})"})
 
     def __post_init__(self) -> None:
         run_name(self.run_name)

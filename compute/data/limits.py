@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 # The command-line options that raise the limits; named in every refusal so a user knows the way out.
 MAX_PIXELS_OPTION = "--max-image-pixels"
@@ -13,8 +13,14 @@ MAX_FILE_BYTES_OPTION = "--max-image-bytes"
 class ImageLimits:
     """Resource limits checked from an image file's header before any pixel is decoded."""
 
-    max_pixels: int = 50_000_000     # rows x columns (DICOM: of the frame that is decoded, times samples per pixel)
-    max_file_bytes: int = 1 << 30    # the file is read into memory once (hashed and decoded from the same bytes)
+    max_pixels: int = field(default=50_000_000, metadata={  # DICOM: of the frame decoded, times samples per pixel
+        "flag": MAX_PIXELS_OPTION, "range": (1, 1 << 40), "metavar": "N",
+        "help": "refuse (as a failed item) any image whose header declares more pixels than this, before "
+                "decoding it (default: {default:,})"})
+    max_file_bytes: int = field(default=1 << 30, metadata={
+        "flag": MAX_FILE_BYTES_OPTION, "range": (1, 1 << 40), "metavar": "N",
+        "help": "refuse (as a failed item) any image file larger than this many bytes; each file is read "
+                "into memory once, hashed and decoded (default: {default:,})"})
 
     def __post_init__(self) -> None:
         for name in ("max_pixels", "max_file_bytes"):
