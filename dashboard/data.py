@@ -1,12 +1,18 @@
 """Cached, read-only access to the store for the pages.
 
-Caches are keyed on the database's modification time as well as the arguments, so a
-page refresh after new results land shows them.
+Each query is written once, as a function of a `StoreFile`, and decorated with `@cached`.
+The cache key is the query's arguments plus the store file's state (path, and the size and
+modification time of the file and of its write-ahead log), so a page refresh after new results
+land shows them, while reruns over an unchanged store read nothing. Pages pass the Path.
 """
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import pandas as pd
 import streamlit as st
@@ -14,16 +20,39 @@ import streamlit as st
 from dashboard.safe_text import escape_markdown
 from store import StoreError, StoreNotFoundError, queries
 
-
-def _mtime(db: Path) -> float:
-    return db.stat().st_mtime if db.exists() else 0.0
+R = TypeVar("R")
 
 
-def has_runs(db: Path) -> bool:
+@dataclass(frozen=True)
+class StoreFile:
+    """A store's path; as a cache key it stands for the file's current contents."""
+
+    path: Path
+
+    def state(self) -> tuple:
+        """(path, then (mtime_ns, size) of the file and of its .wal, None for one that is missing)."""
+        return (str(self.path), *(_stat(p) for p in (self.path, self.path.with_name(self.path.name + ".wal"))))
+
+
+def _stat(path: Path) -> tuple[int, int] | None:
     try:
-        return _has_runs(str(db), _mtime(db))
-    except StoreNotFoundError:
-        return False
+        info = path.stat()
+    except OSError:
+        return None
+    return info.st_mtime_ns, info.st_size
+
+
+def cached(query: Callable[..., R]) -> Callable[..., R]:
+    """`query(db: StoreFile, *args)`, cached on its arguments and the store file's state;
+    call it with the database's Path (or a StoreFile)."""
+    cached_query = st.cache_data(show_spinner=False, hash_funcs={StoreFile: StoreFile.state})(query)
+
+    @functools.wraps(query)
+    def call(db: Path | StoreFile, *args, **kwargs) -> R:
+        return cached_query(db if isinstance(db, StoreFile) else StoreFile(Path(db)), *args, **kwargs)
+
+    call.clear = cached_query.clear
+    return call
 
 
 def store_problem(db: Path, exc: StoreError) -> str:
@@ -35,115 +64,71 @@ def store_problem(db: Path, exc: StoreError) -> str:
             "`python -m compute run`.")
 
 
-@st.cache_data(show_spinner=False)
-def _has_runs(db: str, mtime: float) -> bool:
-    return queries.has_runs(db)
+@cached
+def has_runs(db: StoreFile) -> bool:
+    """False for a missing file too; StoreError for a file that is not a store."""
+    try:
+        return queries.has_runs(db.path)
+    except StoreNotFoundError:
+        return False
 
 
-@st.cache_data(show_spinner=False)
-def _list_runs(db: str, mtime: float) -> pd.DataFrame:
-    return queries.list_runs(db)
+@cached
+def list_runs(db: StoreFile) -> pd.DataFrame:
+    return queries.list_runs(db.path)
 
 
-@st.cache_data(show_spinner=False)
-def _overview(db: str, mtime: float, run_id: str) -> dict:
-    return queries.run_overview(db, run_id)
+@cached
+def overview(db: StoreFile, run_id: str) -> dict:
+    return queries.run_overview(db.path, run_id)
 
 
-@st.cache_data(show_spinner=False)
-def _conditions(db: str, mtime: float, run_id: str) -> list[str]:
-    return queries.conditions(db, run_id)
+@cached
+def conditions(db: StoreFile, run_id: str) -> list[str]:
+    return queries.conditions(db.path, run_id)
 
 
-@st.cache_data(show_spinner=False)
-def _condition_accuracy(db: str, mtime: float, run_id: str, conditions: tuple[str, ...] | None) -> pd.DataFrame:
-    return queries.condition_accuracy(db, run_id, list(conditions) if conditions else None)
+@cached
+def condition_counts(db: StoreFile, run_id: str, conditions: list[str] | None) -> pd.DataFrame:
+    return queries.condition_counts(db.path, run_id, list(conditions) if conditions else None)
 
 
-@st.cache_data(show_spinner=False)
-def _predictions(db: str, mtime: float, run_id: str, conditions: tuple[str, ...] | None) -> pd.DataFrame:
-    return queries.predictions(db, run_id, list(conditions) if conditions else None)
+@cached
+def predictions(db: StoreFile, run_id: str, conditions: list[str] | None) -> pd.DataFrame:
+    return queries.predictions(db.path, run_id, list(conditions) if conditions else None)
 
 
-def list_runs(db: Path) -> pd.DataFrame:
-    return _list_runs(str(db), _mtime(db))
+@cached
+def mapped_items(db: StoreFile, run_id: str) -> pd.DataFrame:
+    return queries.mapped_items(db.path, run_id)
 
 
-def overview(db: Path, run_id: str) -> dict:
-    return _overview(str(db), _mtime(db), run_id)
+@cached
+def item_maps(db: StoreFile, run_id: str, item_id: str) -> pd.DataFrame:
+    return queries.item_maps(db.path, run_id, item_id)
 
 
-def conditions(db: Path, run_id: str) -> list[str]:
-    return _conditions(str(db), _mtime(db), run_id)
-
-
-def condition_accuracy(db: Path, run_id: str, conditions: list[str] | None) -> pd.DataFrame:
-    return _condition_accuracy(str(db), _mtime(db), run_id, tuple(conditions) if conditions else None)
-
-
-def predictions(db: Path, run_id: str, conditions: list[str] | None) -> pd.DataFrame:
-    return _predictions(str(db), _mtime(db), run_id, tuple(conditions) if conditions else None)
-
-
-@st.cache_data(show_spinner=False)
-def _mapped_items(db: str, mtime: float, run_id: str) -> pd.DataFrame:
-    return queries.mapped_items(db, run_id)
-
-
-@st.cache_data(show_spinner=False)
-def _item_maps(db: str, mtime: float, run_id: str, item_id: str) -> pd.DataFrame:
-    return queries.item_maps(db, run_id, item_id)
-
-
-@st.cache_data(show_spinner=False)
-def _image_file(db: str, mtime: float, run_id: str, item_id: str):
-    return queries.image_file(db, run_id, item_id)
-
-
-def mapped_items(db: Path, run_id: str) -> pd.DataFrame:
-    return _mapped_items(str(db), _mtime(db), run_id)
-
-
-def item_maps(db: Path, run_id: str, item_id: str) -> pd.DataFrame:
-    return _item_maps(str(db), _mtime(db), run_id, item_id)
-
-
-def image_file(db: Path, run_id: str, item_id: str) -> queries.ImageLocation | None:
+@cached
+def image_file(db: StoreFile, run_id: str, item_id: str) -> queries.ImageLocation | None:
     """Where the prediction's image file is, with the sha256 the run recorded."""
-    return _image_file(str(db), _mtime(db), run_id, item_id)
+    return queries.image_file(db.path, run_id, item_id)
 
 
-@st.cache_data(show_spinner=False)
-def _phrasing_rows(db: str, mtime: float, run_id: str) -> pd.DataFrame:
-    return queries.phrasing_rows(db, run_id)
+@cached
+def phrasing_rows(db: StoreFile, run_id: str) -> pd.DataFrame:
+    return queries.phrasing_rows(db.path, run_id)
 
 
-@st.cache_data(show_spinner=False)
-def _attention_changes(db: str, mtime: float, run_id: str) -> pd.DataFrame:
-    return queries.attention_changes(db, run_id)
+@cached
+def attention_changes(db: StoreFile, run_id: str) -> pd.DataFrame:
+    return queries.attention_changes(db.path, run_id)
 
 
-@st.cache_data(show_spinner=False)
-def _item_map(db: str, mtime: float, run_id: str, item_id: str, method: str, layer: int):
-    return queries.item_map(db, run_id, item_id, method, layer)
+@cached
+def item_map(db: StoreFile, run_id: str, item_id: str, method: str, layer: int):
+    return queries.item_map(db.path, run_id, item_id, method, int(layer))
 
 
-def phrasing_rows(db: Path, run_id: str) -> pd.DataFrame:
-    return _phrasing_rows(str(db), _mtime(db), run_id)
-
-
-def attention_changes(db: Path, run_id: str) -> pd.DataFrame:
-    return _attention_changes(str(db), _mtime(db), run_id)
-
-
-def item_map(db: Path, run_id: str, item_id: str, method: str, layer: int):
-    return _item_map(str(db), _mtime(db), run_id, item_id, method, int(layer))
-
-
-@st.cache_data(show_spinner=False)
-def _change_difference(db: str, mtime: float, run_id: str, item_id: str, method: str):
-    return queries.change_difference(db, run_id, item_id, method)
-
-
-def change_difference(db: Path, run_id: str, item_id: str, method: str):
-    return _change_difference(str(db), _mtime(db), run_id, item_id, method)
+@cached
+def change_difference(db: StoreFile, run_id: str, item_id: str, method: str):
+    return queries.change_difference(db.path, run_id, item_id, method)

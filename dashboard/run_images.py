@@ -8,7 +8,7 @@ from pathlib import Path
 import streamlit as st
 from PIL import Image
 
-from compute.data.images import ImageFile, ImageLoadError, read_image
+from compute.facade import ImageFile, ImageLoadError, read_image
 from dashboard import data
 
 

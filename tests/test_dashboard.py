@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from store import ImageRecord, PredictionRecord, QuestionRecord, RunRecord, StoreWriter
+from store import StoreWriter
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/attention.py", "views/phrasing.py",
@@ -26,23 +26,13 @@ def _param(at: AppTest, name: str) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def populated_db(tmp_path_factory) -> Path:
-    db = tmp_path_factory.mktemp("dash") / "d.duckdb"
-    w = StoreWriter(db)
-    for run_id, answers in (("older", ["no", "no", "no", "no"]), ("newer", ["yes", "no", "yes", "yes"])):
-        w.start_run(RunRecord(run_id=run_id, study="baseline", dataset="synth", model_id="models/demo",
-                              config={"run": run_id}, package_versions={}, instruction="Answer yes or no."))
-        gts = ["yes", "no", "no", "yes"]
-        conds = ["edema", "edema", "pneumothorax", "pneumothorax"]
-        w.write_batch(
-            [ImageRecord.of(f"sha{k}", f"/data/images/i{k}.png") for k in range(4)],
-            [QuestionRecord(f"q{k}", "synth", f"i{k}", "Is there x?", gts[k], conds[k]) for k in range(4)],
-            [PredictionRecord(run_id, f"q{k}", k + 1, "ok", answer=a, correct=a == gts[k], p_yes=0.7, yes_no_mass=0.9)
-             for k, a in enumerate(answers)])
-        w.finish_run(run_id, "completed")
-    return db
+def populated_db(tiny_store) -> Path:
+    """Two baseline runs over the same four items (ground truth yes, no, no, yes; edema twice,
+    then pneumothorax twice), written straight through StoreWriter (conftest.py)."""
+    return tiny_store({"older": ["no", "no", "no", "no"], "newer": ["yes", "no", "yes", "yes"]})
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_without_database_say_how_to_make_one(tmp_path, monkeypatch, page):
     at = _app(tmp_path / "missing.duckdb", monkeypatch)
@@ -54,6 +44,7 @@ def test_pages_without_database_say_how_to_make_one(tmp_path, monkeypatch, page)
     assert not (tmp_path / "missing.duckdb").exists()  # the dashboard never creates it
 
 
+@pytest.mark.integration
 def test_pages_with_empty_database(tmp_path, monkeypatch):
     StoreWriter(tmp_path / "empty.duckdb")
     at = _app(tmp_path / "empty.duckdb", monkeypatch)
@@ -62,6 +53,7 @@ def test_pages_with_empty_database(tmp_path, monkeypatch):
     assert any("holds no runs" in i.value for i in at.info)
 
 
+@pytest.mark.integration
 def test_overview_shows_newest_run_and_headline(populated_db, monkeypatch):
     at = _app(populated_db, monkeypatch)
     at.run()
@@ -73,6 +65,7 @@ def test_overview_shows_newest_run_and_headline(populated_db, monkeypatch):
     assert _param(at, "run") == ["newer"]
 
 
+@pytest.mark.integration
 def test_run_from_url_is_selected(populated_db, monkeypatch):
     at = _app(populated_db, monkeypatch, run="older")
     at.run()
@@ -80,6 +73,7 @@ def test_run_from_url_is_selected(populated_db, monkeypatch):
     assert {m.label: m.value for m in at.metric}["Accuracy"] == "50.0%"
 
 
+@pytest.mark.integration
 def test_condition_accuracy_page_table_and_filter(populated_db, monkeypatch):
     at = _app(populated_db, monkeypatch, run="newer")
     at.run()
@@ -96,6 +90,7 @@ def test_condition_accuracy_page_table_and_filter(populated_db, monkeypatch):
     assert _param(at, "condition") == ["pneumothorax"]
 
 
+@pytest.mark.integration
 def test_hostile_filter_values_from_url_leave_store_intact(populated_db, monkeypatch):
     hostile = "'; DROP TABLE runs; --"
     at = _app(populated_db, monkeypatch, run=hostile, condition=hostile)
@@ -120,6 +115,8 @@ def study_db(tmp_path_factory) -> Path:
     return db
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_attention_page_shows_overlay_metrics_and_provenance(study_db, monkeypatch):
     at = _app(study_db, monkeypatch, run="maps")
     at.run()
@@ -127,8 +124,11 @@ def test_attention_page_shows_overlay_metrics_and_provenance(study_db, monkeypat
     assert not at.exception
     assert len(at.get("image")) == 1
     metrics = at.dataframe[0].value.set_index("metric")["value"]
-    assert 0 < metrics["inside_body_ratio"] <= 1 and metrics["attention_entropy"] > 0
     pickers = {s.label: s for s in at.selectbox}
+    from store import queries
+    stored = queries.item_maps(study_db, "maps", pickers["Prediction"].value).set_index(["method", "layer"])
+    assert metrics["inside_body_ratio"] == pytest.approx(stored.loc[("attention", -1), "inside_body_ratio"])
+    assert metrics["attention_entropy"] == pytest.approx(stored.loc[("attention", -1), "attention_entropy"])
     assert pickers["Method"].options[0] == "attention"
     assert pickers["Layer"].value == -1  # the mean over layers comes first
     pickers["Layer"].set_value(2).run()
@@ -143,6 +143,8 @@ def test_attention_page_shows_overlay_metrics_and_provenance(study_db, monkeypat
         assert any("fell back to activation" in w.value for w in at.warning)
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_attention_page_link_reproduces_the_view(study_db, monkeypatch):
     from store import queries
     items = queries.mapped_items(study_db, "maps")
@@ -155,6 +157,8 @@ def test_attention_page_link_reproduces_the_view(study_db, monkeypatch):
     assert pickers["Prediction"].value == second and pickers["Layer"].value == 3
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_attention_page_for_a_run_without_maps(study_db, monkeypatch):
     at = _app(study_db, monkeypatch, run="no-maps")
     at.run()
@@ -191,12 +195,21 @@ def phrasing_db(tmp_path_factory) -> Path:
     return db
 
 
+@pytest.mark.integration
 def test_phrasing_page_table_heatmap_and_group(phrasing_db, monkeypatch):
     at = _app(phrasing_db, monkeypatch, run="ph")
     at.run()
     at.switch_page("views/phrasing.py").run()
     assert not at.exception
     assert {m.label: m.value for m in at.metric}["Groups"] == "4"
+    from compute.reports import phrasing_report
+    from store import queries
+    report = phrasing_report(queries.phrasing_rows(phrasing_db, "ph"), queries.attention_changes(phrasing_db, "ph"),
+                             "ph")  # what `python -m compute report` prints
+    assert {m.label: m.value for m in at.metric} == {
+        "Groups": str(report["groups"]), "Baseline accuracy": f"{report['baseline_accuracy']:.1%}",
+        "Mean group consistency": f"{report['consistency_mean']:.3f}",
+        "Mean flip rate": f"{report['flip_rate_mean']:.1%}"}
     strategies = at.dataframe[0].value
     assert "baseline" in set(strategies.strategy) and {"accuracy", "ci_low", "ci_high", "n"} <= set(strategies)
     group = at.dataframe[1].value
@@ -206,19 +219,45 @@ def test_phrasing_page_table_heatmap_and_group(phrasing_db, monkeypatch):
     assert _param(at, "category") == ["baseline"]
 
 
+def _change_counts(db: Path, run_id: str) -> dict[str, int]:
+    """Per change type, how many variants' answers differ from their group's baseline answer
+    so, counted from the stored predictions (not from the stored comparisons the page reads)."""
+    import duckdb
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        pairs = con.execute("SELECT b.answer, v.answer, b.correct, v.correct FROM prediction_details v"
+                            " JOIN prediction_details b ON b.run_id = v.run_id AND b.group_id = v.group_id"
+                            " AND b.variant_index = 0 WHERE v.run_id = ? AND v.variant_index > 0 AND v.status = 'ok'",
+                            [run_id]).fetchall()
+    finally:
+        con.close()
+    counts = dict.fromkeys(("yes→no", "no→yes", "other", "unchanged", "correct→wrong", "wrong→correct"), 0)
+    for base, variant, base_correct, variant_correct in pairs:
+        kind = "unchanged" if base == variant else f"{base}→{variant}" if {base, variant} == {"yes", "no"} else "other"
+        counts[kind] += 1
+        if base_correct != variant_correct:
+            counts["correct→wrong" if base_correct else "wrong→correct"] += 1
+    return counts
+
+
+@pytest.mark.integration
 def test_attention_changes_page_distribution_and_gallery(phrasing_db, monkeypatch):
     at = _app(phrasing_db, monkeypatch, run="ph")
     at.run()
     at.switch_page("views/attention_changes.py").run()
     assert not at.exception
     summary = at.dataframe[0].value.set_index("change")
-    assert summary.loc["unchanged", "n"] + summary.loc["yes→no", "n"] + summary.loc["no→yes", "n"] <= 16
+    expected = _change_counts(phrasing_db, "ph")
+    assert sum(expected[k] for k in ("unchanged", "yes→no", "no→yes", "other")) == 16  # 2 images x 2 questions x 4
+    assert summary["n"].to_dict() == {k: expected[k] for k in ("yes→no", "no→yes", "correct→wrong", "wrong→correct",
+                                                               "unchanged")}
     assert len(at.get("image")) == 3 * 6  # six variants: baseline, variant and difference each
     assert any("Mann–Whitney U, changed vs unchanged" in m.value for m in at.markdown)
     at.multiselect[3].set_value(["wrong"]).run()
     assert not at.exception and _param(at, "correctness") == ["wrong"]
 
 
+@pytest.mark.integration
 def test_live_page_works_without_a_database(tmp_path, monkeypatch):
     at = _app(tmp_path / "missing.duckdb", monkeypatch)
     at.run()
@@ -229,7 +268,9 @@ def test_live_page_works_without_a_database(tmp_path, monkeypatch):
     assert not (tmp_path / "missing.duckdb").exists()
 
 
-def test_live_page_answers_a_question_about_a_run_image(study_db, monkeypatch):
+@pytest.mark.slow
+@pytest.mark.integration
+def test_live_page_answers_a_question_about_a_run_image(study_db, monkeypatch, demo_session):
     at = _app(study_db, monkeypatch, run="maps")
     at.run()
     at.switch_page("views/live.py").run()
@@ -239,13 +280,24 @@ def test_live_page_answers_a_question_about_a_run_image(study_db, monkeypatch):
     at.button[0].click().run()
     assert not at.exception
     metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Answer"] in ("yes", "no") and 0 <= float(metrics["P(yes)"]) <= 1
+    from compute.answering import ask
+    from compute.metrics import attention_metrics
+    from compute.metrics.regions import body_cells
+    from compute.data.images import load_image
+    from store import queries
+    item_id = {s.label: s for s in at.selectbox}["Image of the run"].value
+    image = load_image(queries.image_file(study_db, "maps", item_id).path)
+    reference = ask(demo_session, image, "Is there cardiomegaly?", layers="all")  # the page's defaults
+    assert (metrics["Answer"], metrics["P(yes)"]) == (reference.answer, f"{reference.p_yes:.3f}")
     assert len(at.get("image")) == 1
     table = at.dataframe[0].value.set_index("metric")["value"]
-    assert 0 < table["inside_body_ratio"] <= 1
+    body, _ = body_cells(image, reference.grid_shape)
+    expected = attention_metrics(reference.map.mean, body)["inside_body_ratio"]
+    assert table["inside_body_ratio"] == pytest.approx(expected, abs=1e-6)
 
 
 
+@pytest.mark.integration
 def test_run_images_are_found_from_any_working_directory(monkeypatch, tmp_path):
     """make demo passes a relative --manifest; the dashboard may start from another folder."""
     from compute.cli import main
@@ -277,6 +329,7 @@ def one_image_run(tmp_path) -> tuple[Path, Path]:
     return db, tmp_path / "synth" / "images" / "cxr_0000.png"
 
 
+@pytest.mark.integration
 def test_an_image_replaced_since_the_run_is_not_shown_as_the_one_the_model_saw(one_image_run, monkeypatch):
     from PIL import Image
     db, image = one_image_run
@@ -292,6 +345,7 @@ def test_an_image_replaced_since_the_run_is_not_shown_as_the_one_the_model_saw(o
     assert any("has changed since the run read it" in w.value for w in at.warning)
 
 
+@pytest.mark.integration
 def test_runs_stored_before_schema_4_say_their_image_may_not_be_the_models(one_image_run, monkeypatch):
     """Old runs found their image by (dataset, image_id), which other runs could overwrite."""
     import hashlib
@@ -310,6 +364,7 @@ def test_runs_stored_before_schema_4_say_their_image_may_not_be_the_models(one_i
     assert any("stored before schema 4" in w.value for w in at.warning)
 
 
+@pytest.mark.integration
 def test_overview_of_an_imported_run(tmp_path, monkeypatch):
     """Imported runs record no yes/no mass: the Overview says so instead of failing."""
     import json
@@ -326,6 +381,7 @@ def test_overview_of_an_imported_run(tmp_path, monkeypatch):
     assert any("probability mass: n/a (not recorded)" in c.value for c in at.caption)
 
 
+@pytest.mark.integration
 def test_a_failed_run_shows_its_reason(populated_db, monkeypatch, tmp_path):
     import shutil
     db = shutil.copy(populated_db, tmp_path / "failed.duckdb")
@@ -336,6 +392,8 @@ def test_a_failed_run_shows_its_reason(populated_db, monkeypatch, tmp_path):
     assert any("The run failed: OSError" in e.value for e in at.error)
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_a_link_to_a_prediction_the_run_lacks_says_what_is_shown_instead(study_db, monkeypatch):
     at = _app(study_db, monkeypatch, run="maps", item="not-an-item", layer="7")
     at.run()
@@ -347,6 +405,7 @@ def test_a_link_to_a_prediction_the_run_lacks_says_what_is_shown_instead(study_d
                for w in warnings), warnings
 
 
+@pytest.mark.integration
 def test_the_attention_page_says_why_body_metrics_are_missing(tmp_path, monkeypatch):
     from PIL import Image
 
@@ -366,3 +425,23 @@ def test_the_attention_page_says_why_body_metrics_are_missing(tmp_path, monkeypa
     assert "attention_entropy" in metrics and "inside_body_ratio" not in metrics
     assert any("no body\\-based metrics\\: the image is 20x20 px" in c.value for c in at.caption), \
         [c.value for c in at.caption]
+
+
+def test_cached_reads_show_results_written_since(tmp_path, tiny_store, monkeypatch):
+    """dashboard.data caches each query on the store file's state: a rerun over an unchanged
+    store reads nothing, a read after new results land shows them."""
+    from dashboard import data
+    from store import queries
+    db = tmp_path / "growing.duckdb"
+    assert data.has_runs(db) is False and not db.exists()  # no file yet: no runs, and none created
+    tiny_store({"first": ["yes", "no"]}, db=db)
+    assert data.has_runs(db)
+    assert data.list_runs(db).run_id.tolist() == ["first"]
+    assert data.condition_counts(db, "first", None).set_index(["condition", "ground_truth"]).loc[("edema", "all"), "n"] == 2
+    real, calls = queries.list_runs, []
+    monkeypatch.setattr(queries, "list_runs", lambda path: calls.append(path) or real(path))
+    assert data.list_runs(db).run_id.tolist() == ["first"] and not calls  # unchanged: from the cache
+    tiny_store({"second": ["yes", "no", "yes"]}, db=db)
+    assert data.list_runs(db).run_id.tolist() == ["second", "first"] and len(calls) == 1
+    assert data.overview(db, "second")["n_done"] == 3
+    assert data.condition_counts(db, "second", ["pneumothorax"]).set_index("ground_truth").loc["all", "n"] == 1

@@ -31,8 +31,9 @@ from dashboard.safe_text import WORD_JOINER
 ROOT = Path(__file__).resolve().parents[1]
 CHROMIUM = next((p for p in (shutil.which("chromium"), shutil.which("chromium-browser"), "/usr/bin/chromium")
                  if p and os.access(p, os.X_OK)), None)
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium) to see what "
-                                                         "Streamlit's frontend renders")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium) to see what "
+                                                          "Streamlit's frontend renders"),
+              pytest.mark.slow, pytest.mark.integration]  # a study run, `streamlit run` and Chromium
 websockets_sync = pytest.importorskip("websockets.sync.client")
 HOSTILE_HOSTS = ("127.0.0.1:9", "evil.example")
 

@@ -232,6 +232,8 @@ EXPECT = {  # sentinels each page must show (as text)
 }
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("page", PAGES)
 def test_pages_show_hostile_values_as_text(hostile_db, monkeypatch, page):
     at = _page(hostile_db, monkeypatch, page, run=RUN)
@@ -245,6 +247,8 @@ def test_pages_show_hostile_values_as_text(hostile_db, monkeypatch, page):
         assert len(at.get("image")) == 0 and not at.error
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_csv_downloads_neutralise_formulas(hostile_db, monkeypatch):
     from streamlit.runtime.memory_media_file_storage import MemoryMediaFileStorage
     downloads: list[tuple[str, bytes]] = []
@@ -309,6 +313,7 @@ def _newer_schema(path: Path) -> None:
     con.close()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("make", [_text_file, _empty_file, _folder,
                                   _other_application,  # StoreError from store.queries since the store change
                                   _newer_schema])
@@ -344,6 +349,8 @@ PARAM_VALUES = {
 }
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("value", PARAM_VALUES.values(), ids=PARAM_VALUES.keys())
 def test_hostile_query_parameters_never_raise_and_stay_text(hostile_db, monkeypatch, value):
     params = {p: value for p in PARAMS}
@@ -359,6 +366,8 @@ def test_hostile_query_parameters_never_raise_and_stay_text(hostile_db, monkeypa
     assert queries.list_runs(hostile_db).run_id.tolist() == [RUN]
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_layer_out_of_range_and_unknown_item_fall_back_to_the_first(hostile_db, monkeypatch):
     for layer in ("abc", "99999999999999999999", "-1.0", ""):
         at = _page(hostile_db, monkeypatch, "views/attention.py", run=RUN, item="nope", layer=layer, method="x")
@@ -367,6 +376,8 @@ def test_layer_out_of_range_and_unknown_item_fall_back_to_the_first(hostile_db, 
         assert pickers["Layer"].value == -1 and pickers["Method"].value == "attention"
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_unknown_run_is_named_in_a_warning(hostile_db, monkeypatch):
     wanted = hostile("ZQXnorun")
     for page in ("views/overview.py", "views/attention.py"):
@@ -378,6 +389,8 @@ def test_unknown_run_is_named_in_a_warning(hostile_db, monkeypatch):
         assert at.sidebar.selectbox[0].value == RUN
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_known_run_gets_no_warning(hostile_db, monkeypatch):
     at = _page(hostile_db, monkeypatch, "views/overview.py", run=RUN)
     assert not at.warning
@@ -387,6 +400,8 @@ def test_known_run_gets_no_warning(hostile_db, monkeypatch):
 
 # ---- the live page ------------------------------------------------------------------------------
 
+@pytest.mark.slow
+@pytest.mark.integration
 @pytest.mark.parametrize("model", ["does/not-exist", hostile("ZQXmodelparam"), "/nonexistent/" + "x" * 5000,
                                    "a\x00b"], ids=["missing", "markdown", "long", "nul"])
 def test_live_page_shows_a_model_that_cannot_load_as_an_error(hostile_db, monkeypatch, model):
@@ -407,6 +422,7 @@ def _png() -> bytes:
     return out.getvalue()
 
 
+@pytest.mark.integration
 def test_live_page_shows_an_unreadable_dicom_upload_as_an_error(tmp_path, monkeypatch):
     from compute.demo.dicom_writer import write_dicom
     path = tmp_path / "bad.dcm"

@@ -7,10 +7,9 @@ from dashboard.overlay import COLORMAPS, overlay
 from dashboard.run_images import run_image
 from dashboard.safe_text import escape_markdown as esc
 from dashboard.views.common import require_run, url_selectbox
+from vocabulary import FAITHFULNESS_METRICS, MAP_METRICS, MEAN_LAYER, Method
 
-METRICS = ["inside_body_ratio", "border_fraction", "attention_entropy", "normalized_entropy", "focus_score",
-           "peak_to_average", "sparsity", "right_lung_fraction", "left_lung_fraction", "apical_fraction",
-           "middle_fraction", "basal_fraction", "deletion_delta", "random_delta", "faithfulness_ratio"]
+METRICS = [*MAP_METRICS, *FAITHFULNESS_METRICS]
 PROVENANCE = ["method", "requested_method", "fallback_reason", "layers", "heads", "query", "query_positions",
               "term", "strip_border", "attn_implementation", "model_id", "image_height", "image_width",
               "grid_rows", "grid_cols"]
@@ -22,12 +21,12 @@ def _label(row: pd.Series) -> str:
 
 
 def _method_order(method: str) -> int:
-    order = ["attention", "token", "gradcam", "activation"]
+    order = list(Method)  # attention, token, gradcam, activation
     return order.index(method) if method in order else len(order)
 
 
 def _layer_name(layer: int) -> str:
-    return "mean over layers" if layer == -1 else f"layer {layer}"
+    return "mean over layers" if layer == MEAN_LAYER else f"layer {layer}"
 
 
 st.title("Attention")
@@ -46,7 +45,7 @@ if selection is not None:
         with right:
             method = url_selectbox("Method", sorted(maps.method.unique(), key=_method_order), "method")
             of_method = maps[maps.method == method]
-            layers = sorted(of_method.layer.unique(), key=lambda v: (v != -1, v))
+            layers = sorted(of_method.layer.unique(), key=lambda v: (v != MEAN_LAYER, v))
             layer = url_selectbox("Layer", layers, "layer", format_func=_layer_name)
             opacity = st.slider("Opacity", 0.0, 1.0, 0.5, 0.05)
             threshold = st.slider("Hide cells below this share of the peak", 0.0, 1.0, 0.0, 0.05)

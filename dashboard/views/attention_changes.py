@@ -1,14 +1,16 @@
 import altair as alt
 import streamlit as st
 
-from compute.metrics.attention_change import by_change_type, change_tests
+from compute.facade import by_change_type, change_tests
 from dashboard import data
 from dashboard.overlay import overlay
 from dashboard.run_images import run_image
 from dashboard.safe_text import escape_markdown as esc
 from dashboard.views.common import require_run, url_multiselect
+from vocabulary import AnswerChange
 
-CHANGES = ["yes→no", "no→yes", "other", "unchanged"]
+CHANGES = [str(c) for c in (AnswerChange.YES_TO_NO, AnswerChange.NO_TO_YES, AnswerChange.OTHER,
+                            AnswerChange.UNCHANGED)]  # the order the chart and the filter show
 GALLERY_SIZE = 6
 
 

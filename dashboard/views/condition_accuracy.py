@@ -1,6 +1,7 @@
 import altair as alt
 import streamlit as st
 
+from compute.facade import with_accuracy
 from dashboard import data
 from dashboard.downloads import csv_button
 from dashboard.views.common import require_run, url_multiselect
@@ -10,7 +11,7 @@ selection = require_run()
 if selection is not None:
     db, run_id = selection
     chosen = url_multiselect("Conditions", data.conditions(db, run_id), "condition")
-    table = data.condition_accuracy(db, run_id, chosen or None)
+    table = with_accuracy(data.condition_counts(db, run_id, chosen or None))
     split = table[table.ground_truth != "all"]
     if split.empty:
         st.info("No answered questions for these conditions in this run.")

@@ -3,13 +3,8 @@ import os
 import pandas as pd
 import streamlit as st
 
-from compute.maps import MapUnavailableError
-from compute.data.images import ImageLoadError
-from compute.model.loading import ModelNotAvailableError
-from compute.metrics import attention_metrics, metrics_without_body
-from compute.metrics.regions import body_cells
-from compute.data.uploads import MAX_UPLOAD_BYTES, load_upload
-from compute.answering import ask
+from compute.facade import (MAX_UPLOAD_BYTES, ImageLoadError, InferenceError, ask, attention_metrics, body_cells,
+                            load_session, load_upload, metrics_without_body)
 from dashboard import data
 from dashboard.overlay import COLORMAPS, overlay
 from dashboard.run_images import run_image
@@ -22,8 +17,8 @@ DEFAULT_MODEL = "models/demo"
 
 @st.cache_resource(show_spinner="Loading the model ...")
 def _session(model: str):
-    from compute.model.loading import load_model
-    return load_model(model)
+    """One Session per model for every browser session; facade.ask makes its users take turns."""
+    return load_session(model)
 
 
 st.title("Live inference")
@@ -64,9 +59,9 @@ colormap = right.selectbox("Colormap", COLORMAPS)
 
 if image is not None and question.strip() and st.button("Ask", type="primary"):
     try:
-        session = _session(model)
-        result = ask(session, image, question, method=method, layers=layers if method == "attention" else None)
-    except (ModelNotAvailableError, OSError, ValueError, MapUnavailableError) as exc:  # e.g. a bad ?model=
+        result = ask(_session(model), image, question, method=method,
+                     layers=layers if method == "attention" else None)
+    except InferenceError as exc:  # e.g. a bad ?model=, a bad layer list, no map to be had
         show_error(exc)
     else:
         a, b, c = st.columns(3)

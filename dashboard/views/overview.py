@@ -1,5 +1,6 @@
 import streamlit as st
 
+from compute.facade import overall_accuracy
 from dashboard import data
 from dashboard.safe_text import escape_markdown as esc
 from dashboard.views.common import require_run
@@ -11,15 +12,15 @@ if selection is not None:
     o = data.overview(db, run_id)
     st.subheader(esc(run_id))
     c1, c2, c3, c4 = st.columns(4)
-    accuracy = "–" if o["accuracy"] is None else f"{o['accuracy']:.1%}"
-    c1.metric("Accuracy", accuracy,
+    accuracy, interval = overall_accuracy(o["n_correct"], o["n_done"])
+    c1.metric("Accuracy", "–" if accuracy is None else f"{accuracy:.1%}",
               help="Share of answered questions whose extracted answer equals the ground truth; "
                    "'uncertain' counts as wrong.")
     c2.metric("Questions answered", f"{o['n_done']:,}")
     c3.metric("Failed items", f"{o['n_failed']:,}")
     c4.metric("Images", f"{o['n_images']:,}")
-    if o["accuracy"] is not None:
-        low, high = o["accuracy_ci"]
+    if interval is not None:
+        low, high = interval
         mass = "n/a (not recorded)" if o["mean_yes_no_mass"] is None else f"{o['mean_yes_no_mass']:.3f}"
         st.caption(f"95% Wilson interval for accuracy: {low:.1%} – {high:.1%}. "
                    f"Uncertain answers: {o['n_uncertain']}. Mean yes+no probability mass: {mass}.")

@@ -1,10 +1,15 @@
 import altair as alt
 import streamlit as st
 
-from compute.metrics.phrasing import accuracy_by, group_table, most_sensitive_groups
+from compute.facade import accuracy_by, phrasing_report
 from dashboard import data
 from dashboard.downloads import csv_button
 from dashboard.views.common import require_run, url_multiselect, url_selectbox
+
+
+def _percent(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.1%}"
+
 
 st.title("Phrasing strategies")
 selection = require_run()
@@ -15,14 +20,14 @@ if selection is not None:
         st.info("This run has no variant groups. Run `python -m compute run --study phrasing ...`, or import "
                 "results with `python -m compute import-results FILE --db DB --run NAME`.")
     else:
+        # The report `python -m compute report` prints; every group in its most-sensitive list.
+        report = phrasing_report(rows, data.attention_changes(db, run_id), run_id, top=len(rows))
         rows = rows.fillna({"strategy": "(none)", "strategy_category": "other", "condition": "(unknown)"})
-        groups = group_table(rows)
-        baseline = rows[rows.variant_index == 0]
         cols = st.columns(4)
-        cols[0].metric("Groups", len(groups))
-        cols[1].metric("Baseline accuracy", f"{baseline.correct.mean():.1%}" if len(baseline) else "n/a")
-        cols[2].metric("Mean group consistency", f"{groups.consistency.mean():.3f}")
-        cols[3].metric("Mean flip rate", f"{groups.flip_rate.mean():.1%}")
+        cols[0].metric("Groups", report["groups"])
+        cols[1].metric("Baseline accuracy", _percent(report["baseline_accuracy"]))
+        cols[2].metric("Mean group consistency", f"{report['consistency_mean']:.3f}")
+        cols[3].metric("Mean flip rate", _percent(report["flip_rate_mean"]))
 
         chosen = url_multiselect("Categories", sorted(rows.strategy_category.unique()), "category")
         shown = rows[rows.strategy_category.isin(chosen)]
@@ -47,9 +52,9 @@ if selection is not None:
         st.altair_chart(heatmap, width="stretch")
 
         st.subheader("One group")
-        ordered = most_sensitive_groups(groups, len(groups))
-        labels = {g: f"{g}  (consistency {c:.2f}, flip rate {f:.0%})"
-                  for g, c, f in zip(ordered.group_id, ordered.consistency, ordered.flip_rate.fillna(0))}
+        labels = {g["group_id"]: f"{g['group_id']}  (consistency {g['consistency']:.2f}, "
+                                 f"flip rate {g['flip_rate'] or 0:.0%})"
+                  for g in report["most_sensitive_groups"]}
         group = url_selectbox("Group (least consistent first)", list(labels), "group", format_func=labels.get)
         members = rows[rows.group_id == group].sort_values("variant_index")
         st.dataframe(members[["variant_index", "strategy_category", "strategy", "question", "ground_truth", "answer",

@@ -1,0 +1,61 @@
+"""Everything the dashboard uses from compute, and nothing else; importing it does not import torch."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from compute.data.images import ImageFile, ImageLoadError, read_image
+from compute.data.uploads import MAX_UPLOAD_BYTES, load_upload
+from compute.metrics.attention import attention_metrics, metrics_without_body
+from compute.metrics.attention_change import by_change_type, change_tests
+from compute.metrics.phrasing import accuracy_by
+from compute.metrics.regions import body_cells
+from compute.reports import ReportError, overall_accuracy, phrasing_report, with_accuracy
+
+if TYPE_CHECKING:  # these need torch: imported inside the functions below, when a model is used
+    from PIL import Image
+
+    from compute.answering import AskResult
+    from compute.model.session import Session
+
+__all__ = [
+    # reports over a stored run (pure)
+    "ReportError", "accuracy_by", "by_change_type", "change_tests", "overall_accuracy", "phrasing_report",
+    "with_accuracy",
+    # a stored run's images
+    "ImageFile", "ImageLoadError", "read_image",
+    # the Live page
+    "InferenceError", "MAX_UPLOAD_BYTES", "ask", "attention_metrics", "body_cells", "load_session", "load_upload",
+    "metrics_without_body",
+]
+
+
+class InferenceError(RuntimeError):
+    """The model cannot be loaded, or cannot answer this question about this image; the
+    message says why (the original exception is its __cause__)."""
+
+
+def load_session(model: str) -> Session:
+    """The model (a local folder or a hub id) loaded on the default device. One Session may be
+    shared between threads: `ask` takes turns on it."""
+    from compute.model.loading import ModelNotAvailableError, load_model
+
+    try:
+        return load_model(model)
+    except (ModelNotAvailableError, OSError, ValueError) as exc:  # e.g. a bad ?model=
+        raise InferenceError(str(exc)) from exc
+
+
+def ask(session: Session, image: Image.Image, question: str, *, method: str = "attention",
+        layers: str | None = "all") -> AskResult:
+    """compute.answering.ask, holding `session.lock` for the whole call (prompt checks,
+    tokenizing, generation, maps, decoding), so the users of a shared Session take turns:
+    attention capture and Grad-CAM switch the shared model's attention implementation and hooks."""
+    from compute.answering import ask as ask_model
+    from compute.maps import MapUnavailableError
+
+    try:
+        with session.lock:
+            return ask_model(session, image, question, method=method, layers=layers)
+    except (OSError, ValueError, MapUnavailableError) as exc:
+        raise InferenceError(str(exc)) from exc
