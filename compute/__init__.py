@@ -19,10 +19,14 @@ _LAZY = {  # name -> module that defines it; imported on first use (they need to
     "load_model": "compute.model.loading",
     "Session": "compute.model.session",
     "AskResult": "compute.answering.answerer",
+    "ask": "compute.answering.generate",
+    "BatchedGenerate": "compute.answering.generate",
+    "PrefixSharedEngine": "compute.answering.engine",
+    "run_study": "compute.studies.run",
 }
 
-__all__ = ["AskResult", "DecodeConfig", "ModelNotAvailableError", "ModelSpec", "PromptConfig", "RunConfig",
-           "Session", "load_model"]
+__all__ = ["AskResult", "BatchedGenerate", "DecodeConfig", "ModelNotAvailableError", "ModelSpec",
+           "PrefixSharedEngine", "PromptConfig", "RunConfig", "Session", "ask", "load_model", "run_study"]
 
 
 def __getattr__(name: str) -> Any:

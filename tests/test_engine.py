@@ -1,5 +1,7 @@
 """The prefix-sharing engine gives the straightforward path's answers, P(yes) and maps."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -13,8 +15,8 @@ from compute.answering import BatchedGenerate
 
 
 @pytest.fixture(scope="module")
-def session():
-    return load_model("models/demo")
+def session(demo_session):
+    return demo_session  # the shared one (conftest.py)
 
 
 @pytest.fixture(scope="module")
@@ -137,9 +139,28 @@ def test_engine_equals_ask_batch_on_cuda(groups):
     import torch
     if not torch.cuda.is_available():
         pytest.skip("needs CUDA")
-    cuda = load_model("models/demo", device="cuda", dtype="float32")
+    cuda = load_model("models/demo", device="cuda", dtype="float32")  # its own: another device than demo_session
     engine = PrefixSharedEngine(cuda, MapSpec(layers="all"), max_batch=4)
     for group in groups:
-        reference = cuda.ask_batch([group.image] * len(group.questions), list(group.questions),
-                                   maps=MapSpec(layers="all"))
+        reference = BatchedGenerate(cuda).ask_batch([group.image] * len(group.questions), list(group.questions),
+                                                    maps=MapSpec(layers="all"))
         _compare(engine.ask_group(group), reference)
+
+
+def test_the_answerer_is_chosen_by_configuration_not_by_study(session):
+    from compute.answering import BatchedGenerate, PrefixSharedEngine, make_answerer, strategy_for
+    from compute.config import AnswerConfig
+    from compute.maps import MapSpec
+    from compute.studies import OptionError, check_options
+
+    assert strategy_for(AnswerConfig(), MapSpec()) == "prefix-shared"
+    assert strategy_for(AnswerConfig(), None) == "prefix-shared"
+    assert strategy_for(AnswerConfig(), MapSpec(query="generated")) == "generate"  # the engine cannot
+    assert strategy_for(AnswerConfig("generate"), MapSpec()) == "generate"
+    assert isinstance(make_answerer(session, AnswerConfig(), MapSpec()), PrefixSharedEngine)
+    assert isinstance(make_answerer(session, AnswerConfig("generate"), MapSpec()), BatchedGenerate)
+    from compute.config import MapConfig, ModelSpec, RunConfig
+    config = RunConfig("r", Path("m.jsonl"), Path("d.duckdb"), ModelSpec("models/demo"), maps=MapConfig(query="generated"),
+                       answering=AnswerConfig("prefix-shared"))
+    with pytest.raises(OptionError, match="--answerer prefix-shared reads answer-position attention only"):
+        check_options(config, None)

@@ -29,7 +29,7 @@ class Query(StrEnum):
     TERM = "term"  # the tokens of a term (method token)
 
 
-MAP_QUERIES = (Query.ANSWER, Query.QUESTION, Query.GENERATED)  # the ones a run's --map-query can ask for
+MAP_QUERIES = (Query.ANSWER, Query.QUESTION, Query.GENERATED)  # the ones a run's --query can ask for
 
 
 class Heads(StrEnum):

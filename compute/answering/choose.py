@@ -21,7 +21,7 @@ def strategy_for(config: AnswerConfig, maps: MapSpec | None) -> str:
         return "prefix-shared" if engine_supports(maps) else "generate"
     if config.strategy == "prefix-shared" and not engine_supports(maps):
         raise AnswererChoiceError("--answerer prefix-shared reads answer-position attention only; with "
-                                  f"--map-query {maps.query} use --answerer generate (or auto)")
+                                  f"--query {maps.query} use --answerer generate (or auto)")
     return config.strategy
 
 

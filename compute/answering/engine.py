@@ -38,6 +38,7 @@ from compute.maps.extract import attention_grids, map_result
 from compute.model.answers import extract_answer
 from compute.model.session import Session
 from compute.model.yes_no import yes_no_probabilities
+from vocabulary import Method, Query
 
 
 @dataclass(frozen=True)
@@ -60,7 +61,7 @@ class _Row:
 
 def engine_supports(maps: MapSpec | None) -> bool:
     """Whether the engine can make these maps: it reads answer-position attention only."""
-    return maps is None or (maps.method == "attention" and maps.query == "answer")
+    return maps is None or (maps.method == Method.ATTENTION and maps.query == Query.ANSWER)
 
 
 class PrefixSharedEngine:
@@ -217,7 +218,7 @@ class PrefixSharedEngine:
         rows = len(positions)
         image_positions = torch.cat([image_in_prefix, torch.zeros(width, dtype=torch.bool)])[None].expand(rows, -1)
         grids = attention_grids(weights, torch.ones(rows, 1, dtype=torch.bool), image_positions, self.maps.heads, "mean")
-        return [map_result(self.session, self.maps, "attention", grids, b, self.layers, [int(positions[b])], [],
+        return [map_result(self.session, self.maps, Method.ATTENTION, grids, b, self.layers, [int(positions[b])], [],
                            implementation=f"{IMPLEMENTATION}+prefix_cache") for b in range(rows)]
 
 

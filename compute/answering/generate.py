@@ -52,24 +52,29 @@ class BatchedGenerate:
         caller has `checked` them."""
         s = self.session
         prompt = prompt or s.prompt
+        with s.lock:  # the tokenizer too: a fast tokenizer refuses to be used by two threads at once
+            return self._ask_batch(images, questions, prompt, max_new_tokens, maps, checked)
+
+    def _ask_batch(self, images, questions, prompt: PromptConfig, max_new_tokens: int | None, maps: MapSpec | None,
+                   checked: bool) -> list[AskResult]:
+        s = self.session
         if not checked:
             s.check_prompts(questions, prompt=prompt, max_new_tokens=max_new_tokens)
         start = time.perf_counter()
         conversations = s.conversations(images, questions, prompt)
-        with s.lock:
-            inputs = s.tokenize(conversations, offsets=maps is not None)
-            prompts = map_prompts(s, conversations, inputs, questions) if maps is not None else None
+        inputs = s.tokenize(conversations, offsets=maps is not None)
+        prompts = map_prompts(s, conversations, inputs, questions) if maps is not None else None
 
-            def generate():
-                return s.model.generate(
-                    **inputs, max_new_tokens=max_new_tokens or s.decode.max_new_tokens, do_sample=False,
-                    output_logits=True, return_dict_in_generate=True,
-                )
+        def generate():
+            return s.model.generate(
+                **inputs, max_new_tokens=max_new_tokens or s.decode.max_new_tokens, do_sample=False,
+                output_logits=True, return_dict_in_generate=True,
+            )
 
-            if maps is None:
-                out, results = generate(), [None] * len(questions)
-            else:
-                out, results = make_maps(s, prompts, maps, generate)
+        if maps is None:
+            out, results = generate(), [None] * len(questions)
+        else:
+            out, results = make_maps(s, prompts, maps, generate)
         p_yes, mass = yes_no_probabilities(out.logits[0], s.yes_ids, s.no_ids)  # (batch,) each
         prompt_len = inputs["input_ids"].shape[1]
         texts = s.processor.batch_decode(out.sequences[:, prompt_len:], skip_special_tokens=True)
@@ -77,7 +82,6 @@ class BatchedGenerate:
         return [AskResult(text=t.strip(), answer=extract_answer(t), p_yes=float(p), yes_no_mass=float(m),
                           latency_s=latency, map=r)
                 for t, p, m, r in zip(texts, p_yes.tolist(), mass.tolist(), results)]
-
 
 def ask(session: Session, image: ImageSource, question: str, *, instruction: str | None = None,
         system_prompt: str | None = None, max_new_tokens: int | None = None, method: str | None = None,

@@ -13,12 +13,12 @@ import time
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from PIL import Image
 
 from compute.maps import MapSpec
 from compute.data.conditions import CONDITION_KEYS, condition
 from compute.answering import Group, PrefixSharedEngine
+from compute.benchmarks.protocol import straightforward
 from compute.data.questions import canonical_question
 from compute.demo.synth import render_case
 from compute.variants import generate_variants
@@ -62,27 +62,6 @@ def workload(n_images: int, n_variants: int, seed: int = 0, size: int = 512) -> 
         question = canonical_question(condition(key))
         groups.append(Group(image, [question] + [v.text for v in generate_variants(question, key, n_variants, seed)]))
     return groups
-
-
-@torch.no_grad()
-def straightforward(session, groups: list[Group]) -> tuple[list[str], list[torch.Tensor]]:
-    """The original protocol, one variant at a time, with eager attention throughout.
-    Returns the replies and each variant's answer-position attention (layers, image_tokens)."""
-    model, previous = session.model, session.model.config.get_text_config()._attn_implementation
-    model.set_attn_implementation("eager")
-    replies, maps = [], []
-    try:
-        for group in groups:
-            for question in group.questions:
-                inputs = session.encode([group.image], [question])
-                out = model.generate(**inputs, max_new_tokens=session.decode.max_new_tokens, do_sample=False)
-                replies.append(session.processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
-                attentions = model(**inputs, output_attentions=True).attentions
-                image = inputs["input_ids"][0] == model.config.image_token_id
-                maps.append(torch.stack([a[0, :, -1, image].mean(0) for a in attentions]))
-    finally:
-        model.set_attn_implementation(previous)
-    return replies, maps
 
 
 def run_bench(model: str, n_images: int = 20, n_variants: int = 10, seed: int = 0) -> BenchResult:

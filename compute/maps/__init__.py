@@ -1,4 +1,4 @@
-"""Where the model looks: decoder attention onto the image tokens, token-conditioned
+"""Maps: where the model looks. Decoder attention onto the image tokens, token-conditioned
 attention, Grad-CAM on the vision tower, and activation norm as the last resort."""
 
 from compute.maps.capture import capture_rows

@@ -17,6 +17,7 @@ from compute.maps.positions import pad_rows, query_positions
 from compute.maps.spec import MapResult, MapSpec
 from compute.model.yes_no import yes_no_log_odds
 from compute.maps.vision import activation_norm, gradcam, pool_to
+from vocabulary import Heads, Method, Query
 
 
 class MapUnavailableError(RuntimeError):
@@ -45,7 +46,7 @@ def attention_grids(weights: dict[int, torch.Tensor], valid: torch.Tensor, image
     weights[layer]: (batch, heads, R, kv); valid: (batch, R); image_positions: (batch, kv) bool."""
     out = {}
     for layer, w in weights.items():
-        per_row = w.mean(dim=1) if heads == "mean" else w.amax(dim=1)  # (batch, R, kv)
+        per_row = w.mean(dim=1) if heads == Heads.MEAN else w.amax(dim=1)  # (batch, R, kv)
         mask = valid[:, :, None].to(per_row.device)
         if rows == "mean":
             pooled = (per_row * mask).sum(1) / mask.sum(1)  # (batch, kv)
@@ -73,7 +74,7 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
         if not pending:
             break
         try:
-            if method in ("attention", "token"):
+            if method in (Method.ATTENTION, Method.TOKEN):
                 output, grids, layers, positions = _attention(session, prompts, spec, method, generate)
             else:
                 output = output if output is not None else generate()
@@ -106,9 +107,9 @@ def _usable(grids: dict[int, torch.Tensor]) -> list[bool]:
 
 
 def _chain_from(method: str) -> list[str]:
-    order = ["attention", "gradcam", "activation"]
-    if method == "token":
-        return ["token", "gradcam", "activation"]
+    order = [Method.ATTENTION, Method.GRADCAM, Method.ACTIVATION]
+    if method == Method.TOKEN:
+        return [Method.TOKEN, Method.GRADCAM, Method.ACTIVATION]
     return order[order.index(method):]
 
 
@@ -177,11 +178,11 @@ def _vision(session, prompts: Prompts, spec: MapSpec, method: str):
     model = session.model
     size = session.processor.image_processor.size
     shape = grid_shape(int(model.config.mm_tokens_per_image), int(size["width"]) / int(size["height"]))
-    if method == "gradcam":
+    if method == Method.GRADCAM:
         layer, patches = gradcam(model, prompts.inputs, _gradcam_target(session, spec.gradcam_token))
     else:
         layer, patches = activation_norm(model, prompts.inputs)
-    grid = patches if (method == "gradcam" and spec.gradcam_full_resolution) else pool_to(patches, shape)
+    grid = patches if (method == Method.GRADCAM and spec.gradcam_full_resolution) else pool_to(patches, shape)
     grids = {layer: grid.flatten(1)}
     positions = [[prompts.inputs["input_ids"].shape[1] - 1] for _ in prompts.questions]
     return grids, (layer,), positions
@@ -205,7 +206,7 @@ def map_result(session, spec: MapSpec, method: str, grids: dict[int, torch.Tenso
     image_size = (int(size["height"]), int(size["width"]))
     n = next(iter(grids.values())).shape[1]
     shape = grid_shape(n, image_size[1] / image_size[0])
-    attention = method in ("attention", "token")
+    attention = method in (Method.ATTENTION, Method.TOKEN)
     strip = spec.strip_border if attention else 0
     maps = {layer: to_grid(g[b].cpu().numpy(), shape, strip) for layer, g in grids.items()}
     unstripped = {layer: to_grid(g[b].cpu().numpy(), shape) for layer, g in grids.items()} if strip else None
@@ -214,15 +215,15 @@ def map_result(session, spec: MapSpec, method: str, grids: dict[int, torch.Tenso
         requested_method=spec.method, fallback_reason="; ".join(reasons) or None, layers=layers,
         heads=spec.heads if attention else "n/a", query=_query_name(spec, method), query_positions=positions,
         term=spec.term if method == "token" else None, strip_border=strip,
-        attn_implementation=implementation or (IMPLEMENTATION if attention else "autograd" if method == "gradcam" else "none"),
+        attn_implementation=implementation or (IMPLEMENTATION if attention else "autograd" if method == Method.GRADCAM else "none"),
         image_size=image_size)
 
 
 def _query_name(spec: MapSpec, method: str) -> str:
     if method == "token":
         return "term"
-    if method in ("gradcam", "activation"):
-        return "answer" if method == "gradcam" else "none"
+    if method in (Method.GRADCAM, Method.ACTIVATION):
+        return Query.ANSWER if method == Method.GRADCAM else "none"
     return spec.query
 
 

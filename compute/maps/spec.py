@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vocabulary import MAP_QUERIES as QUERIES
-from vocabulary import Heads, Method
+from vocabulary import Heads, Method, Query
 
 METHODS = tuple(Method)
 HEAD_AGGREGATIONS = tuple(Heads)
@@ -15,10 +15,10 @@ HEAD_AGGREGATIONS = tuple(Heads)
 
 @dataclass(frozen=True)
 class MapSpec:
-    method: str = "attention"  # attention | token (attention from `term`'s tokens) | gradcam | activation
+    method: str = Method.ATTENTION  # attention | token (attention from `term`'s tokens) | gradcam | activation
     layers: str | tuple[int, ...] = "all"  # decoder layers: "2,7,12", "all", "last:4", "full"
-    query: str = "answer"  # attention rows: answer position, question tokens, or generated answer tokens
-    heads: str = "mean"  # how heads are combined: mean or max
+    query: str = Query.ANSWER  # attention rows: answer position, question tokens, or generated answer tokens
+    heads: str = Heads.MEAN  # how heads are combined: mean or max
     term: str | None = None  # for method "token": a term that occurs in the question
     strip_border: int = 0  # outer token rings zeroed before renormalising; 0 keeps the whole grid
     gradcam_full_resolution: bool = False  # Grad-CAM on the vision patch grid instead of the token grid

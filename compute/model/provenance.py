@@ -7,6 +7,8 @@ import re
 from importlib import metadata
 from pathlib import Path
 
+from compute.data.image_bytes import file_sha256  # noqa: F401 - part of where a result came from
+
 PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pillow", "pydicom", "duckdb")
 _FULL_HASH_LIMIT = 512 * 1024**2  # hash whole files up to this size
 _SAMPLE = 4 * 1024**2  # above it: size plus the first and last 4 MiB of each file
@@ -20,14 +22,6 @@ def package_versions() -> dict[str, str]:
         except metadata.PackageNotFoundError:
             versions[name] = "not installed"
     return versions
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with Path(path).open("rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def hub_revision(folder: str | Path) -> str | None:

@@ -16,9 +16,10 @@ from store import AttentionChangeRecord, StoreWriter, queries
 
 from compute.metrics import compare_maps
 from compute.metrics.attention_change import answer_change, correctness_change
+from vocabulary import Method
 
 
-def change_records(maps: pd.DataFrame, run_id: str, method: str = "attention") -> list[AttentionChangeRecord]:
+def change_records(maps: pd.DataFrame, run_id: str, method: str = Method.ATTENTION) -> list[AttentionChangeRecord]:
     """One record per variant whose group has a baseline map (the first baseline row)."""
     out = []
     for _, group in maps.groupby("group_id", sort=False):
@@ -40,7 +41,7 @@ def change_records(maps: pd.DataFrame, run_id: str, method: str = "attention") -
     return out
 
 
-def run_attention_change(db: str | Path, run_id: str, method: str = "attention") -> int:
+def run_attention_change(db: str | Path, run_id: str, method: str = Method.ATTENTION) -> int:
     """Compute and store the comparisons of a run; returns how many were stored."""
     records = change_records(queries.group_maps(db, run_id, method), run_id, method)
     StoreWriter(db).write_attention_changes(records)

@@ -23,7 +23,7 @@ from compute.maps import map_batch
 def attention_spec(config: MapConfig) -> MapSpec | None:
     if not config.enabled:
         return None
-    return MapSpec(method="attention", layers=config.layers, query=config.query, heads=config.heads,
+    return MapSpec(method=Method.ATTENTION, layers=config.layers, query=config.query, heads=config.heads,
                    strip_border=config.strip_border)
 
 
@@ -35,7 +35,7 @@ def map_records(session, config: MapConfig, run_id: str, items: Sequence[Manifes
     gradcams: Sequence[MapResult | None] = [None] * len(items)
     if config.gradcam:
         gradcams = map_batch(session, [images[i.item_id] for i in items], [i.question for i in items],
-                                     MapSpec(method="gradcam"))
+                                     MapSpec(method=Method.GRADCAM))
     for item, attention, gradcam in zip(items, results, gradcams):
         image = images[item.item_id]
         for result in (attention, gradcam):

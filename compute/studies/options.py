@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from compute.answering.choose import AnswererChoiceError, strategy_for
 from compute.config import RunConfig
 from compute.maps import grid_shape, parse_layers
+from compute.studies.maps import attention_spec
 
 
 class OptionError(ValueError):
@@ -11,9 +13,13 @@ class OptionError(ValueError):
 
 
 def check_options(config: RunConfig, model_config) -> None:
-    """OptionError (or LayerSpecError) for options the model cannot take: layers it does not
-    have, more border rings than its image grid has, a reply longer than its context.
-    `model_config` None (not available without loading): nothing to check yet."""
+    """OptionError (or LayerSpecError) for options the model cannot take: an answerer that cannot
+    make the maps asked for, layers it does not have, more border rings than its image grid has, a reply longer than its context.
+    `model_config` None (not available without loading): only the answerer's fit to the maps."""
+    try:
+        strategy_for(config.answering, attention_spec(config.maps))
+    except AnswererChoiceError as exc:
+        raise OptionError(str(exc)) from None
     if model_config is None:
         return
     text_config = model_config.get_text_config()

@@ -26,6 +26,7 @@ from tqdm.auto import tqdm
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from compute.data.conditions import CONDITION_KEYS
+from compute.answering.prefix import right_padded, suffix_pass_inputs
 from compute.demo.model.training_data import CasePool, PromptBank, render_pool, training_question
 
 
@@ -183,13 +184,10 @@ def _shared_prefix_batch(pool: CasePool, bank: PromptBank, cfg: TrainConfig, rng
     """Like _language_batch, but as one shared prefix plus right-padded per-question
     suffixes: (images (M,), suffix_ids (M*Q, S), suffix_lengths (M*Q,))."""
     input_ids, _, attention_mask, image_index, _ = _language_batch(pool, bank, cfg, rng)
-    lengths = attention_mask.sum(1)  # (rows,)
+    lengths = attention_mask.sum(1).tolist()  # (rows,): the left-padded rows' real lengths
     n = bank.prefix_length
-    suffix_len = lengths - n
-    width = int(suffix_len.max())
-    suffix = torch.full((len(lengths), width), bank.processor.tokenizer.pad_token_id)
-    for row, (ids, length) in enumerate(zip(input_ids, lengths.tolist())):
-        suffix[row, :length - n] = ids[ids.shape[0] - length + n:]
+    suffix, suffix_len = right_padded([ids[ids.shape[0] - length + n:] for ids, length in zip(input_ids, lengths)],
+                                      bank.processor.tokenizer.pad_token_id)
     return image_index[::cfg.questions_per_image], suffix, suffix_len
 
 
@@ -207,11 +205,8 @@ def shared_prefix_language_loss(model, bank: PromptBank, states: torch.Tensor, b
                          mm_encoder_outputs={"image": BaseModelOutputWithPooling(pooler_output=projected)})
     cache = prefix.cache
     cache.batch_repeat_interleave(questions_per_image)
-    rows, width = suffix.shape
-    suffix_mask = (torch.arange(width)[None] < suffix_len[:, None]).long()  # (rows, width)
-    out = model(input_ids=suffix, attention_mask=torch.cat([torch.ones(rows, n, dtype=torch.long), suffix_mask], 1),
-                position_ids=(n + torch.arange(width))[None].expand(rows, -1), cache_position=n + torch.arange(width),
-                cache=cache, token_type_ids=torch.zeros_like(suffix))
+    rows = suffix.shape[0]
+    out = model(**suffix_pass_inputs(suffix, suffix_len, n, cache), token_type_ids=torch.zeros_like(suffix))
     scored = bank.target_length
     offsets = suffix_len[:, None] - scored - 1 + torch.arange(scored)[None]  # (rows, scored): predicting positions
     logits = out.logits[torch.arange(rows)[:, None], offsets]  # (rows, scored, vocab)
