@@ -27,12 +27,13 @@ QUESTIONS = ["Is there pleural effusion?", "Is there a pneumothorax in the left 
 
 
 @pytest.fixture(scope="module")
-def session():
-    return load_model(MODEL)
+def session(demo_session):
+    return demo_session  # the shared one (conftest.py)
 
 
 @pytest.fixture(scope="module")
 def eager():
+    # A copy of its own: another attention implementation than the shared demo_session's sdpa.
     return load_model(MODEL, attn_implementation="eager")
 
 
@@ -202,7 +203,7 @@ def test_gradcam_agrees_with_captum(session, images):
 def test_fallback_to_gradcam_when_attention_cannot_be_read(images):
     """A model whose decoder computes attention inline (as remote-code models often do)
     never calls transformers' AttentionInterface: the chain falls back and says why."""
-    custom = load_model(MODEL)
+    custom = load_model(MODEL)  # a copy of its own, not demo_session: its attention layers are patched for good
     for layer in custom.model.model.language_model.layers:
         attention = layer.self_attn
         original = attention.forward

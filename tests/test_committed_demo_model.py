@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 
 from compute.demo.model.evaluate import HELD_OUT_SEED, SMALL_SET, evaluate
-from compute.model.loading import load_model
 
 MODEL = Path(__file__).resolve().parents[1] / "models" / "demo"
 # Same code, seed and weights give the same images and answers; the tolerance (2 of 80
@@ -25,8 +24,7 @@ def test_card_quotes_the_evaluation(reported):
     assert f"{reported['accuracy']:6.1%}" in card and f"{reported['small_set_accuracy']:.1%}" in card
 
 
-def test_small_held_out_set_reproduces_reported_accuracy(reported):
-    session = load_model(str(MODEL))
-    report = evaluate(session, SMALL_SET, HELD_OUT_SEED, progress=False)
+def test_small_held_out_set_reproduces_reported_accuracy(reported, demo_session):
+    report = evaluate(demo_session, SMALL_SET, HELD_OUT_SEED, progress=False)
     assert report.accuracy == pytest.approx(reported["small_set_accuracy"], abs=TOLERANCE)
     assert report.well_formed >= 0.95

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pytest
 
 from compute.cli import main
 from compute.demo.synth import SynthConfig, generate_dataset
@@ -18,6 +19,7 @@ from store.check import check
 from store.schema import current_version
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = [pytest.mark.slow, pytest.mark.integration]  # five killed and resumed study runs
 
 
 def _contents(db):

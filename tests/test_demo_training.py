@@ -63,6 +63,7 @@ def test_location_names_say_nothing_about_the_answer():
     assert abs(named[True] - named[False]) < 60 and named[False] > 60
 
 
+@pytest.mark.slow
 def test_a_few_steps_lower_both_losses(fresh, pool):
     model, processor = fresh
     cfg = TrainConfig(vision_steps=12, vision_batch=16, language_steps=12, language_images=4, questions_per_image=2,
@@ -84,6 +85,8 @@ def test_a_few_steps_lower_both_losses(fresh, pool):
     assert not any(p.requires_grad is False for p in model.model.vision_tower.parameters())  # unfrozen again
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_train_evaluate_and_document_end_to_end(tmp_path):
     """The --train pipeline at toy size: weights change, and the curve, the held-out
     evaluation and a model card quoting it are written next to them."""

@@ -8,15 +8,14 @@ from PIL import Image
 from compute.maps import MapSpec
 from compute.maps.faithfulness import (blur_cells, cells_to_pixels, deletion_test, lesion_hit, random_cells,
                                             randomisation_check, top_cells)
-from compute.model.loading import load_model
 from compute.demo.synth import render_case
 from compute.maps import map_batch
 from compute.answering import ask
 
 
 @pytest.fixture(scope="module")
-def session():
-    return load_model("models/demo")
+def session(demo_session):
+    return demo_session  # the shared one (conftest.py); randomisation_check swaps its model and restores it
 
 
 def test_cell_selection_by_hand():
@@ -77,6 +76,8 @@ def test_randomised_model_gives_different_maps(session):
     assert ask(session, image, "Is there cardiomegaly?", layers="all").map.mean.tolist() == same.tolist()  # restored
 
 
+@pytest.mark.slow
+@pytest.mark.integration
 def test_demo_faithfulness_command_prints_every_condition(capsys):
     from compute.cli import main
     from compute.data.conditions import CONDITION_KEYS

@@ -169,6 +169,7 @@ def _rows(db: Path, sql: str, params=()) -> list[tuple]:
         return con.execute(sql, list(params)).fetchall()
 
 
+@pytest.mark.integration
 def test_every_hostile_row_is_a_row_error_and_the_run_completes(study):
     assert study["code"] == 0, study["log"]
     err = study["log"]
@@ -185,6 +186,7 @@ def test_every_hostile_row_is_a_row_error_and_the_run_completes(study):
     assert check_main(["--db", str(study["db"])]) == 0  # image hashes included
 
 
+@pytest.mark.integration
 def test_no_patient_data_reaches_the_store(study):
     with connect(study["db"], read_only=True) as con:
         columns = con.execute("SELECT table_name, column_name FROM information_schema.columns "
@@ -196,6 +198,7 @@ def test_no_patient_data_reaches_the_store(study):
                 assert hits == 0, f"{sentinel!r} in {table}.{column}"
 
 
+@pytest.mark.integration
 def test_images_without_a_body_get_no_body_metrics(study):
     maps = _rows(study["db"], """
         SELECT q.image_id, m.inside_body_ratio, m.left_lung_fraction, m.attention_entropy, m.metrics_note
@@ -208,6 +211,7 @@ def test_images_without_a_body_get_no_body_metrics(study):
     assert by_image["phi"][0] is not None and by_image["phi"][3] is None  # a real radiograph keeps them
 
 
+@pytest.mark.integration
 def test_rerun_retries_the_failures_and_changes_nothing_else(study, capsys):
     before = _rows(study["db"], "SELECT item_id, status, error, p_yes FROM predictions ORDER BY item_id")
     assert main(study["args"]) == 0
@@ -239,7 +243,8 @@ def test_a_value_the_store_refuses_fails_only_its_item(tmp_path):
 # --------------------------------------------------------------------------- identity
 
 
-def test_an_image_id_on_two_files_is_never_answered_on_the_wrong_pixels(study, tmp_path):
+@pytest.mark.integration
+def test_an_image_id_on_two_files_is_never_answered_on_the_wrong_pixels(study, tmp_path, demo_session):
     """The phrasing study grouped rows by image_id and answered the second file's question on
     the first file's pixels. Now the second row is a row error naming both files, and rows
     with their own ids are answered on their own image."""
@@ -254,14 +259,13 @@ def test_an_image_id_on_two_files_is_never_answered_on_the_wrong_pixels(study, t
     failed = _rows(db, "SELECT row_number, error FROM predictions WHERE status = 'failed'")
     assert failed == [(2, f"row 2: image_id 'same' names {first['image']} (row 1) and {second['image']} here; "
                           "give each image file its own image_id")]
-    from compute.model.loading import load_model
-    session = load_model("models/demo")
-    alone = ask(session, manifest.parent / second["image"], second["question"])
+    alone = ask(demo_session, manifest.parent / second["image"], second["question"])
     (p_yes, path), = _rows(db, "SELECT p.p_yes, f.path FROM prediction_details p JOIN image_files f USING (image_key)"
                                " WHERE p.row_number = 3 AND p.variant_index = 0")
     assert p_yes == pytest.approx(alone.p_yes, abs=1e-4) and path == str((manifest.parent / second["image"]).resolve())
 
 
+@pytest.mark.integration
 def test_runs_from_folders_of_the_same_name_keep_their_own_images(tmp_path):
     """A/data and B/data: the same manifest text, other pixels. Each run's predictions point at
     the file it read, by content and resolved path; store check notices a file that changed."""
@@ -287,6 +291,7 @@ def test_runs_from_folders_of_the_same_name_keep_their_own_images(tmp_path):
     assert check_main(["--db", str(db)]) == 1
 
 
+@pytest.mark.integration
 def test_store_check_reports_a_missing_image_file(tmp_path, capsys):
     manifest = generate_dataset(SynthConfig(n=1, seed=1, size=128, dicom_fraction=0.0), tmp_path / "d", progress=False)
     db = tmp_path / "m.duckdb"
@@ -352,6 +357,7 @@ MANIFEST_FILES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case, build, fragment", MANIFEST_FILES, ids=[c[0] for c in MANIFEST_FILES])
 def test_manifest_files_that_cannot_be_read_are_refused(tmp_path, capsys, no_model, case, build, fragment):
     target = tmp_path / "manifest.jsonl"
@@ -393,6 +399,7 @@ def test_csv_rows_that_would_be_swallowed_or_shifted_are_row_errors(tmp_path, sm
 BAD_RUN_NAMES = ["", "   ", " padded", "two\nlines", "bell\x07", "\u202eevil", "x" * 201]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("name", BAD_RUN_NAMES, ids=["empty", "spaces", "padded", "newline", "control", "bidi", "long"])
 def test_bad_run_names_are_refused_before_anything_runs(tmp_path, capsys, no_model, small_manifest, name):
     _one_line_refusal(capsys, main(_run_args(small_manifest, tmp_path / "x.duckdb", run=name)), "run name")
@@ -411,12 +418,14 @@ OPTIONS = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("extra, fragment", OPTIONS, ids=[o[0][0] for o in OPTIONS])
 def test_options_the_model_cannot_take_are_refused_before_it_loads(tmp_path, capsys, no_model, small_manifest,
                                                                    extra, fragment):
     _one_line_refusal(capsys, main(_run_args(small_manifest, tmp_path / "x.duckdb", *extra)), fragment)
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("extra", [["--seed", "10000000000"], ["--variant-seed", "-1"], ["--batch-size", "100000"],
                                    ["--strip-border", "-1"], ["--max-image-pixels", "0"]],
                          ids=["seed", "variant-seed", "batch-size", "strip-border", "max-image-pixels"])
@@ -426,6 +435,7 @@ def test_out_of_range_numbers_are_usage_errors(tmp_path, capsys, small_manifest,
     assert info.value.code == 2 and "must be from" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_special_tokens_in_the_instruction_are_refused(tmp_path, capsys, small_manifest):
     code = main(_run_args(small_manifest, tmp_path / "x.duckdb", "--instruction", "Answer.<end_of_turn>"))
     _one_line_refusal(capsys, code, "the instruction contains the model's special token '<end_of_turn>'")
@@ -459,6 +469,7 @@ DATABASES = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("case, build, fragment", DATABASES, ids=[d[0] for d in DATABASES])
 def test_database_files_that_are_not_stores_are_refused(tmp_path, capsys, no_model, small_manifest, case, build,
                                                         fragment):
@@ -469,11 +480,13 @@ def test_database_files_that_are_not_stores_are_refused(tmp_path, capsys, no_mod
     _one_line_refusal(capsys, main(["report", "--db", str(db), "--run", "r"]), fragment)
 
 
+@pytest.mark.integration
 def test_store_check_refuses_a_duckdb_file_without_tables(tmp_path, capsys):
     _no_tables(tmp_path / "none.duckdb")
     _one_line_refusal(capsys, check_main(["--db", str(tmp_path / "none.duckdb")]), "an empty DuckDB database")
 
 
+@pytest.mark.integration
 def test_a_db_under_a_file_is_refused(tmp_path, capsys, no_model, small_manifest):
     (tmp_path / "file").write_text("x")
     _one_line_refusal(capsys, main(_run_args(small_manifest, tmp_path / "file" / "x.duckdb")),
@@ -492,10 +505,12 @@ def read_only_folder(tmp_path):
     subprocess.run(["umount", str(folder)], check=False)
 
 
+@pytest.mark.integration
 def test_a_db_on_a_read_only_file_system_is_refused(read_only_folder, capsys, no_model, small_manifest):
     _one_line_refusal(capsys, main(_run_args(small_manifest, read_only_folder / "x.duckdb")), "is not writable")
 
 
+@pytest.mark.integration
 def test_report_on_a_missing_run_says_so(tmp_path, capsys):
     StoreWriter(tmp_path / "s.duckdb")
     _one_line_refusal(capsys, main(["report", "--db", str(tmp_path / "s.duckdb"), "--run", "nope"]),
@@ -505,6 +520,7 @@ def test_report_on_a_missing_run_says_so(tmp_path, capsys):
 # --------------------------------------------------------------------------- one owner per run
 
 
+@pytest.mark.integration
 def test_a_run_another_live_process_is_writing_is_refused(tmp_path, capsys, small_manifest):
     db = tmp_path / "o.duckdb"
     args = _run_args(small_manifest, db, "--no-maps", run="owned")
@@ -564,6 +580,7 @@ IMPORT_CASES = [
 ]
 
 
+@pytest.mark.integration
 def test_import_bad_rows_are_row_errors_and_the_rest_is_imported(tmp_path, capsys):
     path = tmp_path / "results.jsonl"
     lines = [json.dumps(IMPORT_ROW)] + [json.dumps({**IMPORT_ROW, **change}) for _, change, _ in IMPORT_CASES]
@@ -580,6 +597,7 @@ def test_import_bad_rows_are_row_errors_and_the_rest_is_imported(tmp_path, capsy
     assert check_main(["--db", str(db)]) == 0
 
 
+@pytest.mark.integration
 def test_an_import_that_fails_partway_is_marked_failed_with_its_reason(tmp_path, capsys, monkeypatch):
     path = tmp_path / "results.jsonl"
     path.write_text(json.dumps(IMPORT_ROW) + "\n")
@@ -599,6 +617,7 @@ def test_an_import_that_fails_partway_is_marked_failed_with_its_reason(tmp_path,
 # --------------------------------------------------------------------------- found in review
 
 
+@pytest.mark.integration
 def test_unreadable_manifest_rows_do_not_count_towards_the_failure_share(tmp_path, small_manifest):
     """25 unreadable rows before 2 good ones: the share judges the items tried, so the run
     finishes instead of stopping at its first batch."""
@@ -610,6 +629,7 @@ def test_unreadable_manifest_rows_do_not_count_towards_the_failure_share(tmp_pat
     assert _rows(db, "SELECT status, count(*) FROM predictions GROUP BY ALL ORDER BY 1") == [("failed", 25), ("ok", 2)]
 
 
+@pytest.mark.integration
 def test_raising_the_pixel_cap_lets_a_large_image_through(tmp_path):
     (tmp_path / "img").mkdir()
     Image.new("L", (7200, 7100), 120).save(tmp_path / "img" / "large.png")  # 51.1 MP, over the default cap
@@ -622,6 +642,7 @@ def test_raising_the_pixel_cap_lets_a_large_image_through(tmp_path):
         assert _rows(db, "SELECT status FROM predictions WHERE run_id = ?", [run]) == [(status,)]
 
 
+@pytest.mark.integration
 def test_a_manifest_folder_whose_name_is_not_utf8_is_refused_in_one_line(tmp_path, capsys, no_model, small_manifest):
     import os
     folder = Path(os.fsdecode(bytes(tmp_path) + b"/bad\xffdir"))
@@ -635,6 +656,7 @@ def test_a_manifest_folder_whose_name_is_not_utf8_is_refused_in_one_line(tmp_pat
                                     "--run", "imp"]), "is not valid UTF-8 text")
 
 
+@pytest.mark.integration
 def test_store_check_does_not_hang_on_a_recorded_path_that_is_not_a_file(tmp_path, capsys):
     import os
     db = tmp_path / "c.duckdb"
@@ -649,6 +671,7 @@ def test_store_check_does_not_hang_on_a_recorded_path_that_is_not_a_file(tmp_pat
     assert "3 image files missing or unreadable" in out and "/dev/zero (not a regular file)" in out
 
 
+@pytest.mark.integration
 def test_resuming_drops_predictions_of_rows_now_read_as_errors(tmp_path, small_manifest, capsys):
     """A run started by a version that answered a row this version refuses must not count the
     row twice: once under its old id (ok) and once as a row error."""

@@ -10,6 +10,8 @@ from compute.demo.model import DemoModelConfig, build_demo_model
 from compute.model.loading import load_model
 from compute.answering import BatchedGenerate
 
+pytestmark = pytest.mark.slow  # MedGemma-sized layers on 896 px images: seconds per forward pass on a CPU
+
 MEDGEMMA_SHAPES = DemoModelConfig(
     image_size=896, patch_size=14, mm_tokens_per_image=256,
     vision_hidden_size=1152, vision_intermediate_size=4304, vision_num_layers=1, vision_num_heads=16,

@@ -11,8 +11,10 @@ import pytest
 from scipy.stats import binomtest
 
 from compute.cli import main
-from compute.metrics.phrasing import accuracy_by, group_table, holm, mcnemar_by_category
-from compute.reports.report import phrasing_report, to_markdown
+from compute.metrics.phrasing import accuracy_by, group_table, mcnemar_by_category
+from compute.metrics.stats import holm
+from compute.reports import phrasing_report, to_markdown
+from store import queries
 from compute.variants.categories import categorise
 from compute.answering import BatchedGenerate
 
@@ -33,6 +35,11 @@ COLUMNS = ["study_id", "baseline_question", "ground_truth", "variant_index", "st
 ])
 def test_strategy_labels_map_to_categories(label, index, category):
     assert categorise(label, index) == category
+
+
+def _report(db, run_id):
+    """The report as `python -m compute report` makes it: from the store's tables."""
+    return phrasing_report(queries.phrasing_rows(db, run_id), queries.attention_changes(db, run_id), run_id)
 
 
 def test_holm_by_hand():
@@ -100,6 +107,7 @@ ORIGINAL_SHAPE = [
 ]
 
 
+@pytest.mark.integration
 def test_import_is_idempotent_and_bad_rows_are_named(tmp_path, capsys):
     source = _write_csv(tmp_path / "original.csv", ORIGINAL_SHAPE)
     db = tmp_path / "p.duckdb"
@@ -119,12 +127,13 @@ def test_import_is_idempotent_and_bad_rows_are_named(tmp_path, capsys):
     assert "already exists" in capsys.readouterr().err
 
 
+@pytest.mark.integration
 def test_report_json_and_markdown(tmp_path, capsys):
     source = _write_csv(tmp_path / "original.csv", ORIGINAL_SHAPE)
     db = tmp_path / "p.duckdb"
     assert main(["import-results", str(source), "--db", str(db), "--run", "orig"]) == 0
     assert "6 rows imported (2 groups), 1 failed" in capsys.readouterr().out
-    report = phrasing_report(db, "orig")
+    report = _report(db, "orig")
     assert (report["groups"], report["variants"]) == (2, 3)
     assert report["baseline_accuracy"] == 1.0  # three baseline rows, all right
     # s1: answers yes, yes, no, yes -> 3/4; s2: no, no -> 1
@@ -158,6 +167,7 @@ def phrasing_run(tmp_path_factory):
     return db
 
 
+@pytest.mark.integration
 def test_phrasing_study_asks_each_question_and_its_rewrites(phrasing_run):
     con = duckdb.connect(str(phrasing_run), read_only=True)
     rows = con.execute("SELECT group_id, variant_index, strategy_category, question, baseline_question, ground_truth,"
@@ -177,9 +187,14 @@ def test_phrasing_study_asks_each_question_and_its_rewrites(phrasing_run):
         for index, category, question, _, truth, inverted, transformation in members[1:]:
             assert inverted == (category == "negation_probe") and transformation
             assert truth == ({"yes": "no", "no": "yes"}[baseline_truth] if inverted else baseline_truth)
-    report = phrasing_report(phrasing_run, "ph")
+    report = _report(phrasing_run, "ph")
     assert report["groups"] == 6 and report["variants"] == 30
-    assert report["baseline_accuracy"] is not None and "baseline" in report["accuracy_by_category"]
+    con = duckdb.connect(str(phrasing_run), read_only=True)
+    (n_right,), = con.execute("SELECT count(*) FILTER (correct) FROM prediction_details WHERE run_id = 'ph' "
+                              "AND variant_index = 0 AND status = 'ok'").fetchall()
+    con.close()
+    assert report["baseline_accuracy"] == pytest.approx(n_right / 6)  # the 6 baseline questions
+    assert "baseline" in report["accuracy_by_category"]
     assert set(report["accuracy_by_category"]) <= {"baseline", "synonym", "voice", "register", "clause_reordering",
                                                    "phrasing", "combined", "negation_probe"}
 
@@ -227,6 +242,25 @@ def test_change_summaries_by_hand_and_against_scipy():
     assert tests["correct→wrong vs wrong→correct"]["n_a"] == 2
 
 
+def _change_counts(db, run_id):
+    """Per change type, how many variants' answers differ from their group's baseline answer
+    so, counted from the stored predictions (not from the stored comparisons the report reads)."""
+    con = duckdb.connect(str(db), read_only=True)
+    pairs = con.execute("SELECT b.answer, v.answer, b.correct, v.correct FROM prediction_details v"
+                        " JOIN prediction_details b ON b.run_id = v.run_id AND b.group_id = v.group_id"
+                        " AND b.variant_index = 0 WHERE v.run_id = ? AND v.variant_index > 0 AND v.status = 'ok'",
+                        [run_id]).fetchall()
+    con.close()
+    counts = dict.fromkeys(("yes→no", "no→yes", "other", "unchanged", "correct→wrong", "wrong→correct"), 0)
+    for base, variant, base_correct, variant_correct in pairs:
+        kind = "unchanged" if base == variant else f"{base}→{variant}" if {base, variant} == {"yes", "no"} else "other"
+        counts[kind] += 1
+        if base_correct != variant_correct:
+            counts["correct→wrong" if base_correct else "wrong→correct"] += 1
+    return counts
+
+
+@pytest.mark.integration
 def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run):
     con = duckdb.connect(str(phrasing_run), read_only=True)
     n_variants = con.execute("SELECT count(*) FROM prediction_details WHERE run_id = 'ph' AND variant_index > 0"
@@ -237,12 +271,16 @@ def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run):
     assert len(rows) == n_variants
     for change, js, cells, expected_cells in rows:
         assert change in ("yes→no", "no→yes", "unchanged", "other") and 0 <= js <= 1 and cells == expected_cells
-    report = phrasing_report(phrasing_run, "ph")
-    assert sum(report["attention_change"][k]["n"] for k in ("yes→no", "no→yes", "unchanged")) <= n_variants
+    report = _report(phrasing_run, "ph")
+    expected = _change_counts(phrasing_run, "ph")
+    assert sum(expected[k] for k in ("yes→no", "no→yes", "unchanged", "other")) == n_variants
+    assert {k: v["n"] for k, v in report["attention_change"].items()} == {
+        k: expected[k] for k in ("yes→no", "no→yes", "correct→wrong", "wrong→correct", "unchanged")}
     assert "changed vs unchanged" in report["attention_change_tests"]
     assert "Attention change against the baseline map" in to_markdown(report)
 
 
+@pytest.mark.integration
 def test_a_variants_file_without_answers_runs_as_a_manifest(tmp_path):
     """The import-results columns minus the answers, plus where each image is, is a study input."""
     from compute.demo.synth import SynthConfig, generate_dataset
@@ -269,20 +307,19 @@ def test_a_variants_file_without_answers_runs_as_a_manifest(tmp_path):
     assert {r[2] for r in rows[:3]} == {"cardiomegaly"} and rows[0][4] == "s1: Is there cardiomegaly?"
     assert rows[0][5] == "s1"
     assert rows[3][0] == "failed" and "cannot find a term" in rows[3][1]  # no condition to be found: a named row error
-    report = phrasing_report(db, "v")
+    report = _report(db, "v")
     assert (report["groups"], report["variants"]) == (1, 2)
 
 
-def test_phrasing_study_answers_through_the_engine_equal_the_plain_path(phrasing_run):
+@pytest.mark.integration
+def test_phrasing_study_answers_through_the_engine_equal_the_plain_path(phrasing_run, demo_session):
     from compute.maps import MapSpec
-    from compute.model.loading import load_model
     from store import queries
     rows = queries.phrasing_rows(phrasing_run, "ph")
     group = rows[rows.group_id == rows.group_id.iloc[0]].sort_values("variant_index")
     stored_maps = [queries.item_map(phrasing_run, "ph", i, "attention", -1) for i in group.item_id]
-    session = load_model("models/demo")
     image = queries.image_file(phrasing_run, "ph", group.item_id.iloc[0]).path
-    reference = BatchedGenerate(session).ask_batch([image] * len(group), group.question.tolist(), maps=MapSpec(layers="all"))
+    reference = BatchedGenerate(demo_session).ask_batch([image] * len(group), group.question.tolist(), maps=MapSpec(layers="all"))
     for stored_p, stored_answer, stored_map, r in zip(group.p_yes, group.answer, stored_maps, reference):
         assert stored_answer == r.answer and abs(stored_p - r.p_yes) <= 1e-4
         assert np.abs(stored_map - r.map.mean).max() <= 1e-4

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import duckdb
 import numpy as np
+import pytest
 
 from compute.cli import main
 from compute.demo.synth import SynthConfig, generate_dataset
 
 ROOT = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.integration  # every test runs CLI commands (studies under torchrun, merge)
 
 
 def _rows(db):
@@ -29,6 +31,7 @@ def _rows(db):
     return predictions, maps, changes, runs
 
 
+@pytest.mark.slow
 def test_two_processes_match_one(tmp_path):
     manifest = generate_dataset(SynthConfig(n=3, seed=9, size=128, dicom_fraction=0.0), tmp_path / "synth",
                                 progress=False)

@@ -1,0 +1,79 @@
+"""Fixtures shared by the test files.
+
+- `demo_session`: the committed demo model (models/demo), loaded once per test session with
+  load_model's default arguments. It is shared, so a test must leave it as it found it: a test
+  that patches layers, swaps weights for good or needs another dtype, device or attention
+  implementation loads a copy of its own.
+- `tiny_store`: writes a small store straight through store.StoreWriter (runs, questions,
+  predictions and, if asked, one attention map per prediction), for tests where a study run
+  is not the point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+DEMO_MODEL = ROOT / "models" / "demo"
+
+# The tiny store's items, one per image: q{k} on image i{k}.
+TINY_GROUND_TRUTH = ("yes", "no", "no", "yes")
+TINY_CONDITIONS = ("edema", "edema", "pneumothorax", "pneumothorax")
+
+
+@pytest.fixture(scope="session")
+def demo_session():
+    """The committed demo model as load_model("models/demo") returns it (CPU, fp32, sdpa)."""
+    from compute.model.loading import load_model
+    return load_model(str(DEMO_MODEL))
+
+
+def tiny_map(run_id: str, item_id: str, grid: Sequence[float] | None = None, layer: int = -1):
+    """A 16x16 attention MapRecord of the demo model's shape; uniform unless `grid` is given."""
+    from store import MapRecord
+    grid = list(grid) if grid is not None else [1 / 256] * 256
+    return MapRecord(run_id=run_id, item_id=item_id, method="attention", layer=layer, requested_method="attention",
+                     fallback_reason=None, layers=[0, 1, 2, 3], heads="mean", query="answer", query_positions=None,
+                     term=None, strip_border=0, attn_implementation="sdpa", model_id="models/demo",
+                     image_height=128, image_width=128, grid_rows=16, grid_cols=16, grid=grid,
+                     attention_entropy=5.545)
+
+
+def write_tiny_store(db: str | Path, runs: Mapping[str, Sequence[str]], *,
+                     ground_truth: Sequence[str] = TINY_GROUND_TRUTH, conditions: Sequence[str] = TINY_CONDITIONS,
+                     p_yes: float = 0.7, yes_no_mass: float = 0.9, maps: bool = False,
+                     status: str = "completed") -> Path:
+    """Write `runs` ({run_id: one answer per item}) into the store at `db`, in that order,
+    each run finished with `status`. Item k is question q{k} ("Is there x?") on image i{k}
+    (/data/images/i{k}.png) with ground_truth[k] and conditions[k]; a prediction is correct
+    when its answer equals the ground truth. With `maps`, each prediction gets a uniform
+    attention map (tiny_map). Returns the store's path."""
+    from store import ImageRecord, PredictionRecord, QuestionRecord, RunRecord, StoreWriter
+    db = Path(db)
+    writer = StoreWriter(db)
+    for run_id, answers in runs.items():
+        if len(answers) > len(ground_truth):
+            raise ValueError(f"run {run_id!r}: {len(answers)} answers for {len(ground_truth)} items")
+        n = len(answers)
+        writer.start_run(RunRecord(run_id=run_id, study="baseline", dataset="synth", model_id="models/demo",
+                                   config={"run": run_id}, package_versions={}, instruction="Answer yes or no."))
+        writer.write_batch(
+            [ImageRecord.of(f"sha{k}", f"/data/images/i{k}.png") for k in range(n)],
+            [QuestionRecord(f"q{k}", "synth", f"i{k}", "Is there x?", ground_truth[k], conditions[k]) for k in range(n)],
+            [PredictionRecord(run_id, f"q{k}", k + 1, "ok", answer=a, correct=a == ground_truth[k], p_yes=p_yes,
+                              yes_no_mass=yes_no_mass) for k, a in enumerate(answers)],
+            [tiny_map(run_id, f"q{k}") for k in range(n)] if maps else [])
+        writer.finish_run(run_id, status)
+    return db
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """write_tiny_store, into a fresh temporary folder unless a path is given:
+    `db = tiny_store({"r1": ["yes", "no"]})`. Session-scoped, so module fixtures can use it."""
+    def write(runs: Mapping[str, Sequence[str]], db: str | Path | None = None, **options) -> Path:
+        return write_tiny_store(db or tmp_path_factory.mktemp("tiny") / "tiny.duckdb", runs, **options)
+    return write
