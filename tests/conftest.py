@@ -77,3 +77,30 @@ def tiny_store(tmp_path_factory):
     def write(runs: Mapping[str, Sequence[str]], db: str | Path | None = None, **options) -> Path:
         return write_tiny_store(db or tmp_path_factory.mktemp("tiny") / "tiny.duckdb", runs, **options)
     return write
+
+
+def _change_counts(db: str | Path, run_id: str) -> dict[str, int]:
+    """Per change type, how many variants' answers (and correctness) differ from their group's
+    baseline's, counted from the stored predictions, not from the comparisons the study stored."""
+    import duckdb
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        pairs = con.execute("SELECT b.answer, v.answer, b.correct, v.correct FROM prediction_details v"
+                            " JOIN prediction_details b ON b.run_id = v.run_id AND b.group_id = v.group_id"
+                            " AND b.variant_index = 0 WHERE v.run_id = ? AND v.variant_index > 0 AND v.status = 'ok'",
+                            [run_id]).fetchall()
+    finally:
+        con.close()
+    counts = dict.fromkeys(("yes→no", "no→yes", "other", "unchanged", "correct→wrong", "wrong→correct"), 0)
+    for base, variant, base_correct, variant_correct in pairs:
+        kind = "unchanged" if base == variant else f"{base}→{variant}" if {base, variant} == {"yes", "no"} else "other"
+        counts[kind] += 1
+        if base_correct != variant_correct:
+            counts["correct→wrong" if base_correct else "wrong→correct"] += 1
+    return counts
+
+
+@pytest.fixture(scope="session")
+def change_counts():
+    """(db, run_id) -> {change type: variants}, counted independently of the study's own code."""
+    return _change_counts

@@ -219,35 +219,14 @@ def test_phrasing_page_table_heatmap_and_group(phrasing_db, monkeypatch):
     assert _param(at, "category") == ["baseline"]
 
 
-def _change_counts(db: Path, run_id: str) -> dict[str, int]:
-    """Per change type, how many variants' answers differ from their group's baseline answer
-    so, counted from the stored predictions (not from the stored comparisons the page reads)."""
-    import duckdb
-    con = duckdb.connect(str(db), read_only=True)
-    try:
-        pairs = con.execute("SELECT b.answer, v.answer, b.correct, v.correct FROM prediction_details v"
-                            " JOIN prediction_details b ON b.run_id = v.run_id AND b.group_id = v.group_id"
-                            " AND b.variant_index = 0 WHERE v.run_id = ? AND v.variant_index > 0 AND v.status = 'ok'",
-                            [run_id]).fetchall()
-    finally:
-        con.close()
-    counts = dict.fromkeys(("yes→no", "no→yes", "other", "unchanged", "correct→wrong", "wrong→correct"), 0)
-    for base, variant, base_correct, variant_correct in pairs:
-        kind = "unchanged" if base == variant else f"{base}→{variant}" if {base, variant} == {"yes", "no"} else "other"
-        counts[kind] += 1
-        if base_correct != variant_correct:
-            counts["correct→wrong" if base_correct else "wrong→correct"] += 1
-    return counts
-
-
 @pytest.mark.integration
-def test_attention_changes_page_distribution_and_gallery(phrasing_db, monkeypatch):
+def test_attention_changes_page_distribution_and_gallery(phrasing_db, monkeypatch, change_counts):
     at = _app(phrasing_db, monkeypatch, run="ph")
     at.run()
     at.switch_page("views/attention_changes.py").run()
     assert not at.exception
     summary = at.dataframe[0].value.set_index("change")
-    expected = _change_counts(phrasing_db, "ph")
+    expected = change_counts(phrasing_db, "ph")
     assert sum(expected[k] for k in ("unchanged", "yes→no", "no→yes", "other")) == 16  # 2 images x 2 questions x 4
     assert summary["n"].to_dict() == {k: expected[k] for k in ("yes→no", "no→yes", "correct→wrong", "wrong→correct",
                                                                "unchanged")}

@@ -242,26 +242,8 @@ def test_change_summaries_by_hand_and_against_scipy():
     assert tests["correct→wrong vs wrong→correct"]["n_a"] == 2
 
 
-def _change_counts(db, run_id):
-    """Per change type, how many variants' answers differ from their group's baseline answer
-    so, counted from the stored predictions (not from the stored comparisons the report reads)."""
-    con = duckdb.connect(str(db), read_only=True)
-    pairs = con.execute("SELECT b.answer, v.answer, b.correct, v.correct FROM prediction_details v"
-                        " JOIN prediction_details b ON b.run_id = v.run_id AND b.group_id = v.group_id"
-                        " AND b.variant_index = 0 WHERE v.run_id = ? AND v.variant_index > 0 AND v.status = 'ok'",
-                        [run_id]).fetchall()
-    con.close()
-    counts = dict.fromkeys(("yes→no", "no→yes", "other", "unchanged", "correct→wrong", "wrong→correct"), 0)
-    for base, variant, base_correct, variant_correct in pairs:
-        kind = "unchanged" if base == variant else f"{base}→{variant}" if {base, variant} == {"yes", "no"} else "other"
-        counts[kind] += 1
-        if base_correct != variant_correct:
-            counts["correct→wrong" if base_correct else "wrong→correct"] += 1
-    return counts
-
-
 @pytest.mark.integration
-def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run):
+def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run, change_counts):
     con = duckdb.connect(str(phrasing_run), read_only=True)
     n_variants = con.execute("SELECT count(*) FROM prediction_details WHERE run_id = 'ph' AND variant_index > 0"
                              ).fetchone()[0]
@@ -272,7 +254,7 @@ def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run):
     for change, js, cells, expected_cells in rows:
         assert change in ("yes→no", "no→yes", "unchanged", "other") and 0 <= js <= 1 and cells == expected_cells
     report = _report(phrasing_run, "ph")
-    expected = _change_counts(phrasing_run, "ph")
+    expected = change_counts(phrasing_run, "ph")
     assert sum(expected[k] for k in ("yes→no", "no→yes", "unchanged", "other")) == n_variants
     assert {k: v["n"] for k, v in report["attention_change"].items()} == {
         k: expected[k] for k in ("yes→no", "no→yes", "correct→wrong", "wrong→correct", "unchanged")}
