@@ -12,7 +12,7 @@ from compute.metrics import attention_metrics, compare_maps
 from compute.metrics.attention_change import CHANGE_TYPES, answer_change, correctness_change
 from store import MapRecord, StoreWriter
 from vocabulary import (BODY_METRICS, COMPARISON_METRICS, FAITHFULNESS_METRICS, MAP_METRICS, MAP_QUERIES, AnswerChange,
-                        CorrectnessChange, Method)
+                        CorrectnessChange, Method, Study)
 
 
 def _columns(db, table):
@@ -50,6 +50,11 @@ def test_options_offer_the_vocabularys_choices():
     for query in MAP_QUERIES:
         assert MapConfig(query=query).query == query
     assert {str(q) for q in MAP_QUERIES} == {"answer", "question", "generated"}
+
+
+def test_every_study_has_its_kind():
+    from compute.studies import STUDY_KINDS
+    assert set(STUDY_KINDS) == set(Study) and all(STUDY_KINDS[s].name is s for s in Study)
 
 
 def test_change_types_are_the_vocabularys():

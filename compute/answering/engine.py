@@ -36,6 +36,7 @@ from compute.maps import MapResult, MapSpec, parse_layers
 from compute.maps.capture import IMPLEMENTATION, capture_rows
 from compute.maps.extract import attention_grids, map_result
 from compute.model.answers import extract_answer
+from compute.model.prompts import build_messages
 from compute.model.session import Session
 from compute.model.yes_no import yes_no_probabilities
 from vocabulary import Method, Query
@@ -178,7 +179,7 @@ class PrefixSharedEngine:
         """Each prompt's token ids, as the processor makes them, without processing the image
         once per question: the chat template's text with the image placeholder expanded."""
         s = self.session
-        expanded = s.rendered_prompts(s.conversations([image] * len(questions), questions))
+        expanded = s.rendered_prompts([build_messages(image, q, s.prompt) for q in questions])  # image decoded once
         return [torch.tensor(i) for i in s.processor.tokenizer(expanded, add_special_tokens=False)["input_ids"]]
 
     def _suffixes(self, prefix_cache, rows: Sequence[_Row], n: int, image_in_prefix: torch.Tensor) -> list[AskResult]:

@@ -7,8 +7,6 @@ import re
 from importlib import metadata
 from pathlib import Path
 
-from compute.data.image_bytes import file_sha256  # noqa: F401 - part of where a result came from
-
 PACKAGES = ("torch", "transformers", "tokenizers", "safetensors", "numpy", "pillow", "pydicom", "duckdb")
 _FULL_HASH_LIMIT = 512 * 1024**2  # hash whole files up to this size
 _SAMPLE = 4 * 1024**2  # above it: size plus the first and last 4 MiB of each file

@@ -20,7 +20,8 @@ from typing import Any
 from store import PredictionRecord, QuestionRecord, RunRecord, StoreWriter
 
 from compute.data.manifest import ANSWER_ALIASES
-from compute.model.provenance import file_sha256, package_versions
+from compute.data.image_bytes import file_sha256
+from compute.model.provenance import package_versions
 from compute.studies.writing import write_or_fail_items
 from compute.data.tables import read_rows
 from compute.data.validate import blank, run_name, text, utf8, whole_number

@@ -11,10 +11,11 @@ from compute.config import RunConfig
 from compute.data.manifest import ManifestItem
 from compute.studies.attention_change import run_attention_change
 from compute.studies.phrasing import expand_items
+from vocabulary import Study
 
 
 @dataclass(frozen=True)
-class Study:
+class StudyKind:
     name: str
     # (manifest items, config) -> (the items to answer, notes for the user)
     items: Callable[[list[ManifestItem], RunConfig], tuple[list[ManifestItem], list[str]]]
@@ -36,7 +37,7 @@ def _attention_change(db: Path, run_id: str, config: RunConfig, log: Callable[[s
         log(f"attention change: {compared} variant maps compared with their baseline's")
 
 
-STUDIES: dict[str, Study] = {
-    "baseline": Study("baseline", _as_asked),  # every manifest question asked once
-    "phrasing": Study("phrasing", _with_variants, _attention_change),  # each question plus its rewrites
+STUDY_KINDS: dict[str, StudyKind] = {
+    Study.BASELINE: StudyKind(Study.BASELINE, _as_asked),  # every manifest question asked once
+    Study.PHRASING: StudyKind(Study.PHRASING, _with_variants, _attention_change),  # each question plus its rewrites
 }

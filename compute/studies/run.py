@@ -30,7 +30,7 @@ from compute.model.session import Session
 from compute.studies import records
 from compute.studies.answer_items import answer_batch, image_runs, unique_files
 from compute.studies.failures import report_failures, stop_if_failing
-from compute.studies.kinds import STUDIES
+from compute.studies.kinds import STUDY_KINDS
 from compute.studies.maps import attention_spec
 from compute.studies.options import OptionError, check_options
 from compute.studies.sharding import distributed_rank, run_sharded
@@ -83,7 +83,7 @@ def run_study(config: RunConfig, session: Session | None = None, *, progress: bo
     pending = [i for i in items if i.item_id not in done_before]
     try:
         failures, done, rate, peak = _answer_all(config, session, writer, manifest, errors, pending, progress)
-        after = STUDIES[config.study].after
+        after = STUDY_KINDS[config.study].after
         if after is not None:
             after(config.db, config.run_name, config, log)
     except KeyboardInterrupt:
@@ -110,7 +110,7 @@ def _items(config: RunConfig, log: Callable[[str], None]) -> tuple[Manifest, lis
         items = [i for k, i in enumerate(items) if k % world == rank]
         errors = errors if rank == 0 else []
     _note_unknown_conditions(items, log)
-    items, notes = STUDIES[config.study].items(items, config)
+    items, notes = STUDY_KINDS[config.study].items(items, config)
     for note in notes[:5]:
         log(note)
     return manifest, items, errors
