@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from compute.data.images import ImageFile, ImageLoadError, read_image
+from compute.data.lesions import lesion_pixels, parse_boxes
 from compute.data.uploads import MAX_UPLOAD_BYTES, load_upload
 from compute.metrics.attention import attention_metrics, metrics_without_body
 from compute.metrics.attention_change import by_change_type, change_tests
@@ -22,12 +23,18 @@ __all__ = [
     # reports over a stored run (pure)
     "ReportError", "accuracy_by", "by_change_type", "change_tests", "overall_accuracy", "phrasing_report",
     "with_accuracy",
-    # a stored run's images
-    "ImageFile", "ImageLoadError", "read_image",
+    # a stored run's images, and their findings' boxes and masks
+    "ImageFile", "ImageLoadError", "read_image", "stored_lesion",
     # the Live page
     "InferenceError", "MAX_UPLOAD_BYTES", "ask", "attention_metrics", "body_cells", "load_session", "load_upload",
     "metrics_without_body",
 ]
+
+
+def stored_lesion(boxes_json: str | None, mask: str | None, width: int, height: int):
+    """A stored item's lesion as a (height, width) bool mask of its image, or None when it has
+    no boxes or mask; ValueError (saying why) when they cannot be placed on it."""
+    return lesion_pixels(parse_boxes(boxes_json), mask, width, height)
 
 
 class InferenceError(RuntimeError):

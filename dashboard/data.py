@@ -125,6 +125,11 @@ def attention_changes(db: StoreFile, run_id: str) -> pd.DataFrame:
 
 
 @cached
+def item_lesion(db: StoreFile, item_id: str) -> tuple[str | None, str | None]:
+    return queries.item_lesion(db.path, item_id)
+
+
+@cached
 def item_map(db: StoreFile, run_id: str, item_id: str, method: str, layer: int):
     return queries.item_map(db.path, run_id, item_id, method, int(layer))
 

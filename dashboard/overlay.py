@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib import colormaps
 from PIL import Image
+from scipy import ndimage
 
 COLORMAPS = ("inferno", "viridis", "jet", "magma", "coolwarm")
 
@@ -33,6 +34,21 @@ def overlay(image: Image.Image, grid: np.ndarray, *, opacity: float = 0.5, thres
     alpha = np.where(alpha >= threshold, opacity * np.sqrt(alpha), 0.0)[..., None]
     mixed = (1 - alpha) * (np.asarray(base, dtype=np.float64) / 255) + alpha * colours
     return Image.fromarray(np.round(mixed * 255).astype(np.uint8))
+
+
+OUTLINE_COLOUR = (0, 255, 255)  # cyan: apart from every colormap's hot end
+
+
+def outline(image: Image.Image, lesion: np.ndarray, *, width: int = 2) -> Image.Image:
+    """`image` (as `overlay` returns it: the original shown square) with the edge of the
+    boolean `lesion` mask (the original image's pixels) drawn on it."""
+    side_w, side_h = image.size
+    mask = np.asarray(Image.fromarray(lesion.astype(np.uint8) * 255).resize((side_w, side_h),
+                                                                           Image.Resampling.NEAREST)) > 0
+    edge = mask & ~ndimage.binary_erosion(mask, iterations=width, border_value=0)
+    pixels = np.asarray(image.convert("RGB")).copy()
+    pixels[edge] = OUTLINE_COLOUR
+    return Image.fromarray(pixels)
 
 
 def _upsample(values: np.ndarray, side: int) -> np.ndarray:

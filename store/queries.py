@@ -143,6 +143,16 @@ def item_maps(db_path: str | Path, run_id: str, item_id: str) -> pd.DataFrame:
                            [run_id, item_id]).df()
 
 
+def item_lesion(db_path: str | Path, item_id: str) -> tuple[str | None, str | None]:
+    """(boxes as JSON text, mask) of an item's finding; (None, None) when it has neither or the
+    store predates schema 5."""
+    with _open(db_path) as con:
+        if current_version(con) < 5:
+            return None, None
+        row = con.execute("SELECT boxes, mask FROM questions WHERE item_id = ?", [item_id]).fetchone()
+    return (row[0], row[1]) if row else (None, None)
+
+
 @dataclass(frozen=True)
 class ImageLocation:
     """Where a prediction's image file is, and the sha256 of the bytes the model was shown."""

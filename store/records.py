@@ -67,6 +67,12 @@ class QuestionRecord:
     strategy_category: str | None = None
     answer_inverted: bool | None = None
     transformation: str | None = None
+    view: str | None = None
+    split: str | None = None
+    source: str | None = None
+    attributes: str | None = None  # JSON text of an object: the row's other columns
+    boxes: str | None = None  # JSON text of a list of boxes
+    mask: str | None = None
 
 
 @dataclass(frozen=True)
@@ -126,6 +132,8 @@ class MapRecord:
     random_delta: float | None = None
     faithfulness_ratio: float | None = None
     metrics_note: str | None = None  # why some metrics are None (e.g. the image is too small for a body mask)
+    lesion_hit: bool | None = None  # None: the item has no boxes or mask
+    lesion_attention_ratio: float | None = None
 
 
 @dataclass(frozen=True)

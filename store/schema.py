@@ -175,7 +175,28 @@ ALTER TABLE runs ADD COLUMN heartbeat_at TIMESTAMP;       -- the owning process'
 ALTER TABLE attention_maps ADD COLUMN metrics_note VARCHAR;  -- why some metrics are NULL (e.g. no body mask)
 """  # prediction_details selects p.*, so it shows image_key without being recreated
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4)
+# Rows from real datasets: where each came from and how it slices (view, split, the dataset's
+# own columns), and where its finding is (radiologists' boxes, a lesion mask), which the maps'
+# lesion metrics (pointing game, in-lesion attention ratio) are computed against.
+_V5 = """
+ALTER TABLE questions ADD COLUMN view VARCHAR;             -- e.g. PA | AP | lateral
+ALTER TABLE questions ADD COLUMN split VARCHAR;            -- the dataset's split, e.g. train | validate | test
+ALTER TABLE questions ADD COLUMN source VARCHAR;           -- file and row or record, e.g. 'train.csv row 17'
+ALTER TABLE questions ADD COLUMN attributes JSON;          -- the manifest row's other columns, for slicing
+ALTER TABLE questions ADD COLUMN boxes JSON;               -- [{x_min, y_min, x_max, y_max, label?, rad_id?}], original pixels
+ALTER TABLE questions ADD COLUMN mask VARCHAR;             -- the lesion mask: a resolved mask-image path or a run-length string
+ALTER TABLE attention_maps ADD COLUMN lesion_hit BOOLEAN;           -- pointing game: the map's peak cell overlaps the lesion
+ALTER TABLE attention_maps ADD COLUMN lesion_attention_ratio DOUBLE; -- mass on the lesion / the lesion's share of the body
+DROP VIEW prediction_details;
+CREATE VIEW prediction_details AS
+SELECT p.*, q.dataset, q.image_id, q.question, q.ground_truth, q.condition,
+       q.group_id, q.variant_index, q.strategy, q.location,
+       q.baseline_question, q.strategy_category, q.answer_inverted, q.transformation,
+       q.view, q.split, q.source, q.attributes
+FROM predictions p LEFT JOIN questions q USING (item_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

@@ -4,6 +4,8 @@
   load_model's default arguments. It is shared, so a test must leave it as it found it: a test
   that patches layers, swaps weights for good or needs another dtype, device or attention
   implementation loads a copy of its own.
+- `xray_pixels`: four synthetic 128 x 128 chest X-rays as arrays, for tests that lay out a
+  dataset's files (tests/dataset_support.py writes them where a format expects its images).
 - `tiny_store`: writes a small store straight through store.StoreWriter (runs, questions,
   predictions and, if asked, one attention map per prediction), for tests where a study run
   is not the point.
@@ -29,6 +31,19 @@ def demo_session():
     """The committed demo model as load_model("models/demo") returns it (CPU, fp32, sdpa)."""
     from compute.model.loading import load_model
     return load_model(str(DEMO_MODEL))
+
+
+@pytest.fixture(scope="session")
+def xray_pixels(tmp_path_factory) -> list:
+    """Four synthetic chest X-rays (uint8, 128 x 128) for tests that lay out a dataset's files."""
+    import numpy as np
+    from PIL import Image
+
+    from compute.demo.synth import SynthConfig, generate_dataset
+    manifest = generate_dataset(SynthConfig(n=4, seed=21, size=128, dicom_fraction=0.0),
+                                tmp_path_factory.mktemp("xrays"), progress=False)
+    files = sorted((manifest.parent / "images").glob("*.png"))
+    return [np.asarray(Image.open(f).convert("L")) for f in files]
 
 
 def tiny_map(run_id: str, item_id: str, grid: Sequence[float] | None = None, layer: int = -1):

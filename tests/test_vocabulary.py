@@ -11,7 +11,8 @@ from compute.maps.spec import METHODS, MapSpec
 from compute.metrics import attention_metrics, compare_maps
 from compute.metrics.attention_change import CHANGE_TYPES, answer_change, correctness_change
 from store import MapRecord, StoreWriter
-from vocabulary import (BODY_METRICS, COMPARISON_METRICS, FAITHFULNESS_METRICS, MAP_METRICS, MAP_QUERIES, AnswerChange,
+from compute.metrics.lesion import lesion_metrics
+from vocabulary import (BODY_METRICS, COMPARISON_METRICS, FAITHFULNESS_METRICS, LESION_METRICS, MAP_METRICS, MAP_QUERIES, AnswerChange,
                         CorrectnessChange, Method, Study)
 
 
@@ -34,13 +35,15 @@ def test_store_columns_are_the_vocabularys_metrics(tmp_path):
     changes = _columns(db, "attention_changes")
     start = changes.index(COMPARISON_METRICS[0])
     assert changes[start:start + len(COMPARISON_METRICS)] == list(COMPARISON_METRICS)
+    assert maps[-len(LESION_METRICS):] == list(LESION_METRICS)
     record = [f.name for f in fields(MapRecord)]
-    assert set(MAP_METRICS) | set(FAITHFULNESS_METRICS) <= set(record)
+    assert set(MAP_METRICS) | set(FAITHFULNESS_METRICS) | set(LESION_METRICS) <= set(record)
 
 
 def test_metrics_return_the_vocabularys_names():
     grid = np.arange(1, 17, dtype=float).reshape(4, 4)
     assert tuple(attention_metrics(grid)) == MAP_METRICS
+    assert tuple(lesion_metrics(grid, np.eye(4))) == LESION_METRICS
     assert set(BODY_METRICS) < set(MAP_METRICS)
     assert tuple(k for k in compare_maps(grid, grid.T) if k != "difference") == COMPARISON_METRICS
 

@@ -76,6 +76,7 @@ BODY_METRICS = ("inside_body_ratio", "right_lung_fraction", "left_lung_fraction"
                 "middle_fraction", "basal_fraction")  # defined only where the image has a body mask
 COMPARISON_METRICS = ("js_divergence", "pearson", "l2", "cosine")  # of two maps (compute.metrics.compare_maps)
 FAITHFULNESS_METRICS = ("deletion_delta", "random_delta", "faithfulness_ratio")  # of the deletion test
+LESION_METRICS = ("lesion_hit", "lesion_attention_ratio")  # against the item's boxes or mask (compute.metrics.lesion)
 
-__all__ = ["BODY_METRICS", "COMPARISON_METRICS", "FAITHFULNESS_METRICS", "MAP_METRICS", "MAP_QUERIES", "MEAN_LAYER",
+__all__ = ["BODY_METRICS", "COMPARISON_METRICS", "FAITHFULNESS_METRICS", "LESION_METRICS", "MAP_METRICS", "MAP_QUERIES", "MEAN_LAYER",
            "AnswerChange", "AnswererName", "CorrectnessChange", "Heads", "Method", "Query", "Study"]

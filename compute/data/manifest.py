@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from decimal import Decimal
+
+from compute.data.lesions import Box, is_rle, parse_boxes
 from compute.data.tables import read_rows
 from compute.data.validate import blank as _blank
 from compute.data.validate import text as _text
@@ -25,6 +28,13 @@ REQUIRED_COLUMNS = ("image", "question", "answer", "condition")
 # variant_index, strategy, question) plus an image column reads as a manifest too.
 CSV_REQUIRED = ("image", "question", ("answer", "ground_truth"), ("condition", "baseline_question"))
 OPTIONAL_COLUMNS = ("image_id", "group_id", "variant_index", "strategy", "location")
+# Columns that describe a row without changing which question it is: they are stored with the
+# question but do not enter its item id, so adding them to a manifest keeps earlier results.
+DESCRIPTIVE_COLUMNS = ("view", "split", "source", "boxes", "mask")
+# The import-results shape's columns, read above; not slicing attributes.
+_VARIANTS_SHAPE = ("study_id", "baseline_question", "ground_truth", "generated_text", "extracted_answer",
+                   "is_correct")
+MAX_ATTRIBUTES = 50
 ANSWER_ALIASES = {"yes": "yes", "y": "yes", "true": "yes", "1": "yes", "no": "no", "n": "no", "false": "no", "0": "no"}
 
 
@@ -49,6 +59,16 @@ class ManifestItem:
     strategy_category: str | None = None
     answer_inverted: bool | None = None
     transformation: str | None = None
+    view: str | None = None
+    split: str | None = None
+    source: str | None = None  # where the row came from in the dataset, e.g. "train.csv row 17"
+    boxes: tuple[Box, ...] = ()  # the finding's boxes, original image pixels
+    mask: str | None = None  # the finding's mask: a resolved mask-image path, or a run-length string
+    attributes: tuple[tuple[str, str | int | float | bool], ...] = ()  # the row's other columns, for slicing
+
+    @property
+    def has_lesion(self) -> bool:
+        return bool(self.boxes) or bool(self.mask)
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,7 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
             if not allow_outside_root:
                 _confine(root, fields["image"])
             image_path = (root / fields["image"]).resolve()
+            descriptive = _descriptive(raw, root, allow_outside_root)
             first = files_by_id.setdefault(fields["image_id"], (image_path, row_number))
             if first[0] != image_path:
                 raise ValueError(f"image_id {fields['image_id']!r} names {_shown(first[0], root)} (row {first[1]}) "
@@ -115,7 +136,8 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
         occurrences[content_key] += 1
         item_id = _hash(f"{content_key}\x1f{occurrences[content_key]}")
         del fields["image"]
-        items.append(ManifestItem(item_id=item_id, row_number=row_number, image_path=image_path, **fields))
+        items.append(ManifestItem(item_id=item_id, row_number=row_number, image_path=image_path, **fields,
+                                  **descriptive))
     return Manifest(path=path, items=items, errors=errors)
 
 
@@ -132,6 +154,36 @@ def _confine(root: Path, image: str) -> None:
     if not resolved.is_relative_to(root.resolve()):
         raise ValueError(f"image path {image!r} leaves the data root {str(root)!r}; pass --allow-outside-root "
                          "to allow paths outside it")
+
+
+def _descriptive(raw: dict[str, Any], root: Path, allow_outside_root: bool) -> dict[str, Any]:
+    """view, split, source, boxes, mask and the other columns (as attributes) of a row."""
+    mask = _text(raw.get("mask"), "mask")
+    if mask is not None and not is_rle(mask):
+        if not allow_outside_root:
+            try:
+                _confine(root, mask)
+            except ValueError:
+                raise ValueError(f"mask path {mask!r} leaves the data root {str(root)!r}") from None
+        mask = str((root / mask).resolve())
+    known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *DESCRIPTIVE_COLUMNS, *_VARIANTS_SHAPE}
+    attributes = []
+    for key in sorted(k for k in raw if k not in known):
+        value = raw[key]
+        if isinstance(value, Decimal):
+            value = float(value)
+        if isinstance(value, (str, int, float, bool)) and not _blank(value):
+            attributes.append((_text(str(key), "column name"), _text(value, key) if isinstance(value, str) else value))
+    if len(attributes) > MAX_ATTRIBUTES:
+        raise ValueError(f"the row has {len(attributes)} extra columns; at most {MAX_ATTRIBUTES} are kept")
+    return {
+        "view": _text(raw.get("view"), "view"),
+        "split": _text(raw.get("split"), "split"),
+        "source": _text(raw.get("source"), "source"),
+        "boxes": parse_boxes(raw.get("boxes")),
+        "mask": mask,
+        "attributes": tuple(attributes),
+    }
 
 
 def _from_variants_shape(raw: dict[str, Any]) -> dict[str, Any]:

@@ -14,7 +14,9 @@ from compute.maps.faithfulness import Deletion, deletion_test
 from compute.config import MapConfig
 from compute.data.manifest import ManifestItem
 from compute.metrics import attention_metrics, metrics_without_body
-from compute.metrics.regions import body_cells
+from compute.metrics.lesion import lesion_metrics
+from compute.metrics.regions import body_cells, mask_to_grid
+from compute.data.lesions import lesion_pixels
 from vocabulary import MEAN_LAYER, Method
 from compute.maps import map_batch
 
@@ -31,6 +33,7 @@ def map_records(session, config: MapConfig, run_id: str, items: Sequence[Manifes
                 images: dict[str, Image.Image], results: Sequence[MapResult | None]) -> list[MapRecord]:
     """Rows for the attention maps in `results`, plus Grad-CAM and deletion tests when asked."""
     bodies: dict[tuple, tuple[np.ndarray | None, str | None]] = {}  # (image file, grid) -> body_cells
+    lesions: dict[tuple, tuple[np.ndarray | None, str | None]] = {}  # (image, lesion, grid) -> lesion_cells
     rows: list[MapRecord] = []
     gradcams: Sequence[MapResult | None] = [None] * len(items)
     if config.gradcam:
@@ -44,19 +47,39 @@ def map_records(session, config: MapConfig, run_id: str, items: Sequence[Manifes
             body_key = (item.image_path, result.grid_shape)
             if body_key not in bodies:
                 bodies[body_key] = body_cells(image, result.grid_shape)
+            lesion_key = (item.image_path, item.boxes, item.mask, result.grid_shape)
+            if item.has_lesion and lesion_key not in lesions:
+                lesions[lesion_key] = lesion_cells(item, image, result.grid_shape)
+            lesion, lesion_note = lesions.get(lesion_key, (None, None))
             deletion = None
             if config.deletion:
                 deletion = deletion_test(session, image, item.question, result.mean, config.deletion_fraction,
                                          config.deletion_random)
-            rows += records_for(run_id, item.item_id, session.model_id, result, *bodies[body_key], deletion)
+            body, body_note = bodies[body_key]
+            note = "; ".join(n for n in (body_note, lesion_note) if n) or None
+            rows += records_for(run_id, item.item_id, session.model_id, result, body, note, deletion, lesion)
     return rows
 
 
+def lesion_cells(item: ManifestItem, image: Image.Image, shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+    """The item's lesion (boxes and mask, original pixels) as each grid cell's coverage, or
+    (None, why) when it cannot be placed on the image."""
+    try:
+        pixels = lesion_pixels(item.boxes, item.mask, image.width, image.height)
+    except ValueError as exc:
+        return None, f"no lesion metrics: {exc}"
+    if pixels is None or not pixels.any():
+        return None, None
+    return mask_to_grid(pixels, shape), None
+
+
 def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, body: np.ndarray | None,
-                body_note: str | None = None, deletion: Deletion | None = None) -> list[MapRecord]:
+                body_note: str | None = None, deletion: Deletion | None = None,
+                lesion: np.ndarray | None = None) -> list[MapRecord]:
     """One row per layer plus the mean over layers (layer -1, which carries the deletion test).
     Stored grids are stripped as asked; their metrics describe the map before stripping.
-    Without a body (`body` None, `body_note` says why) the body-based metrics are None."""
+    Without a body (`body` None, `body_note` says why) the body-based metrics are None;
+    without a lesion (`lesion`: each cell's coverage) the lesion metrics are."""
     grids, raw = dict(result.maps), dict(result.raw_maps)
     if len(grids) > 1:
         grids[MEAN_LAYER], raw[MEAN_LAYER] = result.mean, result.raw_mean
@@ -74,5 +97,6 @@ def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, bod
             **(attention_metrics(raw[layer], body) if body is not None else metrics_without_body(raw[layer])),
             deletion_delta=faith.deletion_delta if faith else None, random_delta=faith.random_delta if faith else None,
             faithfulness_ratio=faith.faithfulness_ratio if faith else None, metrics_note=body_note,
+            **lesion_metrics(raw[layer], lesion, body),
         ))
     return out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 from store import ImageRecord, PredictionRecord, QuestionRecord, image_key
@@ -17,7 +18,11 @@ def question_record(item: ManifestItem, dataset: str) -> QuestionRecord:
                           group_id=item.group_id, variant_index=item.variant_index, strategy=item.strategy,
                           location=item.location, baseline_question=item.baseline_question,
                           strategy_category=item.strategy_category or _category(item),
-                          answer_inverted=item.answer_inverted, transformation=item.transformation)
+                          answer_inverted=item.answer_inverted, transformation=item.transformation,
+                          view=item.view, split=item.split, source=item.source,
+                          attributes=json.dumps(dict(item.attributes), ensure_ascii=False) if item.attributes else None,
+                          boxes=json.dumps([b.as_dict() for b in item.boxes]) if item.boxes else None,
+                          mask=item.mask)
 
 
 def _category(item: ManifestItem) -> str | None:

@@ -3,13 +3,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.overlay import COLORMAPS, overlay
+from dashboard.overlay import COLORMAPS, outline, overlay
 from dashboard.run_images import run_image
 from dashboard.safe_text import escape_markdown as esc
 from dashboard.views.common import require_run, url_selectbox
-from vocabulary import FAITHFULNESS_METRICS, MAP_METRICS, MEAN_LAYER, Method
+from compute.facade import stored_lesion
+from vocabulary import FAITHFULNESS_METRICS, LESION_METRICS, MAP_METRICS, MEAN_LAYER, Method
 
-METRICS = [*MAP_METRICS, *FAITHFULNESS_METRICS]
+METRICS = [*MAP_METRICS, *FAITHFULNESS_METRICS, *LESION_METRICS]
 PROVENANCE = ["method", "requested_method", "fallback_reason", "layers", "heads", "query", "query_positions",
               "term", "strip_border", "attn_implementation", "model_id", "image_height", "image_width",
               "grid_rows", "grid_cols"]
@@ -55,9 +56,19 @@ if selection is not None:
         with left:
             shown = run_image(db, run_id, item_id)
             if shown.image is not None:
-                st.image(overlay(shown.image, grid, opacity=opacity, threshold=threshold, colormap=colormap,
-                                 size=512),
-                         caption=f"{esc(method)}, {_layer_name(layer)}. The patient's right is on the image's left.")
+                picture = overlay(shown.image, grid, opacity=opacity, threshold=threshold, colormap=colormap,
+                                  size=512)
+                caption = f"{esc(method)}, {_layer_name(layer)}. The patient's right is on the image's left."
+                boxes, mask = data.item_lesion(db, item_id)
+                try:
+                    lesion = stored_lesion(boxes, mask, *shown.image.size)
+                except ValueError as exc:
+                    lesion = None
+                    st.caption(f"The finding's outline cannot be drawn: {esc(str(exc))}")
+                if lesion is not None and lesion.any():
+                    picture = outline(picture, lesion)
+                    caption += " Cyan: the finding's annotated boxes or mask."
+                st.image(picture, caption=caption)
             else:
                 st.warning(esc(shown.problem))
             if shown.note:
