@@ -84,6 +84,12 @@ def overview(db: StoreFile, run_id: str) -> dict:
 
 
 @cached
+def answer_agreement(db: StoreFile, run_id: str) -> dict[str, int]:
+    """n_ok, n_uncertain, n_compared, n_agree: how often the extracted answer agrees with P(yes)."""
+    return queries.answer_agreement(db.path, run_id)
+
+
+@cached
 def conditions(db: StoreFile, run_id: str) -> list[str]:
     return queries.conditions(db.path, run_id)
 

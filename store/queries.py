@@ -74,6 +74,30 @@ def run_overview(db_path: str | Path, run_id: str) -> dict[str, Any]:
     return overview
 
 
+_AGREEMENT_SQL = """
+    SELECT count(*) FILTER (WHERE status = 'ok')                                AS n_ok,
+           count(*) FILTER (WHERE status = 'ok' AND answer = 'uncertain')       AS n_uncertain,
+           count(*) FILTER (WHERE status = 'ok' AND answer IN ('yes', 'no')
+                            AND p_yes IS NOT NULL AND NOT isnan(p_yes))        AS n_compared,
+           count(*) FILTER (WHERE status = 'ok' AND answer IN ('yes', 'no')
+                            AND p_yes IS NOT NULL AND NOT isnan(p_yes)
+                            AND (answer = 'yes') = (p_yes >= 0.5))             AS n_agree
+    FROM predictions WHERE run_id = ?
+"""
+
+
+def answer_agreement(con: duckdb.DuckDBPyConnection | str | Path, run_id: str) -> dict[str, int]:
+    """How often a run's extracted answer agrees with its P(yes) answer (yes iff p_yes >= 0.5).
+    `con` is an open connection or a store's path. Keys: n_ok (ok predictions), n_uncertain
+    (ok ones answered 'uncertain'), n_compared (ok ones answered yes or no with a p_yes that
+    is neither NULL nor NaN) and n_agree (of those, the ones whose answer matches p_yes)."""
+    if not isinstance(con, duckdb.DuckDBPyConnection):
+        with _open(con) as opened:
+            return answer_agreement(opened, run_id)
+    row = con.execute(_AGREEMENT_SQL, [run_id]).fetchone()
+    return dict(zip(("n_ok", "n_uncertain", "n_compared", "n_agree"), (int(v or 0) for v in row), strict=True))
+
+
 def conditions(db_path: str | Path, run_id: str) -> list[str]:
     with _open(db_path) as con:
         rows = con.execute("SELECT DISTINCT condition FROM prediction_details WHERE run_id = ? AND status = 'ok'"

@@ -19,6 +19,16 @@ if selection is not None:
     c2.metric("Questions answered", f"{o['n_done']:,}")
     c3.metric("Failed items", f"{o['n_failed']:,}")
     c4.metric("Images", f"{o['n_images']:,}")
+    agreement = data.answer_agreement(db, run_id)
+    n_ok, n_compared = agreement["n_ok"], agreement["n_compared"]
+    a1, a2 = st.columns(2)
+    a1.metric("Answer agrees with P(yes)", f"{agreement['n_agree'] / n_compared:.1%}" if n_compared else "–",
+              help="Share of yes/no answers whose extracted answer is 'yes' exactly when P(yes) ≥ 0.5 "
+                   "(answers without a recorded P(yes) are left out).")
+    a2.metric("Uncertain answers", f"{agreement['n_uncertain'] / n_ok:.1%}" if n_ok else "–",
+              help="Share of answered questions whose reply read as neither yes nor no.")
+    st.text(f"Extracted answer agrees with P(yes) on {agreement['n_agree']:,} of {n_compared:,} yes/no answers; "
+            f"{agreement['n_uncertain']:,} of {n_ok:,} answers uncertain.")
     if interval is not None:
         low, high = interval
         mass = "n/a (not recorded)" if o["mean_yes_no_mass"] is None else f"{o['mean_yes_no_mass']:.3f}"
