@@ -35,6 +35,37 @@ def _add_demo_model_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", default="models/demo", help="model folder or hub id (default: models/demo)")
 
 
+IMPORT_DESCRIPTION = """\
+Reads a per-row results table (CSV, TSV or JSONL): a baseline table (one answer per
+question) or a phrasing table (baseline questions with their rewrites). --map names the
+file's column for each key; a key left out uses the column of its default name (the
+original study's shape) when the file has one, else it is derived where it can be.
+
+  key                default column     holds
+  image_id           study_id           image or study id (optional)
+  question           question           the question asked (required)
+  ground_truth       ground_truth       yes or no (also y/n, true/false, 1/0; required)
+  reply              generated_text     the reply text (the answer is extracted from it)
+  answer             extracted_answer   yes, no or uncertain (else extracted from reply)
+  correct            is_correct         true or false (else answer == ground truth;
+                                        uncertain is never correct)
+  condition          condition          condition or short term ("effusion"); else parsed
+                                        from the baseline question or the question
+  baseline_question  baseline_question  the baseline question of the row's group
+  variant_index      variant_index      0 = the baseline; with baseline_question, a
+                                        phrasing import, without both a baseline import
+  strategy           strategy           the rewrite strategy (free text, categorised)
+
+Example, another tool's baseline table with columns ImagePath, q, gt, model_output:
+  python -m compute import-results results.csv --db data/s.duckdb --run other-tool \\
+      --map image_id=ImagePath,question=q,ground_truth=gt,reply=model_output
+
+A phrasing import's group is one image id with one baseline question (the baseline
+question alone without an image id). Importing the same file into the same run again
+replaces its rows; a bad row (a ground truth that is not yes or no, a correctness that
+contradicts the answers) is stored as failed, with its row number and reason."""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m compute", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -83,22 +114,25 @@ def build_parser() -> argparse.ArgumentParser:
                                "(a trained folder with training_log.json; the default 300 images and seed only)")
     evaluate.add_argument("--quiet", action="store_true", help="no progress bar")
     imp = sub.add_parser(
-        "import-results", help="import per-variant results written elsewhere into a run",
-        description="Reads CSV or JSONL with the columns study_id, baseline_question, ground_truth, variant_index "
-                    "(0 = baseline), strategy (free text), question, generated_text, extracted_answer, is_correct. "
-                    "Strategy labels are mapped to categories (the raw label is kept). Importing the same file "
-                    "into the same run again replaces its rows; a bad row is stored as failed, with its reason.")
+        "import-results", help="import per-row results (baseline or phrasing) written elsewhere into a run",
+        formatter_class=argparse.RawDescriptionHelpFormatter, description=IMPORT_DESCRIPTION)
     imp.add_argument("file", type=Path, help="the results file (.csv, .tsv or .jsonl)")
     imp.add_argument("--db", required=True, type=Path, help="DuckDB file to write (created if missing)")
     imp.add_argument("--run", required=True, dest="run_name", help="run name for the imported results")
     imp.add_argument("--dataset", default=None, help="dataset label (default: the file's name without extension)")
     imp.add_argument("--model", default="imported", help="model that produced the results, for the record "
                                                          "(default: imported)")
+    imp.add_argument("--map", default=None, metavar="KEY=COLUMN,...",
+                     help="the file's column for each key (see the table above), e.g. "
+                          "image_id=ImagePath,question=q,ground_truth=gt,reply=model_output "
+                          "(default: the original study's column names)")
 
-    rep = sub.add_parser("report", help="phrasing-sensitivity report of a run (JSON or Markdown)",
-                         description="Group consistency, flip rates, accuracy by strategy and category with 95% "
-                                     "Wilson intervals, exact McNemar tests of each category against the baseline "
-                                     "(Holm-adjusted) and the most sensitive groups.")
+    rep = sub.add_parser("report", help="accuracy report of any run, with the phrasing figures of a phrasing run",
+                         description="Every run (baseline, phrasing, imported): accuracy and n overall and per "
+                                     "condition, with 95% Wilson intervals. A run with variant groups adds group "
+                                     "consistency, flip rates, accuracy by strategy and category, exact McNemar "
+                                     "tests of each category against the baseline (Holm-adjusted), the most "
+                                     "sensitive groups and, where maps were compared, the attention change.")
     rep.add_argument("--db", required=True, type=Path, help="DuckDB file to read")
     rep.add_argument("--run", required=True, dest="run_name", help="run to report on")
     rep.add_argument("--format", choices=("json", "md"), default="md", help="output format (default: md)")
@@ -265,7 +299,7 @@ def _import_results(args: argparse.Namespace) -> int:
     from compute.studies.import_results import ImportError_, import_results
     try:
         summary = import_results(args.file, args.db, args.run_name, dataset=args.dataset, model_id=args.model,
-                                 log=lambda m: print(m, file=sys.stderr))
+                                 columns=args.map, log=lambda m: print(m, file=sys.stderr))
     except (ImportError_, RunConfigMismatch, StoreError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -278,15 +312,19 @@ def _report(args: argparse.Namespace) -> int:
 
     from store import StoreError, queries
 
-    from compute.reports import ReportError, phrasing_report, to_markdown
+    from compute.reports import ReportError, report_markdown, run_report
     try:
         queries.require_run(args.db, args.run_name)
-        report = phrasing_report(queries.phrasing_rows(args.db, args.run_name),
-                                 queries.attention_changes(args.db, args.run_name), args.run_name)
+        overview = queries.run_overview(args.db, args.run_name)
+        rows = queries.phrasing_rows(args.db, args.run_name)
+        report = run_report(queries.condition_counts(args.db, args.run_name), rows,
+                            queries.attention_changes(args.db, args.run_name) if not rows.empty else None,
+                            args.run_name, study=overview["study"], n_failed=overview["n_failed"],
+                            agreement=queries.answer_agreement(args.db, args.run_name))
     except (ReportError, StoreError, queries.RunNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    text = json.dumps(report, indent=1) + "\n" if args.format == "json" else to_markdown(report)
+    text = json.dumps(report, indent=1) + "\n" if args.format == "json" else report_markdown(report)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")

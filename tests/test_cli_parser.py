@@ -63,7 +63,7 @@ EXPECTED_DEFAULTS = {
     "demo-eval": {("--model",): "models/demo", ("--n",): 300, ("--seed",): None, ("--json",): None,
                   ("--update-card",): False, ("--quiet",): False},
     "import-results": {("file",): None, ("--db",): None, ("--run",): None, ("--dataset",): None,
-                       ("--model",): "imported"},
+                       ("--model",): "imported", ("--map",): None},  # --map: added with issue 14
     "report": {("--db",): None, ("--run",): None, ("--format",): "md", ("--out",): None},
     "bench": {("--model",): "models/demo", ("--images",): 20, ("--variants",): 10},
     "gpu-bench": {("--device",): "cuda", ("--tiny",): False, ("--images",): 63, ("--json",): None,

@@ -6,7 +6,9 @@ dropped silently: JSON numbers with a fraction or exponent are read exactly (as 
 never rounded through a float), and a JSON value the format does not allow (NaN, a repeated
 key, an unpaired surrogate), a CSV row with more or fewer fields than the header, and a quoted field that
 runs over several lines (an unbalanced quote) are each a row error, and reading resumes
-on the next line.
+on the next line. A quoted field that holds line breaks and closes is a row error too (manifest
+fields are one line), unless the caller opts in with `multiline=True` (results tables, whose
+replies span lines): then it is one row, its line breaks kept.
 """
 
 from __future__ import annotations
@@ -29,14 +31,19 @@ class _RowProblem(ValueError):
     pass
 
 
-def read_rows(path: Path, required: Required, error: type[Exception], what: str = "file") -> list[Row]:
+def read_rows(path: Path, required: Required, error: type[Exception], what: str = "file", *,
+              multiline: bool = False) -> list[Row]:
+    """The file's rows, numbered. With `multiline`, a CSV quoted field that holds line breaks
+    and whose quotes close by the rules is one row, its line breaks kept (results tables quote
+    multi-line replies); without it (manifests) such a row is a row error. An unbalanced quote
+    is a row error either way."""
     suffix = path.suffix.lower()
     if suffix not in (".jsonl", ".ndjson", ".csv", ".tsv"):
         raise error(f"{path}: unknown {what} format {suffix!r}; use .jsonl or .csv")
     text = _read_text(path, error, what)
     if suffix in (".jsonl", ".ndjson"):
         return _read_jsonl(text)
-    return _read_csv(path, text, "\t" if suffix == ".tsv" else ",", required, error)
+    return _read_csv(path, text, "\t" if suffix == ".tsv" else ",", required, error, multiline)
 
 
 def _read_text(path: Path, error: type[Exception], what: str) -> str:
@@ -109,7 +116,8 @@ def _check_strings(value: Any) -> None:
 # --------------------------------------------------------------------------- CSV
 
 
-def _read_csv(path: Path, text: str, delimiter: str, required: Required, error: type[Exception]) -> list[Row]:
+def _read_csv(path: Path, text: str, delimiter: str, required: Required, error: type[Exception],
+              multiline: bool = False) -> list[Row]:
     """Rows are numbered from 1 after the header; blank lines are skipped. Messages also give
     the line, since a row and a line differ after a multi-line field."""
     lines = io.StringIO(text, newline="").readlines()
@@ -120,17 +128,25 @@ def _read_csv(path: Path, text: str, delimiter: str, required: Required, error: 
         raise error(f"{path}: missing required column(s) {', '.join(missing)}; "
                     f"found {', '.join(header) or 'no header'}")
     rows: list[Row] = []
-    for n, (first, last, record) in enumerate(_records(lines, start, delimiter, len(header)), start=1):
+    for n, (first, last, record) in enumerate(_records(lines, start, delimiter, len(header), multiline), start=1):
+        closed = last > first and not isinstance(record, str) and _closed_in_place(
+            record, first, last, len(header), lines, delimiter, multiline)
         if isinstance(record, str):
             rows.append((n, f"line {first}: {record}"))
-        elif last > first and _closed_in_place(record, last, len(header), len(lines)):
+        elif closed and multiline:
+            rows.append((n, {k: v for k, v in zip(header, record) if k and v != ""}))
+        elif closed:
             rows.append((n, f"lines {first}-{last} hold one row whose quoted field spans {last - first + 1} lines; "
                             f"fields cannot hold line breaks; reading went on from line {last + 1}"))
         elif last > first:
             rows.append((n, f"lines {first}-{last} were read as one row: a quoted field runs over "
                             f"{last - first + 1} lines{' (to the end of the file)' if last == len(lines) else ''}. "
-                            f"Is a quote (\") on line {first} unbalanced? Fields cannot hold line breaks; "
+                            f"Is a quote (\") on line {first} unbalanced? "
+                            f"{'' if multiline else 'Fields cannot hold line breaks; '}"
                             f"reading went on from line {first + 1}"))
+        elif multiline and last == len(lines) and not _quotes_close(lines[first - 1:last], delimiter):
+            rows.append((n, f"line {first}: a quoted field runs to the end of the file. Is a quote (\") on line "
+                            f"{first} unbalanced?"))
         elif len(record) != len(header):
             rows.append((n, f"line {first} has {len(record)} fields, the header has {len(header)} "
                             "(a separator inside an unquoted field, or a missing one?)"))
@@ -158,15 +174,30 @@ def _header(path: Path, lines: list[str], delimiter: str, error: type[Exception]
     return header, last
 
 
-def _closed_in_place(record: list[str], last: int, width: int | None, n_lines: int) -> bool:
-    """Whether a record that spans lines is one row with a line break inside a quoted field
-    (its quote closes before the end of the file and it has the header's width), rather than
-    an unbalanced quote that swallowed the rows after it."""
-    return width is not None and len(record) == width and last < n_lines
+def _closed_in_place(record: list[str], first: int, last: int, width: int | None, lines: list[str],
+                     delimiter: str, multiline: bool = False) -> bool:
+    """Whether a record that spans lines `first`-`last` (from 1) is one row with a line break
+    inside a quoted field (its quote closes before the end of the file and it has the header's
+    width), rather than an unbalanced quote that swallowed the rows after it. With `multiline`,
+    the test is that its quotes close by the rules (a strict parse of its lines succeeds), so
+    that a properly quoted last row counts too and two stray quotes that pair up do not."""
+    if width is None or len(record) != width:
+        return False
+    if multiline:
+        return _quotes_close(lines[first - 1:last], delimiter)
+    return last < len(lines)
 
 
-def _records(lines: list[str], start: int, delimiter: str,
-             width: int | None) -> Iterator[tuple[int, int, list[str] | str]]:
+def _quotes_close(lines: list[str], delimiter: str) -> bool:
+    try:
+        next(csv.reader(lines, delimiter=delimiter, strict=True))
+    except csv.Error:  # strict: the end of the data inside a quoted field is an error
+        return False
+    return True
+
+
+def _records(lines: list[str], start: int, delimiter: str, width: int | None,
+             multiline: bool = False) -> Iterator[tuple[int, int, list[str] | str]]:
     """(first line, last line, fields or why not) per record from line index `start` on.
     After a record that spans lines, parsing resumes on the line after its first (an
     unbalanced quote costs one row, not the rest of the file), or after its last when it is
@@ -184,4 +215,5 @@ def _records(lines: list[str], start: int, delimiter: str,
         consumed = max(1, reader.line_num)
         yield i + 1, i + consumed, record
         spans = consumed > 1 and not isinstance(record, str)
-        i += consumed if not spans or _closed_in_place(record, i + consumed, width, len(lines)) else 1
+        i += consumed if not spans or _closed_in_place(record, i + 1, i + consumed, width, lines, delimiter,
+                                                       multiline) else 1

@@ -1,8 +1,23 @@
-"""The studies: each reads a manifest, answers through an Answerer, and writes to the store."""
+"""The studies: each reads a manifest, answers through an Answerer, and writes to the store.
 
-from compute.studies.failures import TooManyFailuresError
-from compute.studies.kinds import STUDY_KINDS, StudyKind
-from compute.studies.options import OptionError, check_options
-from compute.studies.run import RunSummary, run_study
+Re-exported lazily: `compute.studies.import_results` needs no torch, and importing it must
+not load it."""
 
-__all__ = ["STUDY_KINDS", "OptionError", "RunSummary", "StudyKind", "TooManyFailuresError", "check_options", "run_study"]
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "TooManyFailuresError": "compute.studies.failures",
+    "STUDY_KINDS": "compute.studies.kinds", "StudyKind": "compute.studies.kinds",
+    "OptionError": "compute.studies.options", "check_options": "compute.studies.options",
+    "RunSummary": "compute.studies.run", "run_study": "compute.studies.run",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'compute.studies' has no attribute {name!r}")

@@ -1,0 +1,100 @@
+"""The report of any run: accuracy and n overall and per condition with 95% Wilson intervals,
+plus the phrasing report's figures for a run with variant groups. Pure: the caller fetches
+the counts and rows from the store (store.queries.condition_counts, phrasing_rows and
+attention_changes)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pandas as pd
+
+from compute.reports.accuracy import overall_accuracy, with_accuracy
+from compute.reports.phrasing import phrasing_report, to_markdown
+
+UNKNOWN_CONDITION = "(unknown)"  # the key of items whose condition is not known
+
+
+def accuracy_report(counts: pd.DataFrame, run_id: str, study: str | None = None,
+                    n_failed: int | None = None) -> dict[str, Any]:
+    """`counts` as store.queries.condition_counts returns them (one row per condition and
+    ground truth, and one with ground_truth "all" per condition). Accuracy is None where n is 0."""
+    per = counts[counts["ground_truth"] == "all"].copy()
+    per["condition"] = per["condition"].astype(object).where(per["condition"].notna(), UNKNOWN_CONDITION)
+    n, n_correct = int(per["n"].sum()), int(per["n_correct"].sum())
+    accuracy, ci = overall_accuracy(n_correct, n)
+    table = with_accuracy(per)
+    return {
+        "run": run_id,
+        "study": study,
+        "n": n,
+        "n_correct": n_correct,
+        "n_failed": n_failed,
+        "accuracy": accuracy,
+        "ci_low": None if ci is None else ci[0],
+        "ci_high": None if ci is None else ci[1],
+        "accuracy_by_condition": {
+            str(r["condition"]): {"accuracy": _number(r["accuracy"]), "n": int(r["n"]),
+                                  "ci_low": _number(r["ci_low"]), "ci_high": _number(r["ci_high"])}
+            for _, r in table.iterrows()},
+    }
+
+
+def agreement_report(agreement: dict[str, int]) -> dict[str, Any]:
+    """store.queries.answer_agreement's counts with their shares: how often the extracted
+    answer agrees with the P(yes) answer, and how many answers are uncertain (None: no basis)."""
+    compared, ok = agreement["n_compared"], agreement["n_ok"]
+    return {**agreement, "agreement": agreement["n_agree"] / compared if compared else None,
+            "uncertain_share": agreement["n_uncertain"] / ok if ok else None}
+
+
+def run_report(counts: pd.DataFrame, rows: pd.DataFrame | None, changes: pd.DataFrame | None, run_id: str,
+               study: str | None = None, n_failed: int | None = None, top: int = 10,
+               agreement: dict[str, int] | None = None) -> dict[str, Any]:
+    """accuracy_report, and for a run whose `rows` (store.queries.phrasing_rows) hold variant
+    groups, every key of phrasing_report too (`changes`: store.queries.attention_changes).
+    `agreement` (store.queries.answer_agreement) adds `answer_agreement`."""
+    report = accuracy_report(counts, run_id, study, n_failed)
+    if agreement is not None:
+        report["answer_agreement"] = agreement_report(agreement)
+    if rows is not None and not rows.empty:
+        report.update(phrasing_report(rows, changes if changes is not None else pd.DataFrame(), run_id, top))
+    return report
+
+
+def is_phrasing(report: dict[str, Any]) -> bool:
+    return "groups" in report
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """The phrasing report's Markdown for a phrasing run, the accuracy section for every run."""
+    head = to_markdown(report) + "\n" if is_phrasing(report) else f"# Accuracy: run `{report['run']}`\n\n"
+    return head + accuracy_markdown(report, heading=is_phrasing(report))
+
+
+def accuracy_markdown(report: dict[str, Any], heading: bool = False) -> str:
+    """The overall accuracy and a per-condition table, under an "Accuracy" heading if asked."""
+    def pct(x):
+        return "n/a" if x is None else f"{x:.1%}"
+
+    def ci(low, high):
+        return "n/a" if low is None else f"{pct(low)} – {pct(high)}"
+
+    lines = ["## Accuracy", ""] if heading else []
+    failed = f", failed: {report['n_failed']}" if report.get("n_failed") is not None else ""
+    lines += ([f"- study: {report['study']}"] if report.get("study") else []) + [
+        f"- answered: {report['n']}{failed}",
+        f"- accuracy: {pct(report['accuracy'])} (95% CI {ci(report['ci_low'], report['ci_high'])})"]
+    if report.get("answer_agreement"):
+        a = report["answer_agreement"]
+        lines += [f"- extracted answer agrees with P(yes): {pct(a['agreement'])} ({a['n_agree']}/{a['n_compared']}); "
+                  f"uncertain answers: {pct(a['uncertain_share'])} ({a['n_uncertain']}/{a['n_ok']})"]
+    lines += ["", "| condition | accuracy | 95% CI | n |", "|---|---|---|---|"]
+    lines += [f"| {name} | {pct(v['accuracy'])} | {ci(v['ci_low'], v['ci_high'])} | {v['n']} |"
+              for name, v in report["accuracy_by_condition"].items()]
+    return "\n".join(lines) + "\n"
+
+
+def _number(value) -> float | None:
+    return None if value is None or (isinstance(value, float) and math.isnan(value)) else float(value)
