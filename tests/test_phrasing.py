@@ -315,3 +315,29 @@ def test_phrasing_chunks_pack_whole_images():
     chunks = ["".join(item.image_path.name for item in chunk) for chunk in _image_runs(items, 6)]
     # a, b fit together; c alone (adding d would pass 6); d's 8 questions split at the cap
     assert chunks == ["aaabb", "cccc", "dddddd", "dd"]
+
+
+@pytest.mark.integration
+def test_the_phrasing_study_takes_ready_made_groups_as_they_are(tmp_path):
+    """A manifest whose rows carry their own variant_index (human paraphrases, say): the
+    phrasing study asks exactly those rows, generates nothing, and compares their maps."""
+    from compute.demo.synth import SynthConfig, generate_dataset
+    manifest = generate_dataset(SynthConfig(n=1, seed=8, size=128, dicom_fraction=0.0), tmp_path / "synth",
+                                progress=False)
+    first = json.loads(manifest.read_text().splitlines()[0])
+    grouped = tmp_path / "synth" / "grouped.jsonl"
+    base = {"image": first["image"], "answer": "no", "condition": "cardiomegaly", "group_id": "g1"}
+    rows = [{**base, "question": "Is there cardiomegaly?", "variant_index": 0, "strategy": "baseline"},
+            {**base, "question": "Is the heart enlarged?", "variant_index": 1, "strategy": "human paraphrase"}]
+    grouped.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    db = tmp_path / "g.duckdb"
+    assert main(["run", "--model", "models/demo", "--manifest", str(grouped), "--db", str(db), "--run", "g",
+                 "--study", "phrasing", "--layers", "last:1", "--quiet"]) == 0
+    con = duckdb.connect(str(db), read_only=True)
+    asked = con.execute("SELECT question, variant_index, baseline_question, strategy FROM prediction_details "
+                        "WHERE run_id = 'g' AND status = 'ok' ORDER BY variant_index").fetchall()
+    changes = con.execute("SELECT count(*) FROM attention_changes WHERE run_id = 'g'").fetchone()[0]
+    con.close()
+    assert asked == [("Is there cardiomegaly?", 0, "Is there cardiomegaly?", "baseline"),
+                     ("Is the heart enlarged?", 1, "Is there cardiomegaly?", "human paraphrase")]
+    assert changes >= 1

@@ -1,6 +1,8 @@
 """The phrasing study's items: each manifest question (variant 0, the baseline) followed by
 its generated rewrites, all on the same image with the same expected answer (inverted for
-a negation probe). Everything else is the baseline study's loop."""
+a negation probe). Rows that carry their own `variant_index` (a manifest of ready-made
+groups, such as VQA-RAD's human paraphrases) are its variants as they are: nothing is
+generated for them. Everything else is the baseline study's loop."""
 
 from __future__ import annotations
 
@@ -18,7 +20,14 @@ OPPOSITE = {"yes": "no", "no": "yes"}
 def expand_items(items: list[ManifestItem], config: VariantConfig) -> tuple[list[ManifestItem], list[str]]:
     """(baseline and variant items in manifest order, a note per row that got no variants)."""
     out, notes = [], []
+    baselines = {i.group_id: i.question for i in items if i.variant_index == 0 and i.group_id}
     for item in items:
+        if item.variant_index is not None:
+            group = item.group_id or item.item_id
+            out.append(replace(item, group_id=group, answer_inverted=False,
+                               baseline_question=item.baseline_question or baselines.get(group)
+                               or (item.question if item.variant_index == 0 else None)))
+            continue
         group = item.group_id or item.item_id
         # Own ids, also for the baseline: a question row carries its group, so it must not be
         # the row a baseline run of the same manifest writes for the same question.
