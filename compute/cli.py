@@ -8,6 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
+from compute.cli_dataset import add_dataset_parser, run_dataset
 from compute.cli_options import add_options, bounded_int, build
 from compute.config import AnswerConfig, DecodeConfig, MapConfig, ModelSpec, PromptConfig, RunConfig, VariantConfig
 from compute.data.limits import ImageLimits
@@ -175,6 +176,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_demo_model_option(faith)
     faith.add_argument("--n", type=positive_int, default=6, help="images per condition (default: 6)")
     faith.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_dataset_parser(sub)
     return parser
 
 
@@ -183,7 +185,7 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": _run, "synth": _synth, "demo-model": _demo_model, "demo-eval": _demo_eval,
                "demo-faithfulness": _demo_faithfulness, "import-results": _import_results,
                "report": _report, "bench": _bench, "gpu-bench": _gpu_bench,
-               "merge": _merge}[args.command]
+               "merge": _merge, "dataset": run_dataset}[args.command]
     try:
         return handler(args)
     except Exception as exc:  # noqa: BLE001 - the last resort: one line for the user, the trace on request

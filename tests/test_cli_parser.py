@@ -70,9 +70,11 @@ EXPECTED_DEFAULTS = {
                   ("--profile",): None},
     "merge": {("--db",): None, ("--run",): None, ("--world",): None},
     "demo-faithfulness": {("--model",): "models/demo", ("--n",): 6, ("--quiet",): False},
+    "dataset": {("format",): None},  # one subcommand per format: tests/test_dataset_cli.py checks them
 }
 
 EXPECTED_REQUIRED = {
+    "dataset": {"format"},
     "run": {"--db", "--manifest", "--model", "--run"},
     "synth": {"--out"},
     "import-results": {"file", "--db", "--run"},
@@ -85,6 +87,8 @@ EXPECTED_CHOICES = {
             "--heads": ("mean", "max"), "--study": ("baseline", "phrasing"),
             "--answerer": ("auto", "generate", "prefix-shared")},
     "report": {"--format": ("json", "md")},
+    "dataset": {"format": ("mimic-cxr-jpg", "chexpert", "medical-cxr-vqa", "mimic-cxr-vqa", "vqa-rad", "slake",
+                           "nih-cxr14", "vindr-cxr", "dicom", "table")},
 }
 
 POSITIVE = (1, INT32_MAX)
@@ -103,6 +107,7 @@ EXPECTED_TYPES = {
     "gpu-bench": {"--images": POSITIVE, "--json": Path, "--profile": Path},
     "merge": {"--db": Path, "--world": POSITIVE},
     "demo-faithfulness": {"--n": POSITIVE},
+    "dataset": {},
 }
 
 RUN_ARGS = ["run", "--model", "m", "--manifest", "x.jsonl", "--db", "d.duckdb", "--run", "r"]

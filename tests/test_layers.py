@@ -94,7 +94,7 @@ def test_dashboard_reaches_compute_only_through_its_facade():
 
 @pytest.mark.parametrize("module", ["compute", "compute.facade", "compute.config", "compute.data", "compute.metrics",
                                     "compute.reports", "compute.variants", "compute.studies.import_results",
-                                    "compute.cli", "store", "vocabulary"])
+                                    "compute.data.datasets", "compute.cli", "store", "vocabulary"])
 def test_importing_does_not_load_torch(module):
     code = f"import sys, {module}; sys.exit(1 if 'torch' in sys.modules else 0)"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0, f"import {module} loads torch"

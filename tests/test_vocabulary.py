@@ -12,8 +12,8 @@ from compute.metrics import attention_metrics, compare_maps
 from compute.metrics.attention_change import CHANGE_TYPES, answer_change, correctness_change
 from store import MapRecord, StoreWriter
 from compute.metrics.lesion import lesion_metrics
-from vocabulary import (BODY_METRICS, COMPARISON_METRICS, FAITHFULNESS_METRICS, LESION_METRICS, MAP_METRICS, MAP_QUERIES, AnswerChange,
-                        CorrectnessChange, Method, Study)
+from vocabulary import (BODY_METRICS, COMPARISON_METRICS, FAITHFULNESS_METRICS, LESION_METRICS, MAP_METRICS, MAP_QUERIES,
+                        AnswerChange, CorrectnessChange, Method, Study)
 
 
 def _columns(db, table):

@@ -78,5 +78,5 @@ COMPARISON_METRICS = ("js_divergence", "pearson", "l2", "cosine")  # of two maps
 FAITHFULNESS_METRICS = ("deletion_delta", "random_delta", "faithfulness_ratio")  # of the deletion test
 LESION_METRICS = ("lesion_hit", "lesion_attention_ratio")  # against the item's boxes or mask (compute.metrics.lesion)
 
-__all__ = ["BODY_METRICS", "COMPARISON_METRICS", "FAITHFULNESS_METRICS", "LESION_METRICS", "MAP_METRICS", "MAP_QUERIES", "MEAN_LAYER",
-           "AnswerChange", "AnswererName", "CorrectnessChange", "Heads", "Method", "Query", "Study"]
+__all__ = ["BODY_METRICS", "COMPARISON_METRICS", "FAITHFULNESS_METRICS", "LESION_METRICS", "MAP_METRICS", "MAP_QUERIES",
+           "MEAN_LAYER", "AnswerChange", "AnswererName", "CorrectnessChange", "Heads", "Method", "Query", "Study"]
