@@ -197,3 +197,42 @@ def test_dicom_end_to_end(dicom_root, tmp_path, monkeypatch):
     assert main(["dataset", "dicom", "--root", str(root), "--out", str(out), "--quiet",
                  "--labels", "labels.csv"]) == 0
     run_study_and_page(out, tmp_path / "results.duckdb", monkeypatch)
+
+
+def test_merge_rle_unions_pieces_without_an_image_size():
+    from compute.data.lesions import merge_rle, rle_pixels
+    a, b = "2 3 10 1", "4 3"  # pixels 2-4 and 15; pixels 4-6
+    merged = merge_rle([a, b])
+    assert merged == "2 5 8 1"  # pixels 2-6 and 15
+    np.testing.assert_array_equal(rle_pixels(merged, 4, 4), rle_pixels(a, 4, 4) | rle_pixels(b, 4, 4))
+    assert merge_rle(["-1"]) == "-1"
+
+
+@pytest.mark.integration
+def test_siim_run_length_masks_give_pneumothorax_rows_with_their_mask(tmp_path, xray_pixels, capsys, monkeypatch):
+    """SIIM-ACR's train-rle.csv, its exact header (a space before EncodedPixels) and values:
+    -1 for no pneumothorax, one row per piece of a mask otherwise."""
+    root = tmp_path / "siim"
+    uids = [_write(root / f"dicom-images-train/{i}/{i}/{i}.dcm", np.roll(xray_pixels[i], i, axis=1), "PA")
+            for i in range(4)]
+    (root / "train-rle.csv").write_text(
+        "ImageId, EncodedPixels\n"
+        f"{uids[0]}, -1\n"
+        f"{uids[1]}, 0 128 1000 64\n"  # the first column, then 64 pixels further on
+        f"{uids[1]}, 300 10\n"  # a second piece of the same image
+        f"{uids[2]}, -1\n"
+        f"{uids[2]}, 5 5\n"  # both -1 and a mask: skipped
+        f"{uids[3]}, 1 x\n")  # not run-length pairs: skipped
+    out = tmp_path / "siim.jsonl"
+    assert main(["dataset", "dicom", "--root", str(root), "--out", str(out), "--quiet",
+                 "--labels", "train-rle.csv"]) == 0
+    rows = manifest_rows(out)
+    found = [(r["image_id"].split("/")[-1], r["condition"], r["answer"]) for r in sorted(rows, key=lambda r: r["image"])]
+    assert found == [("0", "pneumothorax", "no"), ("1", "pneumothorax", "yes")]
+    yes = next(r for r in rows if r["answer"] == "yes")
+    assert yes["mask"] == "0 128 172 10 818 64"  # the two pieces merged: pixels 0-127, 300-309, 1128-1191
+    summary = capsys.readouterr().out
+    assert "one image with both -1 and a mask" in summary and "EncodedPixels is not -1 or start-length pairs" in summary
+    assert not any(uid in out.read_text() for uid in uids)  # the SOPInstanceUID is never written
+    from tests.dataset_support import run_study_and_page
+    run_study_and_page(out, tmp_path / "siim.duckdb", monkeypatch)

@@ -91,6 +91,39 @@ def is_rle(mask: str) -> bool:
     return bool(RLE.match(mask))
 
 
+def merge_rle(masks: list[str]) -> str:
+    """One SIIM run-length string for the union of several (a finding in several pieces, one
+    per row of train-rle.csv); "-1" when none has a run. Needs no image size: runs are merged
+    as absolute pixel intervals and written back relative."""
+    intervals = []
+    for mask in masks:
+        if not is_rle(mask):
+            raise ValueError(f"not a run-length mask: {mask[:40]!r}")
+        if mask.strip() == NO_LESION_RLE:
+            continue
+        numbers = [int(n) for n in mask.split()]
+        if len(numbers) % 2:
+            raise ValueError(f"the run-length mask has {len(numbers)} numbers; it needs start-length pairs")
+        position = 0
+        for start, length in zip(numbers[::2], numbers[1::2]):
+            position += start
+            intervals.append((position, position + length))
+            position += length
+    merged: list[list[int]] = []
+    for start, end in sorted(i for i in intervals if i[1] > i[0]):
+        if merged and start <= merged[-1][1]:
+            merged[-1][1] = max(merged[-1][1], end)
+        else:
+            merged.append([start, end])
+    if not merged:
+        return NO_LESION_RLE
+    out, previous_end = [], 0
+    for start, end in merged:
+        out += [start - previous_end, end - start]
+        previous_end = end
+    return " ".join(map(str, out))
+
+
 def boxes_pixels(boxes: tuple[Box, ...], width: int, height: int) -> np.ndarray:
     """(height, width) bool: pixel (row r, column c) is inside a box when its centre
     (c + 0.5, r + 0.5) is, so a box of [10, 20) covers columns 10 to 19. Boxes reaching past

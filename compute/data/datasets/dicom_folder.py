@@ -9,6 +9,9 @@
   "Effusion") plus any `--label-columns` names; other columns are not read and are listed by
   name in the summary. The rows go to the framework without a question, under the label
   policy (balanced yes and no per condition); or
+- SIIM-ACR's `train-rle.csv` (`ImageId, EncodedPixels`: the ImageId is the file's
+  SOPInstanceUID; `-1` no pneumothorax, else run-length pieces of its mask, one row each):
+  one pneumothorax row per image, yes with the pieces merged into one mask, or no; or
 - a question table: columns `question` and `answer` (and optionally condition, location,
   group_id, variant_index, strategy, split, boxes, mask), passed through as `dataset table`
   reads them (the condition from the question where not given).
@@ -47,19 +50,18 @@ import pydicom
 from compute.data.conditions import CONDITION_KEYS
 from compute.data.datasets import DatasetFormat
 from compute.data.datasets.build_log import BuildLog
+from compute.data.datasets.chexpert import CHEXPERT_LABELS
 from compute.data.datasets.label_questions import LabelPolicy, label_answers
-from compute.data.datasets.readers import DatasetError, read_csv
+from compute.data.datasets.readers import DatasetError, given_file, read_csv
 from compute.data.datasets.table import manifest_rows
 from compute.data.label_names import LABEL_TABLE, NO_FINDING, normalise_label
+from compute.data.lesions import NO_LESION_RLE, is_rle, merge_rle
 
 TECHNICAL_TAGS = ("SOPInstanceUID", "Modality", "ViewPosition", "Rows", "Columns", "PhotometricInterpretation")
 DICOM_SUFFIXES = (".dcm", ".dicom", ".dic", ".ima")
 SOP_COLUMN = "SOPInstanceUID"
 FILE_COLUMNS = ("file", "filename", "file_name", "path", "image")
 KEYS = ("sop", "file")
-CHEXPERT_LABELS = ("No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
-                   "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
-                   "Fracture", "Support Devices")
 KNOWN_LABELS = frozenset({normalise_label(n) for n in CHEXPERT_LABELS} | set(LABEL_TABLE) | set(CONDITION_KEYS))
 QUESTION_COLUMNS = ("question", "answer", "condition", "location", "group_id", "variant_index", "strategy", "split",
                     "boxes", "mask")
@@ -82,14 +84,15 @@ class DicomFolderOptions:
 
 
 def read(root: Path, options: DicomFolderOptions, log: BuildLog) -> pd.DataFrame:
-    path = _given_file(root, options.labels)
+    path = given_file(root, options.labels)
     table = read_csv(path, [], log, what="labels file")
     table = table.fillna("")
-    key, key_column = _key(table, options.key, path)
+    siim = _siim_columns(table)
+    key, key_column = ("sop", siim[0]) if siim else _key(table, options.key, path)
     table[key_column] = table[key_column].str.strip()
     table = log.skip_rows(f"no {key_column}", table, table[key_column] == "")
     questions = "question" in table.columns and "answer" in table.columns
-    labels = [] if questions else _label_columns(table, key_column, options.label_columns, path)
+    labels = [] if questions or siim else _label_columns(table, key_column, options.label_columns, path)
     files = _candidate_files(root, {path.resolve()})
     if key == "sop":
         matched = _join_by_uid(root, table, key_column, files, log, path.name)
@@ -100,6 +103,8 @@ def read(root: Path, options: DicomFolderOptions, log: BuildLog) -> pd.DataFrame
     given_view = matched["view"].where(matched["view"] != "") if "view" in matched.columns else None
     matched["view"] = header_view if given_view is None else given_view.fillna(header_view)
     kept = ["image", "image_id", "view", "modality", "source"]
+    if siim:
+        return _siim_rows(matched, siim[1], kept, log)
     if questions:
         rows = matched[kept + [c for c in QUESTION_COLUMNS if c in matched.columns]].replace("", np.nan)
         return manifest_rows(root, rows, log)
@@ -114,6 +119,39 @@ def read(root: Path, options: DicomFolderOptions, log: BuildLog) -> pd.DataFrame
         log.note(f"columns not read from {path.name}: {', '.join(unused)}")
     wide = matched[kept + labels].replace("", np.nan)
     return label_answers(wide, labels, options.policy, log, no_finding_column=no_finding).drop(columns=["label"])
+
+
+# --------------------------------------------------------------------------- SIIM-ACR masks
+
+
+def _siim_columns(table: pd.DataFrame) -> tuple[str, str] | None:
+    """SIIM-ACR's train-rle.csv (`ImageId, EncodedPixels`, as the file writes them, a space
+    included): (the id column, the mask column), else None."""
+    by_name = {c.strip().lower(): c for c in table.columns}
+    if "imageid" in by_name and "encodedpixels" in by_name:
+        return by_name["imageid"], by_name["encodedpixels"]
+    return None
+
+
+def _siim_rows(matched: pd.DataFrame, mask_column: str, kept: list[str], log: BuildLog) -> pd.DataFrame:
+    """One pneumothorax row per image: no where its mask is -1, yes with the union of its
+    run-length pieces otherwise (SIIM gives one row per piece). The ImageId is the file's
+    SOPInstanceUID, matched and then dropped like any other."""
+    masks = matched[mask_column].astype(str).str.strip()
+    matched = log.skip_rows("EncodedPixels is not -1 or start-length pairs", matched.assign(_mask=masks),
+                            ~masks.map(is_rle), lambda row: repr(row["_mask"][:40]))
+    matched = matched.assign(_none=matched["_mask"] == NO_LESION_RLE)
+    mixed = matched.groupby("image")["_none"].transform("nunique") > 1
+    matched = log.skip_rows("one image with both -1 and a mask", matched, mixed, lambda row: row["image"])
+    firsts = matched.drop_duplicates("image", keep="first").set_index("image")
+    pieces = matched[~matched["_none"]].groupby("image")["_mask"].agg(list)
+    rows = firsts[[c for c in kept if c != "image"]].reset_index()
+    rows["condition"] = "pneumothorax"
+    rows["answer"] = rows["image"].map(lambda image: "yes" if image in pieces.index else "no")
+    rows["mask"] = rows["image"].map(lambda image: merge_rle(pieces[image]) if image in pieces.index else None)
+    log.note(f"SIIM-ACR masks: {int((rows['answer'] == 'yes').sum()):,} images with pneumothorax "
+             f"(pieces merged per image), {int((rows['answer'] == 'no').sum()):,} without")
+    return rows
 
 
 # --------------------------------------------------------------------------- DICOM headers
@@ -277,13 +315,11 @@ def _without_repeats(table: pd.DataFrame, keys: list[str], log: BuildLog) -> pd.
                          lambda row: f"repeats {row['_first']}").drop(columns=["_first"])
 
 
-def _given_file(root: Path, given: Path) -> Path:
-    return given if given.is_absolute() or (given.is_file() and not (root / given).is_file()) else root / given
-
-
 FORMAT = DatasetFormat(
-    name="dicom", summary="a folder of DICOM files with a labels CSV keyed by SOPInstanceUID or file name",
+    name="dicom", summary="a folder of DICOM files with a labels CSV keyed by SOPInstanceUID or file name "
+                          "(also SIIM-ACR's train-rle.csv)",
     description="--root is the folder of DICOM files (any depth); --labels the CSV, one column per finding (1/0/-1/"
-                "blank) or question and answer columns. Only technical header tags are read; the image_id is the "
-                "file's path without its suffix, never the SOPInstanceUID.",
+                "blank), question and answer columns, or SIIM-ACR's train-rle.csv (ImageId, EncodedPixels: one "
+                "pneumothorax question per image, with its mask). Only technical header tags are read; the "
+                "image_id is the file's path without its suffix, never the SOPInstanceUID.",
     options=DicomFolderOptions, read=read)
