@@ -79,16 +79,22 @@ def require_columns(frame: pd.DataFrame, required: Iterable[str], path: Path | s
                            f"found {', '.join(found) or 'no columns'}")
 
 
+def read_text(path: Path, what: str) -> str:
+    """A UTF-8 file's text (a byte-order mark dropped); DatasetError naming the file when it is
+    missing, unreadable or not UTF-8."""
+    if not path.is_file():
+        raise DatasetError(f"{path}: {what} not found")
+    try:
+        return path.read_bytes().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise DatasetError(f"{path}: cannot read the {what} ({_first_line(exc)})") from None
+
+
 def read_json_records(path: Path, log: BuildLog, *, what: str = "question file") -> pd.DataFrame:
     """A JSON list of objects as a DataFrame, plus `source` ("file record N", from 1).
     A record that is not an object is skipped with its number; a syntax error names the
     record and line where it happens, keeps the records before it, and skips the rest."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: {what} not found")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the {what} ({_first_line(exc)})") from None
+    text = read_text(path, what)
     records, sources = [], []
     for number, record in _list_items(path, text, log):
         if not isinstance(record, dict):

@@ -37,7 +37,7 @@ import pandas as pd
 
 from compute.data.datasets import DatasetFormat
 from compute.data.datasets.build_log import BuildLog
-from compute.data.datasets.readers import DatasetError, read_csv, read_json_records
+from compute.data.datasets.readers import DatasetError, read_csv, read_json_records, read_text
 from compute.data.label_names import condition_from_term, condition_in_text
 
 MANIFEST_KEYS = ("image", "question", "answer", "condition", "image_id", "location", "group_id", "variant_index",
@@ -189,12 +189,7 @@ def read_table(path: Path, log: BuildLog) -> pd.DataFrame:
 def read_jsonl(path: Path, log: BuildLog) -> pd.DataFrame:
     """One JSON object a line, plus `source` ("file line N"). A line that is not JSON, or not
     an object, is skipped with its number; blank lines are passed over."""
-    if not path.is_file():
-        raise DatasetError(f"{path}: question table not found")
-    try:
-        text = path.read_bytes().decode("utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise DatasetError(f"{path}: cannot read the question table ({exc})") from None
+    text = read_text(path, "question table")
     records, sources = [], []
     for number, line in enumerate(text.splitlines(), start=1):
         if not line.strip():
