@@ -37,7 +37,7 @@ from compute.data.datasets.build_log import BuildLog
 from compute.data.datasets.chexpert import CHEXPERT_LABELS
 from compute.data.datasets.label_questions import LabelPolicy, label_answers
 from compute.data.datasets.output import drop_duplicates
-from compute.data.datasets.readers import DatasetError, find_file, read_csv
+from compute.data.datasets.readers import DatasetError, find_file, given_file, read_csv
 
 LABELERS = ("chexpert", "negbio")
 VERSION = "mimic-cxr-2.0.0"
@@ -108,8 +108,7 @@ def read(root: Path, options: MimicCxrJpgOptions, log: BuildLog) -> pd.DataFrame
 def _label_file(root: Path, options: MimicCxrJpgOptions) -> Path:
     if options.labels is None:
         return find_file(root, _names(options.labeler), f"{options.labeler} label file (or pass --labels FILE)")
-    given = options.labels
-    path = given if given.is_absolute() or given.is_file() and not (root / given).is_file() else root / given
+    path = given_file(root, options.labels)
     if not path.is_file():
         raise DatasetError(f"{path}: label file not found (--labels)")
     return path

@@ -48,7 +48,7 @@ from compute.data.datasets import DatasetFormat
 from compute.data.datasets.build_log import BuildLog
 from compute.data.datasets.label_questions import LabelPolicy, label_answers
 from compute.data.datasets.output import drop_duplicates
-from compute.data.datasets.readers import DatasetError, read_csv
+from compute.data.datasets.readers import DatasetError, given_file, read_csv
 from compute.data.label_names import condition_key, normalise_label
 
 NIH_FINDINGS = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Effusion", "Emphysema", "Fibrosis",
@@ -110,7 +110,7 @@ def read(root: Path, options: NihCxr14Options, log: BuildLog) -> pd.DataFrame:
 def _label_file(root: Path, options: NihCxr14Options, log: BuildLog) -> Path:
     if options.labels is not None:
         given = options.labels
-        path = given if given.is_absolute() or given.is_file() and not (root / given).is_file() else root / given
+        path = given_file(root, given)
         if not path.is_file():
             raise DatasetError(f"{path}: label file not found (--labels)")
         return path
@@ -235,7 +235,7 @@ def _n_images(n: int) -> str:
 def _box_file(root: Path, entry: Path, options: NihCxr14Options) -> Path | None:
     if options.boxes is not None:
         given = options.boxes
-        path = given if given.is_absolute() or given.is_file() and not (root / given).is_file() else root / given
+        path = given_file(root, given)
         if not path.is_file():
             raise DatasetError(f"{path}: box file not found (--boxes)")
         return path

@@ -37,7 +37,7 @@ import pandas as pd
 
 from compute.data.datasets import DatasetFormat
 from compute.data.datasets.build_log import BuildLog
-from compute.data.datasets.readers import DatasetError, read_csv, read_json_records, read_text
+from compute.data.datasets.readers import DatasetError, given_file, read_csv, read_json_records, read_text
 from compute.data.label_names import condition_from_term, condition_in_text
 
 MANIFEST_KEYS = ("image", "question", "answer", "condition", "image_id", "location", "group_id", "variant_index",
@@ -125,7 +125,7 @@ class TableOptions:
 
 
 def read(root: Path, options: TableOptions, log: BuildLog) -> pd.DataFrame:
-    path = _given_file(root, options.file)
+    path = given_file(root, options.file)
     try:
         mapping = parse_column_map(options.column_map) if options.column_map is not None else {}
     except ValueError as exc:
@@ -211,10 +211,6 @@ def read_jsonl(path: Path, log: BuildLog) -> pd.DataFrame:
     frame["source"] = sources
     log.read(path.name, len(sources))
     return frame
-
-
-def _given_file(root: Path, given: Path) -> Path:
-    return given if given.is_absolute() or (given.is_file() and not (root / given).is_file()) else root / given
 
 
 def _text(values: pd.Series) -> pd.Series:

@@ -42,7 +42,7 @@ from compute.data.datasets import DatasetFormat
 from compute.data.datasets.build_log import BuildLog
 from compute.data.datasets.label_questions import LabelPolicy
 from compute.data.datasets.output import drop_duplicates
-from compute.data.datasets.readers import DatasetError, read_csv
+from compute.data.datasets.readers import DatasetError, given_file, read_csv
 from compute.data.label_names import NO_FINDING, condition_key, normalise_label
 
 REQUIRED = ("image_id", "class_name", "x_min", "y_min", "x_max", "y_max")
@@ -102,7 +102,7 @@ def read(root: Path, options: VindrOptions, log: BuildLog) -> pd.DataFrame:
 def _label_files(root: Path, options: VindrOptions) -> list[tuple[Path, str | None, str]]:
     if options.labels:
         given = options.labels
-        path = given if given.is_absolute() or (given.is_file() and not (root / given).is_file()) else root / given
+        path = given_file(root, given)
         stem = path.name.lower()
         split = "test" if "test" in stem else "train" if "train" in stem else None
         return [(path, split, "test" if split == "test" else "train")]
