@@ -133,7 +133,7 @@ def _balanced_locations(frame: pd.DataFrame, rng: np.random.Generator) -> pd.Ser
         no_rows = group.index[~yes]
         if not choices or not named or not len(no_rows):
             continue
-        named_rows = no_rows[rng.random(len(no_rows)) < named]
+        named_rows = rng.choice(no_rows, size=round(named * len(no_rows)), replace=False)
         locations.loc[named_rows] = rng.choice(choices, size=len(named_rows))
     return locations.astype(object).where(locations.notna(), None)
 
