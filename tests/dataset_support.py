@@ -30,11 +30,13 @@ def manifest_rows(path: Path) -> list[dict]:
 
 
 def run_study_and_page(manifest: Path, db: Path, monkeypatch, *extra: str, run: str = "fmt",
-                       image_root: Path | None = None) -> AppTest:
+                       image_root: Path | None = None, maps: bool = False) -> AppTest:
     """A baseline run of the demo model over `manifest` into `db`, then the Condition accuracy
-    page over it; asserts that every row was answered and that the page shows every condition."""
+    page over it; asserts that every row was answered and that the page shows every condition.
+    `maps`: with attention maps (one layer), and every item whose boxes or mask cover part of
+    its image has its lesion metrics; the others have none."""
     args = ["run", "--model", str(DEMO_MODEL), "--manifest", str(manifest), "--db", str(db), "--run", run,
-            "--quiet", "--no-maps", *extra]
+            "--quiet", *(["--layers", "last:1"] if maps else ["--no-maps"]), *extra]
     if image_root is not None:
         args += ["--image-root", str(image_root)]
     assert main(args) == 0
@@ -42,6 +44,8 @@ def run_study_and_page(manifest: Path, db: Path, monkeypatch, *extra: str, run: 
     with duckdb.connect(str(db), read_only=True) as con:
         failed = con.execute("SELECT error FROM predictions WHERE run_id = ? AND status <> 'ok'", [run]).fetchall()
     assert not failed, failed
+    if maps:
+        _check_lesion_metrics(db, run)
     monkeypatch.setenv("MGV_DB", str(db))
     at = AppTest.from_file(APP, default_timeout=60)
     at.query_params["run"] = run
@@ -51,3 +55,26 @@ def run_study_and_page(manifest: Path, db: Path, monkeypatch, *extra: str, run: 
     shown = set(at.dataframe[0].value.condition)
     assert shown == {r["condition"] for r in manifest_rows(manifest)}, shown
     return at
+
+
+def _check_lesion_metrics(db: Path, run: str) -> None:
+    import duckdb
+
+    from compute.data.lesions import lesion_pixels, parse_boxes
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT q.boxes, q.mask, f.path, m.lesion_hit, m.lesion_attention_ratio "
+                           "FROM attention_maps m JOIN predictions p USING (run_id, item_id) "
+                           "JOIN questions q USING (item_id) JOIN image_files f ON f.image_key = p.image_key "
+                           "WHERE m.run_id = ?", [run]).fetchall()
+    assert rows
+    with_lesion = 0
+    for boxes, mask, path, hit, ratio in rows:
+        from compute.data.images import read_image
+        image = read_image(Path(path)).image
+        lesion = lesion_pixels(parse_boxes(boxes), mask, image.width, image.height)
+        if lesion is not None and lesion.any():
+            with_lesion += 1
+            assert hit is not None and ratio is not None and ratio >= 0, (boxes, mask)
+        else:
+            assert hit is None and ratio is None
+    assert with_lesion, "no item had a lesion on its image"

@@ -216,4 +216,4 @@ def test_help_lists_options_and_defaults(capsys):
 @pytest.mark.integration
 def test_nih_cxr14_end_to_end(nih_root, tmp_path, monkeypatch):
     _build(nih_root)
-    run_study_and_page(nih_root / "manifest.jsonl", tmp_path / "results.duckdb", monkeypatch)
+    run_study_and_page(nih_root / "manifest.jsonl", tmp_path / "results.duckdb", monkeypatch, maps=True)

@@ -151,4 +151,4 @@ def test_vindr_missing_file_and_column(tmp_path, capsys):
 def test_vindr_end_to_end(vindr_root, tmp_path, monkeypatch):
     out = vindr_root / "manifest.jsonl"
     assert main(["dataset", "vindr-cxr", "--root", str(vindr_root), "--out", str(out), "--quiet"]) == 0
-    run_study_and_page(out, tmp_path / "results.duckdb", monkeypatch)
+    run_study_and_page(out, tmp_path / "results.duckdb", monkeypatch, maps=True)
