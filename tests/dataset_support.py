@@ -62,16 +62,20 @@ def _check_lesion_metrics(db: Path, run: str) -> None:
 
     from compute.data.lesions import lesion_pixels, parse_boxes
     with duckdb.connect(str(db), read_only=True) as con:
-        rows = con.execute("SELECT q.boxes, q.mask, f.path, m.lesion_hit, m.lesion_attention_ratio "
+        rows = con.execute("SELECT q.boxes, q.mask, f.path, m.lesion_hit, m.lesion_attention_ratio, m.metrics_note "
                            "FROM attention_maps m JOIN predictions p USING (run_id, item_id) "
                            "JOIN questions q USING (item_id) JOIN image_files f ON f.image_key = p.image_key "
                            "WHERE m.run_id = ?", [run]).fetchall()
     assert rows
     with_lesion = 0
-    for boxes, mask, path, hit, ratio in rows:
+    for boxes, mask, path, hit, ratio, note in rows:
         from compute.data.images import read_image
         image = read_image(Path(path)).image
-        lesion = lesion_pixels(parse_boxes(boxes), mask, image.width, image.height)
+        try:
+            lesion = lesion_pixels(parse_boxes(boxes), mask, image.width, image.height)
+        except ValueError as exc:  # a box past the image: not scored, and the note says why
+            assert hit is None and ratio is None and str(exc) in (note or ""), (boxes, note)
+            continue
         if lesion is not None and lesion.any():
             with_lesion += 1
             assert hit is not None and ratio is not None and ratio >= 0, (boxes, mask)

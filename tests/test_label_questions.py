@@ -54,3 +54,43 @@ def test_balanced_questions_pair_each_yes_with_a_no_and_name_locations_as_often(
     assert list(out.group_id) == [f"{i}:pleural_effusion" for i in out.image_id]
     capped = balanced_questions(long, LabelPolicy(per_condition=4), BuildLog(log=lambda line: None))
     assert len(capped) == 4 and (capped.answer == "yes").sum() == 2
+
+
+def test_labels_are_reconciled_per_image_and_finding_before_questions():
+    from compute.data.datasets.label_questions import reconcile_labels
+    long = pd.DataFrame({
+        "image_id": ["a", "a", "b", "b", "c", "c", "c", "d"],
+        "condition": ["edema", "edema", "edema", "edema", "pleural_effusion", "pleural_abnormality", "lung_opacity",
+                      "pleural_abnormality"],
+        "answer": ["yes", "yes", "yes", "no", "yes", "no", "no", "no"],
+        "source": [f"t.csv row {i}" for i in range(1, 9)],
+    })
+    log = BuildLog(log=lambda line: None)
+    kept = reconcile_labels(long, log)
+    assert sorted(zip(kept.image_id, kept.condition, kept.answer)) == [
+        ("a", "edema", "yes"), ("c", "lung_opacity", "no"), ("c", "pleural_effusion", "yes"),
+        ("d", "pleural_abnormality", "no")]
+    assert log.skipped["repeated label (same image, finding and answer)"] == 1
+    assert log.skipped["one image labelled both yes and no for this finding"] == 2
+    assert sum(n for reason, n in log.skipped.items() if reason.startswith("no for a broader finding")) == 1
+
+
+def test_questions_that_are_no_single_findings_label_are_skipped():
+    from compute.data.datasets.output import check_questions
+    rows = pd.DataFrame({"question": [
+        "Is there pneumothorax?", "Is there no evidence of pneumothorax?", "Is the left lung free of effusion?",
+        "Are there signs of both pleural effusion and lung cancer in the left lower lung zone?",
+        "Is there consolidation or atelectasis?", "Is there a pericardial effusion?"], "source": list("abcdef")})
+    log = BuildLog(log=lambda line: None)
+    kept = check_questions(rows, log)
+    assert list(kept.question) == ["Is there pneumothorax?", "Is there a pericardial effusion?"]
+    assert log.skipped["negated question (its yes would mean the finding is absent)"] == 2
+    from compute.data.label_names import condition_in_text
+    assert condition_in_text("Is there a pericardial effusion?") == "pericardial_effusion"
+
+
+def test_blank_like_terms_name_no_condition():
+    from compute.data.label_names import condition_from_term
+    assert condition_from_term("nan", "Is there edema?") == "edema"
+    assert condition_from_term("NULL") is None and condition_from_term("N/A") is None
+    assert condition_from_term("pleural", "Is there pleural effusion?") == "pleural_effusion"

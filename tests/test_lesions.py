@@ -34,6 +34,11 @@ def test_boxes_clip_to_the_image_and_cover_pixel_centres():
     assert pixels[:3, 8:].all() and not pixels[:, :8].any() and not pixels[3].any()
 
 
+def test_a_box_past_the_image_is_refused_not_clipped():
+    with pytest.raises(ValueError, match="box 2 reaches x 600, y 40 on a 128x128 image"):
+        lesion_pixels((Box(0, 0, 128.4, 128), Box(500, 10, 600, 40)), None, 128, 128)
+
+
 def test_siim_run_length_is_column_major_and_relative():
     # 4 wide, 3 high: pixels 1 and 2 run down column 0; the next run starts 3 after the first ends (pixel 6)
     mask = rle_pixels("1 2 3 1", width=4, height=3)
@@ -192,3 +197,16 @@ def test_attention_page_shows_lesion_metrics_and_outline(lesion_run, monkeypatch
     assert not at.exception
     metrics = at.dataframe[0].value.set_index("metric")["value"]
     assert "lesion_hit" in metrics.index and "lesion_attention_ratio" in metrics.index
+
+
+def test_columns_that_may_identify_a_patient_are_never_attributes(tmp_path):
+    from compute.data.manifest import identifying_column
+    row = {"image": "a.png", "question": "Is there edema?", "answer": "yes", "condition": "edema",
+           "PatientName": "Zebulon^Quartermaine", "patient_age": 71, "DOB": "19430217", "mrn": 12345,
+           "InstitutionName": "St Ignatius", "content_type": "presence", "subject_id": 10000032}
+    (tmp_path / "m.jsonl").write_text(json.dumps(row) + "\n")
+    manifest = read_manifest(tmp_path / "m.jsonl")
+    assert dict(manifest.items[0].attributes) == {"content_type": "presence", "subject_id": 10000032}
+    assert manifest.withheld == ("DOB", "InstitutionName", "PatientName", "mrn", "patient_age")
+    assert not any(identifying_column(c) for c in ("view", "split", "content_type", "semantic_type", "template",
+                                                    "study_id", "subject_id", "modality", "qid"))

@@ -39,6 +39,23 @@ LABEL_TABLE: dict[str, str] = {
 }
 
 
+# Findings whose name holds a study condition's word without being that condition: read first,
+# so that "pericardial effusion" is not taken for a pleural effusion.
+QUALIFIED_FINDINGS: dict[str, str] = {
+    "pericardial effusion": "pericardial_effusion",
+    "joint effusion": "joint_effusion",
+    "subcutaneous edema": "subcutaneous_edema",
+    "soft tissue edema": "soft_tissue_edema",
+    "subcutaneous emphysema": "subcutaneous_emphysema",
+    "mediastinal emphysema": "pneumomediastinum",
+}
+BLANK_TERMS = frozenset({"nan", "null", "none", "na", "n_a", "nil"})  # what spreadsheets write for nothing
+
+_NEGATED = re.compile(r"^\W*(?:is|are|was|were|does|do|did|has|have|can)\s+(?:there\s+|the\s+\w+\s+)?(?:no|not)\b"
+                      r"|\bfree of\b|\bno (?:evidence|sign|signs) of\b|\babsence of\b|\bwithout\b|\bruled? out\b"
+                      r"|\bn't\b", re.IGNORECASE)
+
+
 def normalise_label(name: str) -> str:
     """Lower case, runs of anything but letters and digits as one "_": "Pleural_Thickening" and
     "pleural thickening" -> "pleural_thickening"."""
@@ -63,11 +80,19 @@ def condition_term(key: str) -> str:
     return _condition(key).term if is_study_condition(key) else key.replace("_", " ")
 
 
-def condition_from_term(term: str, question: str | None = None) -> str:
+def is_blank_term(term: str) -> bool:
+    """"nan", "NULL", "None", "N/A", "" and the like: no condition named."""
+    return not str(term).strip() or normalise_label(term) in BLANK_TERMS
+
+
+def condition_from_term(term: str, question: str | None = None) -> str | None:
     """The condition that a short term names (a results table's "effusion" or "pleural").
     When the question is given and names one of the nine conditions with a term that holds
     this word ("pleural" in "pleural effusion"), that condition wins; otherwise the table
-    decides, then the normalised term itself."""
+    decides, then the normalised term itself. A blank-like term ("nan", "NULL") names nothing:
+    the question's condition, or None."""
+    if is_blank_term(term):
+        return condition_in_text(question) if question else None
     word = normalise_label(term)
     if question:
         try:
@@ -81,8 +106,13 @@ def condition_from_term(term: str, question: str | None = None) -> str:
 
 
 def condition_in_text(text: str) -> str | None:
-    """The study condition a question's text names, else a table label it names as whole
-    words (e.g. "effusion"), else None."""
+    """The finding a question's text names: a qualified finding first ("pericardial effusion"),
+    else the study condition, else a table label named as whole words (e.g. "effusion"), else
+    None."""
+    lowered = text.lower()
+    for phrase, key in QUALIFIED_FINDINGS.items():
+        if re.search(rf"\b{re.escape(phrase)}\b", lowered):
+            return key
     try:
         return parse_question(text).condition.key
     except UnparseableQuestionError:
@@ -92,3 +122,31 @@ def condition_in_text(text: str) -> str | None:
         if key != NO_FINDING and re.search(rf"(^|_){re.escape(label)}(_|$)", lowered):
             return key
     return None
+
+
+_SEVERAL = re.compile(r"\bboth\b.*\band\b|\beither\b.*\bor\b|\bneither\b.*\bnor\b", re.IGNORECASE)
+
+
+def asks_about_several(question: str) -> bool:
+    """Whether a question's answer is about several findings at once ("both X and Y", "either
+    X or Y", or two study conditions named): its answer is no single finding's label."""
+    return bool(_SEVERAL.search(question)) or len(conditions_named(question)) > 1
+
+
+def conditions_named(text: str) -> list[str]:
+    """Every study condition the text names (a term of each found as whole words), in the
+    nine's order."""
+    found = []
+    for key in CONDITION_KEYS:
+        try:
+            parse_question(text, key)
+        except UnparseableQuestionError:
+            continue
+        found.append(key)
+    return found
+
+
+def is_negated_question(question: str) -> bool:
+    """Whether a yes answer means the finding is absent: "Is there no pneumothorax?", "Is the
+    lung free of effusion?", "Does the image not show ...?"."""
+    return bool(_NEGATED.search(question))

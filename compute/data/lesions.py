@@ -175,12 +175,21 @@ def mask_file_pixels(path: Path, width: int, height: int) -> np.ndarray:
     return pixels
 
 
+BOX_SLACK_PX = 1.0  # rounding at the far edge; beyond it a box is in another image's pixels
+
+
 def lesion_pixels(boxes: tuple[Box, ...], mask: str | None, width: int, height: int) -> np.ndarray | None:
     """The lesion as a (height, width) bool mask of the original image, from its boxes and
     mask together; None when the row has neither. `mask` is a run-length string or the
-    resolved path of a mask image."""
+    resolved path of a mask image. ValueError for a box that reaches past the image: its
+    coordinates are those of another size of the image (a resized copy), and clipping it
+    would score the map against the wrong place."""
     if not boxes and not mask:
         return None
+    for number, b in enumerate(boxes, start=1):
+        if b.x_max > width + BOX_SLACK_PX or b.y_max > height + BOX_SLACK_PX:
+            raise ValueError(f"box {number} reaches x {b.x_max:g}, y {b.y_max:g} on a {width}x{height} image: its "
+                             "coordinates are of another size of this image (the original, before a resize?)")
     out = boxes_pixels(boxes, width, height)
     if mask:
         out |= rle_pixels(mask, width, height) if is_rle(mask) else mask_file_pixels(Path(mask), width, height)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,20 @@ DESCRIPTIVE_COLUMNS = ("view", "split", "source", "boxes", "mask")
 _VARIANTS_SHAPE = ("study_id", "baseline_question", "ground_truth", "generated_text", "extracted_answer",
                    "is_correct")
 MAX_ATTRIBUTES = 50
+# Column names that may hold who the patient is: never stored as attributes, whatever the manifest says.
+_IDENTIFYING_WORDS = frozenset({"patient", "name", "birth", "birthdate", "dob", "mrn", "accession", "institution",
+                                "physician", "doctor", "address", "phone", "email", "ssn", "sex", "gender", "age",
+                                "dateofbirth", "nhs"})
+_IDENTIFYING_PARTS = ("patient", "birth", "accession", "physician", "institution", "phone", "address")
+
+
+def identifying_column(name: str) -> bool:
+    """Whether a column's name says it may identify a patient ("PatientName", "patient_age",
+    "DOB", "MRN", "InstitutionName"); "image_name" counts too, which costs nothing."""
+    words = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", str(name)).lower()
+    tokens = set(re.split(r"[^0-9a-z]+", words)) - {""}
+    joined = "".join(sorted(tokens))
+    return bool(tokens & _IDENTIFYING_WORDS) or any(part in joined for part in _IDENTIFYING_PARTS)
 ANSWER_ALIASES = {"yes": "yes", "y": "yes", "true": "yes", "1": "yes", "no": "no", "n": "no", "false": "no", "0": "no"}
 
 
@@ -87,6 +102,7 @@ class Manifest:
     path: Path
     items: list[ManifestItem]
     errors: list[RowError]
+    withheld: tuple[str, ...] = ()  # columns not stored because their names say they may identify a patient
 
     @property
     def n_rows(self) -> int:
@@ -138,7 +154,9 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
         del fields["image"]
         items.append(ManifestItem(item_id=item_id, row_number=row_number, image_path=image_path, **fields,
                                   **descriptive))
-    return Manifest(path=path, items=items, errors=errors)
+    withheld = sorted({k for _, raw in raw_rows if isinstance(raw, dict) for k in raw if identifying_column(k)}
+                      - {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *DESCRIPTIVE_COLUMNS, *_VARIANTS_SHAPE})
+    return Manifest(path=path, items=items, errors=errors, withheld=tuple(withheld))
 
 
 def _shown(path: Path, root: Path) -> str:
@@ -168,7 +186,7 @@ def _descriptive(raw: dict[str, Any], root: Path, allow_outside_root: bool) -> d
         mask = str((root / mask).resolve())
     known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *DESCRIPTIVE_COLUMNS, *_VARIANTS_SHAPE}
     attributes = []
-    for key in sorted(k for k in raw if k not in known):
+    for key in sorted(k for k in raw if k not in known and not identifying_column(k)):
         value = raw[key]
         if isinstance(value, Decimal):
             value = float(value)

@@ -123,6 +123,9 @@ def _items(config: RunConfig, log: Callable[[str], None]) -> tuple[Manifest, lis
         items = [i for k, i in enumerate(items) if k % world == rank]
         errors = errors if rank == 0 else []
     _note_unknown_conditions(items, log)
+    if manifest.withheld:
+        log(f"note: not stored, because their names say they may identify a patient: columns "
+            f"{', '.join(manifest.withheld)} (rename a column to keep it for slicing)")
     items, notes = STUDY_KINDS[config.study].items(items, config)
     for note in notes[:5]:
         log(note)

@@ -6,7 +6,8 @@ turns the files under the dataset root into manifest rows. A label-table format 
 without a `question` (one per image and condition, with its answer) and keeps its label
 policy in `options.policy`: the questions are then worded after the checks, so that yes and
 no stay balanced among the rows written. `build_dataset` runs the steps every format shares
-(`output.check_rows`, the questions, `output.finish`, then the manifest) and returns the
+(`output.check_rows`; the labels reconciled and the questions worded, or the given questions
+checked; `output.finish`, then the manifest) and returns the
 summary. Nothing here loads torch.
 """
 
@@ -21,8 +22,8 @@ from typing import Any
 import pandas as pd
 
 from compute.data.datasets.build_log import BuildLog
-from compute.data.datasets.label_questions import balanced_questions
-from compute.data.datasets.output import Written, check_rows, finish, write_manifest
+from compute.data.datasets.label_questions import balanced_questions, reconcile_labels
+from compute.data.datasets.output import Written, check_questions, check_rows, finish, write_manifest
 from compute.data.datasets.readers import DatasetError
 
 # format name -> module under compute.data.datasets; --help lists them in this order
@@ -82,7 +83,9 @@ def build_dataset(name: str, root: str | Path, out: str | Path, options: Any,
     log.progress(f"checking {len(rows):,} rows and their images")
     rows = check_rows(rows, root, log)
     if "question" not in rows.columns:  # a label table: questions are worded once the rows are known good
-        rows = balanced_questions(rows, options.policy, log)
+        rows = balanced_questions(reconcile_labels(rows, log), options.policy, log)
+    else:
+        rows = check_questions(rows, log)
     rows = finish(rows, log)
     written = write_manifest(rows, root, out)
     return BuildResult(written, log.summary(rows))

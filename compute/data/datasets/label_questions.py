@@ -87,6 +87,42 @@ def label_answers(wide: pd.DataFrame, label_columns: list[str], policy: LabelPol
     return long.drop(columns=["code", "_nothing_found"]).reset_index(drop=True)
 
 
+# A yes for the first is a yes for each of the second: the broader term's "no" on that image is wrong.
+KINDS_OF: dict[str, tuple[str, ...]] = {
+    "pleural_effusion": ("pleural_abnormality",),
+    "pneumothorax": ("pleural_abnormality",),
+    "consolidation": ("lung_opacity",),
+    "edema": ("lung_opacity",),
+    "pneumonia": ("lung_opacity",),
+    "atelectasis": ("lung_opacity",),
+    "lung_lesion": ("lung_opacity",),
+    "cardiomegaly": ("enlarged_cardiomediastinum",),
+}
+
+
+def reconcile_labels(long: pd.DataFrame, log: BuildLog) -> pd.DataFrame:
+    """One answer per image and condition before the questions are worded: a repeated label is
+    kept once; an image labelled both yes and no for one condition (two rows, or two columns
+    that name it) is skipped; and a "no" for a broader condition where the image is yes for a
+    kind of it ("no pleural abnormality" beside a pleural effusion) is skipped."""
+    long = long.reset_index(drop=True)
+    repeated = long.duplicated(subset=["image_id", "condition", "answer"], keep="first")
+    long = log.skip_rows("repeated label (same image, finding and answer)", long, repeated,
+                         lambda row: f"{row['image_id']}: {row['condition']}")
+    both = long.groupby(["image_id", "condition"])["answer"].transform("nunique") > 1
+    long = log.skip_rows("one image labelled both yes and no for this finding", long, both,
+                         lambda row: f"{row['image_id']}: {row['condition']}")
+    implied = pd.DataFrame([(narrow, broad) for narrow, broads in KINDS_OF.items() for broad in broads],
+                           columns=["narrow", "condition"])
+    positive = long.loc[long["answer"] == "yes", ["image_id", "condition"]].rename(columns={"condition": "narrow"})
+    contradicted = positive.merge(implied, on="narrow")[["image_id", "condition"]].drop_duplicates()
+    flagged = long.merge(contradicted.assign(_contradicted=True), on=["image_id", "condition"], how="left")
+    wrong_no = (flagged["_contradicted"].fillna(False).astype(bool) & (flagged["answer"] == "no")).to_numpy()
+    return log.skip_rows("no for a broader finding where the image has a kind of it (e.g. pleural abnormality "
+                         "beside a pleural effusion)", long, pd.Series(wrong_no, index=long.index),
+                         lambda row: f"{row['image_id']}: {row['condition']}")
+
+
 def balanced_questions(long: pd.DataFrame, policy: LabelPolicy, log: BuildLog) -> pd.DataFrame:
     """Per condition, as many "no" rows as "yes" rows (capped by --per-condition), each worded
     with a canonical template. A `location` column, where a row has one (from boxes), is

@@ -18,6 +18,7 @@ from pathlib import Path
 import pandas as pd
 
 from compute.data.datasets.build_log import BuildLog
+from compute.data.label_names import asks_about_several, is_negated_question
 
 REQUIRED = ("image", "question", "answer", "condition", "image_id")
 ORDER = ("image", "question", "answer", "condition", "image_id", "location", "view", "split", "source",
@@ -66,6 +67,19 @@ def check_rows(rows: pd.DataFrame, root: Path, log: BuildLog) -> pd.DataFrame:
     rows = log.skip_rows("image path outside the dataset root", rows, outside, lambda row: repr(row["image"]))
     present = _existing(root, rows["image"])
     return log.skip_rows("image file missing", rows, ~rows["image"].isin(present), lambda row: row["image"])
+
+
+def check_questions(rows: pd.DataFrame, log: BuildLog) -> pd.DataFrame:
+    """Skip questions whose answer is not a label of their one condition: negated ones ("Is
+    there no pneumothorax?": yes means absent) and ones about several findings at once ("both
+    X and Y"). Each distinct text is judged once."""
+    texts = pd.Series(rows["question"].astype(str).unique())
+    negated = set(texts[texts.map(is_negated_question)])
+    several = set(texts[texts.map(asks_about_several)])
+    rows = log.skip_rows("negated question (its yes would mean the finding is absent)", rows,
+                         rows["question"].isin(negated), lambda row: repr(row["question"]))
+    return log.skip_rows("asks about several findings at once (its answer is no one finding's label)", rows,
+                         rows["question"].isin(several), lambda row: repr(row["question"]))
 
 
 def finish(rows: pd.DataFrame, log: BuildLog) -> pd.DataFrame:

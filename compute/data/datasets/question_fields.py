@@ -35,11 +35,12 @@ def question_conditions(questions: pd.Series) -> pd.DataFrame:
 
 
 def _parse(question: str) -> tuple[str | None, str | None]:
+    named = condition_in_text(question)  # a qualified finding ("pericardial effusion") before the nine's terms
     try:
         parsed = parse_question(question)
     except UnparseableQuestionError:
-        return condition_in_text(question), _location(question)
-    return parsed.condition.key, parsed.location
+        return named, _location(question)
+    return named, parsed.location
 
 
 def _location(question: str) -> str | None:
