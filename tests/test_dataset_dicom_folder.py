@@ -188,6 +188,12 @@ def test_dicom_errors_name_the_problem(dicom_root, tmp_path, capsys):
     assert "no label columns" in err and "found file, note" in err
     assert main([*base, "--labels", "nolabels.csv", "--label-columns", "Nodule"]) == 2
     assert "--label-columns names Nodule, not in the file" in capsys.readouterr().err
+    # a column whose name has no letters or digits names no condition: a usage error, not a crash
+    _write_csv(root / "marks.csv", ["file", "Edema", "???"], [["IM0002", "1", "1"]])
+    assert main([*base, "--labels", "marks.csv", "--label-columns", "???"]) == 2
+    err = capsys.readouterr().err
+    assert "marks.csv: --label-columns names '???': a label column needs letters or digits" in err, err
+    assert "unexpected" not in err
 
 
 @pytest.mark.integration
@@ -206,6 +212,42 @@ def test_merge_rle_unions_pieces_without_an_image_size():
     assert merged == "2 5 8 1"  # pixels 2-6 and 15
     np.testing.assert_array_equal(rle_pixels(merged, 4, 4), rle_pixels(a, 4, 4) | rle_pixels(b, 4, 4))
     assert merge_rle(["-1"]) == "-1"
+
+
+def test_siim_masks_that_merge_rle_cannot_read_are_skipped(tmp_path, xray_pixels, capsys):
+    """An odd count of numbers, a negative number (only a lone -1 means no mask) or runs of no
+    pixels skip the row with the reason, and the image's other rows with it, instead of ending
+    the build."""
+    root = tmp_path / "siim"
+    uids = [_write(root / f"{i}.dcm", np.roll(xray_pixels[i % len(xray_pixels)], i, axis=1), "PA")
+            for i in range(7)]
+    (root / "train-rle.csv").write_text(
+        "ImageId, EncodedPixels\n"
+        f"{uids[0]}, 5\n"  # row 1: an odd count
+        f"{uids[1]}, -5 10\n"  # row 2: a negative start
+        f"{uids[2]}, 3 0\n"  # row 3: no pixel
+        f"{uids[3]}, 3 4\n"  # row 4: kept, yes
+        f"{uids[4]}, -1\n"  # row 5: kept, no
+        f"{uids[5]}, 1 2 3\n"  # row 6: an odd count ...
+        f"{uids[5]}, -1\n"  # row 7: ... so this -1 is no negative
+        f"{uids[6]}, -1 4\n"  # row 8: -1 is only a mask alone
+        f"{uids[6]}, 2 2\n")  # row 9: skipped with it
+    out = tmp_path / "siim.jsonl"
+    assert main(["dataset", "dicom", "--root", str(root), "--out", str(out), "--quiet",
+                 "--labels", "train-rle.csv", "--unbalanced"]) == 0
+    rows = {r["image_id"]: r for r in manifest_rows(out)}
+    assert {i: r["answer"] for i, r in rows.items()} == {"3": "yes", "4": "no"}
+    assert rows["3"]["mask"] == "3 4"
+    summary = capsys.readouterr().out
+    for reason, example in (
+            ("EncodedPixels has an odd count of numbers (it needs start-length pairs)", "train-rle.csv row 1: '5'"),
+            ("EncodedPixels has an odd count of numbers (it needs start-length pairs)", "train-rle.csv row 6: '1 2 3'"),
+            ("EncodedPixels has a negative number (only a lone -1 means no mask)", "train-rle.csv row 2: '-5 10'"),
+            ("EncodedPixels has a negative number (only a lone -1 means no mask)", "train-rle.csv row 8: '-1 4'"),
+            ("EncodedPixels marks no pixel (every run has length 0)", "train-rle.csv row 3: '3 0'"),
+            ("another EncodedPixels row of this image was skipped", "train-rle.csv row 7: 5.dcm"),
+            ("another EncodedPixels row of this image was skipped", "train-rle.csv row 9: 6.dcm")):
+        assert reason in summary and example in summary, (reason, example, summary)
 
 
 @pytest.mark.integration

@@ -111,8 +111,10 @@ def _answers(rows: list[dict]) -> dict[tuple[str, str], str]:
 def test_every_unlisted_finding_is_a_no(nih_root, capsys):
     rows = _build(nih_root, "--unbalanced")
     expected = {(image, key): "yes" if key in listed else "no" for image, listed in KEPT.items() for key in CONDITIONS}
-    assert _answers(rows) == expected
-    assert len(rows) == len(expected) == 6 * 15
+    # no "no pleural abnormality" beside a listed effusion: an effusion is a pleural abnormality
+    broader = {(image, "pleural_abnormality") for image, listed in KEPT.items() if "pleural_effusion" in listed}
+    assert broader and _answers(rows) == {k: v for k, v in expected.items() if k not in broader}
+    assert len(rows) == len(_answers(rows))
     by_image = {r["image_id"]: r for r in rows}
     assert by_image["00000001_000.png"]["image"] == "images_001/images/00000001_000.png"
     assert by_image["00000008_000.png"]["image"] == "images_002/images/00000008_000.png"
@@ -179,6 +181,35 @@ def test_listed_only_split_and_no_finding(nih_root):
     rows = _build(nih_root, "--split", "test", "--unbalanced")
     assert {r["image_id"] for r in rows} == {"00000006_000.png", "00000007_000.png", "00000008_000.png"}
     assert {r["split"] for r in rows} == {"test"}
+
+
+def test_unreadable_labels_and_no_patient_column(tmp_path, xray_pixels, capsys):
+    """A label with no letters or digits ("?") skips its row, or its box, with a reason naming the
+    file and row, instead of ending the build; a file without a Patient ID column gives rows
+    without patient_id (not an empty one)."""
+    root = tmp_path / "nih"
+    entries = [("a.png", "Effusion"), ("b.png", "No Finding"), ("c.png", "Cardiomegaly"), ("d.png", "Effusion|?"),
+               ("e.png", "???")]
+    with _open(root / "Data_Entry_2017_v2020.csv") as handle:
+        csv.writer(handle).writerows([["Image Index", "Finding Labels", "View Position"],
+                                      *[[image, labels, "PA"] for image, labels in entries]])
+    with _open(root / "BBox_List_2017.csv") as handle:
+        handle.write("Image Index,Finding Label,Bbox [x,y,w,h],,,\n")
+        csv.writer(handle).writerows([("a.png", "Effusion", "1", "2", "3", "4"), ("a.png", "???", "1", "2", "3", "4")])
+    for i, (image, _) in enumerate(entries):
+        write_image(root / "images" / image, xray_pixels[i % len(xray_pixels)])
+    rows = _build(root, "--unbalanced")
+    assert {r["image_id"] for r in rows} == {"a.png", "b.png", "c.png"}
+    assert all("patient_id" not in r for r in rows)
+    by_key = {(r["image_id"], r["condition"]): r for r in rows}
+    assert by_key[("a.png", "pleural_effusion")]["boxes"] == [
+        {"x_min": 1.0, "y_min": 2.0, "x_max": 4.0, "y_max": 6.0, "label": "Effusion"}]
+    summary = capsys.readouterr().out
+    assert ("Finding Labels lists a label with no letters or digits (row skipped" in summary
+            and "e.g. Data_Entry_2017_v2020.csv row 4: d.png: 'Effusion|?'" in summary
+            and "e.g. Data_Entry_2017_v2020.csv row 5: e.png: '???'" in summary), summary
+    assert "box Finding Label has no letters or digits\n            e.g. BBox_List_2017.csv row 2: a.png '???'" \
+           in summary, summary
 
 
 def test_errors_name_the_file_and_problem(tmp_path, nih_root, capsys):

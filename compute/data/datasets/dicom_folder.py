@@ -11,7 +11,9 @@
   policy (balanced yes and no per condition); or
 - SIIM-ACR's `train-rle.csv` (`ImageId, EncodedPixels`: the ImageId is the file's
   SOPInstanceUID; `-1` no pneumothorax, else run-length pieces of its mask, one row each):
-  one pneumothorax row per image, yes with the pieces merged into one mask, or no; or
+  one pneumothorax row per image, yes with the pieces merged into one mask, or no. A value
+  that is not a lone -1 or pairs of numbers from 0 (an odd count, a negative number, no run
+  of pixels) is skipped with the reason, and so are the image's other rows; or
 - a question table: columns `question` and `answer` (and optionally condition, location,
   group_id, variant_index, strategy, split, boxes, mask), passed through as `dataset table`
   reads them (the condition from the question where not given).
@@ -138,8 +140,13 @@ def _siim_rows(matched: pd.DataFrame, mask_column: str, kept: list[str], log: Bu
     run-length pieces otherwise (SIIM gives one row per piece). The ImageId is the file's
     SOPInstanceUID, matched and then dropped like any other."""
     masks = matched[mask_column].astype(str).str.strip()
-    matched = log.skip_rows("EncodedPixels is not -1 or start-length pairs", matched.assign(_mask=masks),
-                            ~masks.map(is_rle), lambda row: repr(row["_mask"][:40]))
+    problems = masks.map(_rle_problem)
+    matched = matched.assign(_mask=masks, _problem=problems)
+    spoiled = set(matched.loc[problems.notna(), "image"])
+    for reason in RLE_PROBLEMS:
+        matched = log.skip_rows(reason, matched, matched["_problem"] == reason, lambda row: repr(row["_mask"][:40]))
+    matched = log.skip_rows("another EncodedPixels row of this image was skipped (its mask, or its -1, would be "
+                            "incomplete)", matched, matched["image"].isin(spoiled), lambda row: row["image"])
     matched = matched.assign(_none=matched["_mask"] == NO_LESION_RLE)
     mixed = matched.groupby("image")["_none"].transform("nunique") > 1
     matched = log.skip_rows("one image with both -1 and a mask", matched, mixed, lambda row: row["image"])
@@ -152,6 +159,29 @@ def _siim_rows(matched: pd.DataFrame, mask_column: str, kept: list[str], log: Bu
     log.note(f"SIIM-ACR masks: {int((rows['answer'] == 'yes').sum()):,} images with pneumothorax "
              f"(pieces merged per image), {int((rows['answer'] == 'no').sum()):,} without")
     return rows
+
+
+RLE_PROBLEMS = ("EncodedPixels is not -1 or start-length pairs",
+                "EncodedPixels has a negative number (only a lone -1 means no mask)",
+                "EncodedPixels has an odd count of numbers (it needs start-length pairs)",
+                "EncodedPixels marks no pixel (every run has length 0)")
+
+
+def _rle_problem(mask: str) -> str | None:
+    """Why an EncodedPixels value is no mask that merge_rle can read (one of RLE_PROBLEMS), or
+    None: a lone -1, or pairs of numbers from 0 with at least one run of pixels."""
+    if mask == NO_LESION_RLE:
+        return None
+    if not is_rle(mask):
+        return RLE_PROBLEMS[0]
+    numbers = mask.split()
+    if any(n.startswith("-") for n in numbers):
+        return RLE_PROBLEMS[1]
+    if len(numbers) % 2:
+        return RLE_PROBLEMS[2]
+    if not any(int(n) > 0 for n in numbers[1::2]):
+        return RLE_PROBLEMS[3]
+    return None
 
 
 # --------------------------------------------------------------------------- DICOM headers
@@ -296,6 +326,11 @@ def _label_columns(table: pd.DataFrame, key_column: str, extra: str | None, path
     found = [c for c in table.columns if c != "source"]
     named = [c for c in found if c != key_column and normalise_label(c) in KNOWN_LABELS]
     wanted = [c.strip() for c in (extra or "").split(",") if c.strip()]
+    nameless = [c for c in wanted if not normalise_label(c)]
+    if nameless:
+        raise DatasetError(f"{path}: --label-columns names {', '.join(repr(c) for c in nameless)}: a label column "
+                           "needs letters or digits in its name, which become the condition's name; rename the "
+                           "column")
     missing = [c for c in wanted if c not in found]
     if missing:
         raise DatasetError(f"{path}: --label-columns names {', '.join(missing)}, not in the file; "

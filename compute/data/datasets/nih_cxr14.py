@@ -29,7 +29,10 @@ Infiltration) and is attached to the yes row of its image and condition.
 Columns: image_id is the `Image Index` as written (`00000001_000.png`); `view` the View
 Position (PA | AP); `split` train_val or test where `train_val_list.txt` / `test_list.txt`
 lie beside the label file (`--split` keeps one); `patient_id` the Patient ID, a number NIH
-assigned (the set is de-identified). Patient Age and Patient Gender are not carried.
+assigned (the set is de-identified; left out where the file has no Patient ID column or the cell is
+blank). Patient Age and Patient Gender are not carried. A label with no letters or digits (`?`)
+cannot be read: in `Finding Labels` its row is skipped (the image's other findings would
+otherwise be read as absent), in the box file its box is, each with the reason.
 """
 
 from __future__ import annotations
@@ -83,11 +86,11 @@ class NihCxr14Options:
 def read(root: Path, options: NihCxr14Options, log: BuildLog) -> pd.DataFrame:
     entry = _label_file(root, options, log)
     table = read_csv(entry, ["Image Index", "Finding Labels"], log)
-    for column in ("View Position", "Patient ID"):
-        if column not in table.columns:
-            table[column] = None
+    if "View Position" not in table.columns:
+        table["View Position"] = None
+    has_patient = "Patient ID" in table.columns  # without the column, rows carry no patient_id at all
     table = table.rename(columns={"Image Index": "image_id", "View Position": "view", "Patient ID": "patient_id"})
-    table = table[["image_id", "Finding Labels", "view", "patient_id", "source"]].copy()
+    table = table[["image_id", "Finding Labels", "view", *(["patient_id"] if has_patient else []), "source"]].copy()
     table["image_id"] = table["image_id"].fillna("").str.strip()
     table = log.skip_rows("no Image Index", table, table["image_id"] == "")
     table = log.skip_rows("Image Index is not a file name", table, table["image_id"].str.contains(r"[/\\]|^\.+$"),
@@ -95,7 +98,9 @@ def read(root: Path, options: NihCxr14Options, log: BuildLog) -> pd.DataFrame:
     table = drop_duplicates(table, ["image_id"], log, what="image row")
     view = table["view"].fillna("").str.strip()
     table["view"] = view.where(view != "", None)
-    table["patient_id"] = table["patient_id"].fillna("").str.strip().str.replace(r"\.0+$", "", regex=True)
+    if has_patient:
+        patient = table["patient_id"].fillna("").str.strip().str.replace(r"\.0+$", "", regex=True)
+        table["patient_id"] = patient.where(patient != "", None)
     table = _with_split(entry.parent, root, table, options, log)
     table = _with_images(root, table, log)
     wide, label_columns = _label_table(table, options, log)
@@ -191,6 +196,13 @@ def _label_table(table: pd.DataFrame, options: NihCxr14Options, log: BuildLog) -
     listed = (table[["image_id"]].assign(label=table["Finding Labels"].str.split("|")).explode("label"))
     listed["label"] = listed["label"].str.strip()
     listed = listed[listed["label"] != ""]
+    names = listed["label"].drop_duplicates()
+    garbled = set(names[names.map(normalise_label) == ""])  # "?": no finding can be read from it
+    unreadable = set(listed.loc[listed["label"].isin(garbled), "image_id"])
+    table = log.skip_rows("Finding Labels lists a label with no letters or digits (row skipped: the image's other "
+                          "findings would be read as absent)", table, table["image_id"].isin(unreadable),
+                          lambda row: f"{row['image_id']}: {row['Finding Labels']!r}")
+    listed = listed[~listed["image_id"].isin(unreadable)]
     columns = _label_columns(listed["label"].unique(), log, listed)
     listed = listed.assign(column=listed["label"].map(columns)).drop_duplicates(subset=["image_id", "column"])
     nothing = listed["column"] == NO_FINDING_LABEL
@@ -204,7 +216,8 @@ def _label_table(table: pd.DataFrame, options: NihCxr14Options, log: BuildLog) -
     absent = "0" if options.absent_as_no else ""
     codes = pd.DataFrame(np.where(present.to_numpy(), "1", absent), columns=label_columns, index=table.index)
     codes[NO_FINDING_LABEL] = codes[NO_FINDING_LABEL].where(codes[NO_FINDING_LABEL] == "1", "")
-    wide = pd.concat([table[["image", "image_id", "view", "split", "patient_id", "source"]], codes], axis=1)
+    carried = [c for c in ("image", "image_id", "view", "split", "patient_id", "source") if c in table.columns]
+    wide = pd.concat([table[carried], codes], axis=1)
     return wide, label_columns
 
 
@@ -275,6 +288,10 @@ def _with_boxes(long: pd.DataFrame, path: Path, log: BuildLog) -> pd.DataFrame:
         boxes[column] = boxes[column].fillna("").str.strip()
     boxes = log.skip_rows("box without Image Index or Finding Label", boxes,
                           (boxes["image_id"] == "") | (boxes["label"] == ""))
+    names = boxes["label"].drop_duplicates()
+    garbled = set(names[names.map(normalise_label) == ""])
+    boxes = log.skip_rows("box Finding Label has no letters or digits", boxes, boxes["label"].isin(garbled),
+                          lambda row: f"{row['image_id']} {row['label']!r}")
     numbers = boxes[["x", "y", "w", "h"]].apply(pd.to_numeric, errors="coerce").astype(float)
     bad = ~np.isfinite(numbers).all(axis=1)
     boxes = log.skip_rows("box coordinates are not four numbers", boxes, bad,

@@ -8,7 +8,11 @@ Image labels come from the boxes. A class is **yes** for an image when at least
 `--min-radiologists N` (default 1: any) of the radiologists who read it named it, and **no**
 when none did: every image with rows is a negative for each class that none of its readers
 named (the dataset's own negatives). A class named by some readers but fewer than N is
-uncertain, and `--uncertain` decides it (skip by default). Classes become conditions through
+uncertain, and `--uncertain` decides it (skip by default). A skipped row never makes a
+negative: where a row is skipped (class_id contradicting class_name, no rad_id), its image
+gets no "no" for the class its class_name names, nor for the class its class_id names; where
+a skipped row's class cannot be known (no class_name, or one that is not a label name), its
+image gets no "no" at all. Classes become conditions through
 compute.data.label_names ("Pleural effusion" -> pleural_effusion, "Pleural thickening" ->
 pleural_abnormality, "Lung Opacity" -> lung_opacity; "Aortic enlargement", "Nodule/Mass"...
 keep their normalised names). The rows go to the framework without a question, so that it
@@ -18,7 +22,8 @@ Every radiologist's box is kept: each (image, condition) row carries in `boxes` 
 of that image whose class maps to its condition, `{x_min, y_min, x_max, y_max, label, rad_id}`
 in original pixels. A box whose coordinates are blank or not finite numbers from 0, or that
 is empty (x_max <= x_min or y_max <= y_min), is dropped with a reason; the radiologist's label
-is kept.
+is kept. The boxes are in the DICOM's pixels: where the image chosen is a .png or .jpg (Kaggle's
+resized sets), its rows' boxes are dropped with a reason and the labels kept.
 
 Files: `train.csv` with images in `train/` (the Kaggle layout DATASETS.md describes); when it is
 absent, `annotations/annotations_train.csv` and `annotations/annotations_test.csv` with images
@@ -51,6 +56,7 @@ KAGGLE_FILE = ("train.csv", "train", "train")  # (labels, split, image folder)
 PHYSIONET_FILES = (("annotations/annotations_train.csv", "train", "train"),
                    ("annotations/annotations_test.csv", "test", "test"))
 IMAGE_SUFFIXES = (".dicom", ".dcm", ".png", ".jpg")
+DICOM_SUFFIXES = (".dicom", ".dcm")
 # The class ids of the Kaggle train.csv, to catch rows whose class_id and class_name disagree.
 KAGGLE_CLASS_IDS = {
     "aortic_enlargement": "0", "atelectasis": "1", "calcification": "2", "cardiomegaly": "3",
@@ -58,6 +64,8 @@ KAGGLE_CLASS_IDS = {
     "other_lesion": "9", "pleural_effusion": "10", "pleural_thickening": "11", "pneumothorax": "12",
     "pulmonary_fibrosis": "13", "no_finding": "14",
 }
+# class_id -> its condition, for a row whose class_id and class_name disagree
+KAGGLE_ID_CONDITIONS = {class_id: condition_key(name) for name, class_id in KAGGLE_CLASS_IDS.items()}
 MAX_RADIOLOGISTS = 17
 NO_READER = "-"  # rad_id where the file has none
 
@@ -93,10 +101,11 @@ def read(root: Path, options: VindrOptions, log: BuildLog) -> pd.DataFrame:
     if (table["rad_id"] == "").all() and len(table):
         log.note("no rad_id given: each image's rows count as one reader")
         table["rad_id"] = NO_READER
-    table = _valid_rows(table, log)
+    table, withheld = _valid_rows(table, log)
     table = _checked_boxes(table, log)
     labels = _image_labels(table, options, log)
-    return _with_images(root, labels)
+    labels = _without_withheld_negatives(labels, withheld, log)
+    return _boxes_on_dicoms_only(_with_images(root, labels), log)
 
 
 def _label_files(root: Path, options: VindrOptions) -> list[tuple[Path, str | None, str]]:
@@ -129,23 +138,45 @@ def _image_folder(root: Path, given: Path) -> str:
     return "" if text == "." else text
 
 
-def _valid_rows(table: pd.DataFrame, log: BuildLog) -> pd.DataFrame:
-    """Rows that name an image, a class and a reader, once each."""
+def _valid_rows(table: pd.DataFrame, log: BuildLog) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Rows that name an image, a class and a reader, once each; and what the skipped rows
+    withhold (see `_withheld`)."""
     table = log.skip_rows("no image_id", table, table["image_id"] == "")
-    table = log.skip_rows("no class_name", table, table["class_name"] == "")
+    skipped = []
+    unnamed = table["class_name"] == ""
+    skipped.append(table[unnamed].assign(condition=None, id_condition=None))
+    table = log.skip_rows("no class_name", table, unnamed)
     names = table["class_name"].drop_duplicates()
     keys = dict(zip(names, names.map(_condition_or_none)))
     ids = dict(zip(names, names.map(lambda n: KAGGLE_CLASS_IDS.get(normalise_label(n)))))
     table = table.assign(condition=table["class_name"].map(keys))
-    table = log.skip_rows("class_name is not a label name", table, table["condition"].isna(),
-                          lambda row: repr(row["class_name"]))
+    unknown = table["condition"].isna()
+    skipped.append(table[unknown].assign(id_condition=None))
+    table = log.skip_rows("class_name is not a label name", table, unknown, lambda row: repr(row["class_name"]))
     expected = table["class_name"].map(ids)
     given = table["class_id"].str.replace(r"\.0$", "", regex=True)
     mismatch = expected.notna() & (given != "") & (given != expected)
+    # the row is the class its name says or the class its id says: neither may get a no from it
+    skipped.append(table[mismatch].assign(id_condition=given[mismatch].map(KAGGLE_ID_CONDITIONS)))
     table = log.skip_rows("class_id does not match class_name", table, mismatch,
                           lambda row: f"class_id {row['class_id']!r} with class_name {row['class_name']!r}")
-    table = log.skip_rows("no rad_id", table, table["rad_id"] == "")
-    return drop_duplicates(table, ["image_id", "rad_id", "class_name", *COORDINATES], log)
+    no_reader = table["rad_id"] == ""
+    skipped.append(table[no_reader].assign(id_condition=None))
+    table = log.skip_rows("no rad_id", table, no_reader)
+    table = drop_duplicates(table, ["image_id", "rad_id", "class_name", *COORDINATES], log)
+    return table, _withheld(pd.concat(skipped, ignore_index=True))
+
+
+def _withheld(skipped: pd.DataFrame) -> pd.DataFrame:
+    """What the skipped rows (with an image_id) keep from being a no: one row per (image_id,
+    condition, source) for each condition a skipped row may name (its class_name's, and its
+    class_id's where they disagree), and condition None for an image with a skipped row whose
+    class cannot be known, so that the image gets no negatives at all."""
+    pairs = pd.concat([skipped[["image_id", "condition", "source"]],
+                       skipped.loc[skipped["id_condition"].notna(), ["image_id", "id_condition", "source"]]
+                       .rename(columns={"id_condition": "condition"})], ignore_index=True)
+    pairs = pairs[pairs["condition"] != NO_FINDING]  # a "No finding" row withholds nothing of its own
+    return pairs.astype(object).reset_index(drop=True)
 
 
 def _checked_boxes(table: pd.DataFrame, log: BuildLog) -> pd.DataFrame:
@@ -193,6 +224,45 @@ def _image_labels(table: pd.DataFrame, options: VindrOptions, log: BuildLog) -> 
                     .rename("boxes").reset_index())
     grid = grid.merge(by_condition, on=["image_id", "condition"], how="left")
     return grid[["image_id", "condition", "answer", "split", "_folder", "source", "boxes"]]
+
+
+def _without_withheld_negatives(labels: pd.DataFrame, withheld: pd.DataFrame, log: BuildLog) -> pd.DataFrame:
+    """Skip the no answers that a skipped row might contradict: an (image, condition) that a
+    skipped row may have named, and every no of an image with a skipped row of unknown class.
+    A skipped row never makes a negative."""
+    if withheld.empty or labels.empty:
+        return labels
+    named = withheld[withheld["condition"].notna()].drop_duplicates(["image_id", "condition"])
+    unknown = withheld[withheld["condition"].isna()].drop_duplicates("image_id")
+    for reason, by, skipped in (
+            ("a radiologist's row for this finding was skipped; no 'no' answer from the others",
+             ["image_id", "condition"], named),
+            ("a radiologist's row for this image was skipped and its finding cannot be known; no 'no' answers "
+             "for this image", ["image_id"], unknown)):
+        if skipped.empty:
+            continue
+        found = labels[by].merge(skipped[[*by, "source"]], on=by, how="left")["source"].set_axis(labels.index)
+        mask = (labels["answer"] == "no") & found.notna()
+        labels = log.skip_rows(reason, labels.assign(source=labels["source"].where(~mask, found)), mask,
+                               lambda row: f"skipped, so no 'no' for {row['image_id']} {row['condition']}")
+    return labels
+
+
+def _boxes_on_dicoms_only(labels: pd.DataFrame, log: BuildLog) -> pd.DataFrame:
+    """Drop the boxes (keep the labels) of rows whose image is not the DICOM: VinDr's boxes are
+    in the DICOM's pixels, and a .png or .jpg of the image (Kaggle's resized sets) may have
+    other dimensions. Counted per box."""
+    if labels.empty:
+        return labels
+    has_boxes = labels["boxes"].map(lambda b: isinstance(b, list) and len(b) > 0)
+    other = has_boxes & ~labels["image"].str.lower().str.endswith(DICOM_SUFFIXES)
+    if other.any():
+        log.skip_rows("box dropped (label kept): the boxes are in the DICOM's pixels and this image file is not "
+                      "the DICOM (a .png or .jpg may be resized)", labels[other].explode("boxes"), None,
+                      lambda row: f"{row['image']} ({row['boxes']['label']} box"
+                      + (f" by {row['boxes']['rad_id']})" if "rad_id" in row["boxes"] else ")"))
+        labels = labels.assign(boxes=labels["boxes"].where(~other, None))
+    return labels
 
 
 def _with_images(root: Path, labels: pd.DataFrame) -> pd.DataFrame:
