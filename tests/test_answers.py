@@ -1,5 +1,8 @@
+import time
+
 import pytest
 
+from compute.data.questions import DEFAULT_INSTRUCTION
 from compute.model.answers import extract_answer
 
 CASES = [
@@ -60,9 +63,73 @@ CASES = [
     ("There is no effusion, although the heart size is difficult to assess.", "no"),
     ("Cardiomegaly is present; no effusion.", "yes"),
     ("There is a right pleural effusion, but no pneumothorax.", "yes"),
+    # field: value — the value decides, not the label's wording
+    ("Pleural effusion present: No", "no"),
+    ("Evidence of pneumothorax: none.", "no"),
+    ("Signs of pneumonia: absent", "no"),
+    ("Cardiomegaly (enlarged heart): No", "no"),
+    ("**Pleural effusion present:** No", "no"),
+    ("Is a pneumothorax present: No", "no"),
+    ("Effusion present: no. Cardiomegaly present: yes.", "no"),
+    ("Pneumothorax: present", "yes"),
+    ("Edema: Yes", "yes"),
+    ("Heart size: normal", "no"),
+    ("Pleural effusion, no.", "no"),
+    ("Effusion - none.", "no"),
+    ("Cardiomegaly, no effusion.", "yes"),  # a named finding, then another finding denied
+    ("Impression: Large right pleural effusion.", "yes"),
+    ("Pleural effusion present: small left effusion, no pneumothorax", "yes"),
+    ("Possible effusion: yes", "uncertain"),
+    ("Differential: pneumonia, atelectasis.", "uncertain"),
+    ("Evidence of effusion:", "uncertain"),  # a heading
+    # denial wordings
+    ("Nothing to suggest pneumonia.", "no"),
+    ("Nothing to indicate an effusion", "no"),
+    ("There is an absence of pleural effusion.", "no"),
+    ("There is a lack of any focal consolidation.", "no"),
+    ("The image fails to demonstrate a pneumothorax.", "no"),
+    ("The image fails to show an effusion.", "no"),
+    ("Zero evidence of pneumothorax.", "no"),
+    ("There is absence of lung markings beyond the pleural line.", "yes"),  # a sign of pneumothorax
+    ("In the absence of a lateral view, there is a large effusion.", "yes"),
+    # assurance is no denial
+    ("Without a doubt, yes.", "yes"),
+    ("Without question, there is a large effusion.", "yes"),
+    ("There's not much doubt that there is an effusion.", "yes"),
+    ("I do not doubt that there is an effusion.", "yes"),
+    ("There is no doubt that there is no effusion.", "no"),
+    ("Not only is there an effusion, there is also consolidation.", "yes"),
+    # echoed prompt
+    ("Answer yes or no. Yes.", "yes"),
+    ("user: Is there edema? Answer yes or no.\nmodel: Yes", "yes"),
+    ("USER: Is there edema? Answer yes or no. ASSISTANT: No.", "no"),
+    ("Answer yes or no.", "uncertain"),
+    ("I can't answer yes or no from this image.", "uncertain"),
+    ("My answer would be yes.", "yes"),
+    # an active "not rule out" is a hedge
+    ("I would not rule out a small effusion.", "uncertain"),
+    ("The findings do not exclude pneumothorax.", "uncertain"),
+    ("Not applicable.", "uncertain"),
 ]
 
 
 @pytest.mark.parametrize("text,expected", CASES)
 def test_extract_answer(text, expected):
     assert extract_answer(text) == expected
+
+
+def test_default_instruction_is_never_an_answer():
+    assert extract_answer(DEFAULT_INSTRUCTION) == "uncertain"
+    assert extract_answer(f"Is there an effusion? {DEFAULT_INSTRUCTION}") == "uncertain"
+    assert extract_answer(f"{DEFAULT_INSTRUCTION} Yes.") == "yes"
+    assert extract_answer(f"{DEFAULT_INSTRUCTION}\nNo, there is no effusion.") == "no"
+    assert extract_answer(f"user: Is there an effusion? {DEFAULT_INSTRUCTION}\nmodel: Yes") == "yes"
+
+
+@pytest.mark.parametrize("unit", [" ", "*\n", "#\n", "a: ", "effusion, ", "no doubt ", "answer yes or ", "model: ",
+                                  "lack of ", "a\n", "i would not rule "])
+def test_long_hostile_reply_reads_quickly(unit):
+    text = (unit * (50_000 // len(unit) + 1))[:50_000] + "."
+    start = time.perf_counter()
+    extract_answer(text)
+    assert time.perf_counter() - start < 1.0
