@@ -21,8 +21,7 @@ import pandas as pd
 from compute.data.datasets import DatasetFormat
 from compute.data.datasets.build_log import BuildLog
 from compute.data.datasets.output import yes_no
-from compute.data.datasets.question_fields import (fallback_key, note_fallbacks, prefixed, question_conditions,
-                                                    text_values)
+from compute.data.datasets.question_fields import prefixed, text_values, with_conditions
 from compute.data.datasets.readers import DatasetError, given_file, inside_root, read_csv
 
 COLUMNS = ("dicom_id", "subject_id", "study_id", "question", "question_type", "answer", "split", "image_path")
@@ -77,12 +76,7 @@ def read(root: Path, options: MedicalCxrVqaOptions, log: BuildLog) -> pd.DataFra
         "subject_id": text_values(table["subject_id"]), "study_id": text_values(table["study_id"]),
         "question_type": text_values(table["question_type"]),
     }, index=table.index)
-    parsed = question_conditions(rows["question"])
-    fallback = parsed["condition"].isna()
-    rows.insert(3, "condition", parsed["condition"].fillna(fallback_key(rows["question_type"])))
-    rows.insert(5, "location", parsed["location"])
-    note_fallbacks(log, rows, fallback & rows["question"].notna(), "question_type")
-    return rows.reset_index(drop=True)
+    return with_conditions(rows, rows["question_type"], "question_type", log).reset_index(drop=True)
 
 
 def _find_csv(root: Path) -> Path:

@@ -108,10 +108,7 @@ def read(root: Path, options: MimicCxrJpgOptions, log: BuildLog) -> pd.DataFrame
 def _label_file(root: Path, options: MimicCxrJpgOptions) -> Path:
     if options.labels is None:
         return find_file(root, _names(options.labeler), f"{options.labeler} label file (or pass --labels FILE)")
-    path = given_file(root, options.labels)
-    if not path.is_file():
-        raise DatasetError(f"{path}: label file not found (--labels)")
-    return path
+    return given_file(root, options.labels, "--labels", "label file")
 
 
 def _ids(values: pd.Series) -> pd.Series:

@@ -115,10 +115,7 @@ def read(root: Path, options: NihCxr14Options, log: BuildLog) -> pd.DataFrame:
 def _label_file(root: Path, options: NihCxr14Options, log: BuildLog) -> Path:
     if options.labels is not None:
         given = options.labels
-        path = given_file(root, given)
-        if not path.is_file():
-            raise DatasetError(f"{path}: label file not found (--labels)")
-        return path
+        return given_file(root, given, "--labels", "label file")
     for folder_glob in ("", "*/"):
         found = sorted({p for pattern in LABEL_GLOBS for p in root.glob(folder_glob + pattern) if p.is_file()})
         if found:
@@ -248,10 +245,7 @@ def _n_images(n: int) -> str:
 def _box_file(root: Path, entry: Path, options: NihCxr14Options) -> Path | None:
     if options.boxes is not None:
         given = options.boxes
-        path = given_file(root, given)
-        if not path.is_file():
-            raise DatasetError(f"{path}: box file not found (--boxes)")
-        return path
+        return given_file(root, given, "--boxes", "box file")
     return next((folder / name for folder in dict.fromkeys((entry.parent, root)) for name in BOX_FILES
                  if (folder / name).is_file()), None)
 

@@ -70,3 +70,15 @@ def note_fallbacks(log: BuildLog, rows: pd.DataFrame, fallback: pd.Series, what:
 
 def prefixed(prefix: str, paths: pd.Series) -> pd.Series:
     return paths if not prefix else prefix + "/" + paths
+
+
+def with_conditions(rows: pd.DataFrame, kind: pd.Series, what: str, log: BuildLog) -> pd.DataFrame:
+    """`rows` with `condition` (from the question's text, else the normalised `kind`, the
+    dataset's own question type, counted in a note) and `location` (from the text) inserted
+    after `answer`."""
+    parsed = question_conditions(rows["question"])
+    fallback = parsed["condition"].isna()
+    rows.insert(3, "condition", parsed["condition"].fillna(fallback_key(kind)))
+    rows.insert(5, "location", parsed["location"])
+    note_fallbacks(log, rows, fallback & rows["question"].notna(), what)
+    return rows

@@ -47,9 +47,13 @@ def inside_root(root: Path, folder: Path | None, option: str) -> str:
     return "" if relative == "." else relative
 
 
-def given_file(root: Path, given: Path) -> Path:
-    """An option's file: relative to --root, or a path as given."""
-    return given if given.is_absolute() or (given.is_file() and not (root / given).is_file()) else root / given
+def given_file(root: Path, given: Path, flag: str | None = None, what: str = "file") -> Path:
+    """An option's file: relative to --root, or a path as given. With `flag` (e.g. "--labels"),
+    DatasetError naming it when there is no such file."""
+    path = given if given.is_absolute() or (given.is_file() and not (root / given).is_file()) else root / given
+    if flag is not None and not path.is_file():
+        raise DatasetError(f"{path}: {what} not found ({flag})")
+    return path
 
 
 def read_csv(path: Path, required: Iterable[str], log: BuildLog, *, what: str = "label file",

@@ -19,8 +19,7 @@ import pandas as pd
 
 from compute.data.datasets import DatasetFormat
 from compute.data.datasets.build_log import BuildLog
-from compute.data.datasets.question_fields import (fallback_key, note_fallbacks, prefixed, question_conditions,
-                                                    text_values)
+from compute.data.datasets.question_fields import prefixed, text_values, with_conditions
 from compute.data.datasets.output import yes_no
 from compute.data.datasets.readers import DatasetError, inside_root, read_json_records, require_columns
 
@@ -92,12 +91,7 @@ def read(root: Path, options: SlakeOptions, log: BuildLog) -> pd.DataFrame:
     }, index=table.index)
     for column in KEPT:
         rows[column] = _optional(table, column)
-    parsed = question_conditions(rows["question"])
-    fallback = parsed["condition"].isna()
-    rows.insert(3, "condition", parsed["condition"].fillna(fallback_key(rows["content_type"])))
-    rows.insert(5, "location", parsed["location"])
-    note_fallbacks(log, rows, fallback & rows["question"].notna(), "content_type")
-    return rows.reset_index(drop=True)
+    return with_conditions(rows, rows["content_type"], "content_type", log).reset_index(drop=True)
 
 
 def _optional(table: pd.DataFrame, column: str) -> pd.Series:
