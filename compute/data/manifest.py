@@ -35,6 +35,7 @@ DESCRIPTIVE_COLUMNS = ("view", "split", "source", "boxes", "mask")
 # The import-results shape's columns, read above; not slicing attributes.
 _VARIANTS_SHAPE = ("study_id", "baseline_question", "ground_truth", "generated_text", "extracted_answer",
                    "is_correct")
+KNOWN_COLUMNS = frozenset({*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *DESCRIPTIVE_COLUMNS, *_VARIANTS_SHAPE})
 MAX_ATTRIBUTES = 50
 # Column names that may hold who the patient is: never stored as attributes, whatever the manifest says.
 _IDENTIFYING_WORDS = frozenset({"patient", "name", "birth", "birthdate", "dob", "mrn", "accession", "institution",
@@ -154,8 +155,8 @@ def read_manifest(path: str | Path, image_root: str | Path | None = None, datase
         del fields["image"]
         items.append(ManifestItem(item_id=item_id, row_number=row_number, image_path=image_path, **fields,
                                   **descriptive))
-    withheld = sorted({k for _, raw in raw_rows if isinstance(raw, dict) for k in raw if identifying_column(k)}
-                      - {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *DESCRIPTIVE_COLUMNS, *_VARIANTS_SHAPE})
+    withheld = sorted({k for _, raw in raw_rows if isinstance(raw, dict) for k in raw
+                       if k not in KNOWN_COLUMNS and identifying_column(k)})
     return Manifest(path=path, items=items, errors=errors, withheld=tuple(withheld))
 
 
@@ -184,9 +185,8 @@ def _descriptive(raw: dict[str, Any], root: Path, allow_outside_root: bool) -> d
             except ValueError:
                 raise ValueError(f"mask path {mask!r} leaves the data root {str(root)!r}") from None
         mask = str((root / mask).resolve())
-    known = {*REQUIRED_COLUMNS, *OPTIONAL_COLUMNS, *DESCRIPTIVE_COLUMNS, *_VARIANTS_SHAPE}
     attributes = []
-    for key in sorted(k for k in raw if k not in known and not identifying_column(k)):
+    for key in sorted(k for k in raw if k not in KNOWN_COLUMNS and not identifying_column(k)):
         value = raw[key]
         if isinstance(value, Decimal):
             value = float(value)
