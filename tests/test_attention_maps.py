@@ -13,7 +13,7 @@ from torch import nn
 
 from compute.maps import LayerSpecError, MapSpec, TermNotFoundError, grid_shape, parse_layers, to_grid
 from compute.maps.capture import capture_rows
-from compute.maps.vision import vision_feature_layer
+
 from compute.model.loading import load_model
 from compute.model.prompts import build_messages
 from compute.demo.synth import render_case
@@ -174,7 +174,7 @@ def test_gradcam_agrees_with_captum(session, images):
     assert r.map.method == "gradcam" and r.map.fallback_reason is None
     inputs = _inputs(session, images[:1], QUESTIONS[:1])
     model = session.model
-    index, layer = vision_feature_layer(model)
+    index, layer = session.family.vision_layer(model)
     assert r.map.layers == (index,)
     view = _PatchGridView()
     original = layer.forward

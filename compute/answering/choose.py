@@ -7,6 +7,7 @@ from compute.answering.engine import PrefixSharedEngine, engine_supports
 from compute.answering.generate import BatchedGenerate
 from compute.config import AnswerConfig
 from compute.maps import MapSpec
+from compute.model.families.base import Family
 from compute.model.session import Session
 
 
@@ -14,11 +15,14 @@ class AnswererChoiceError(ValueError):
     """The strategy asked for cannot make the maps asked for."""
 
 
-def strategy_for(config: AnswerConfig, maps: MapSpec | None) -> str:
+def strategy_for(config: AnswerConfig, maps: MapSpec | None, family: Family | None = None) -> str:
     """The strategy that will answer: "auto" is the prefix-shared engine wherever it can make
-    the maps (answer-position attention, or none), else the batched generate."""
+    the maps (answer-position attention, or none) for this family, else the batched generate."""
     if config.strategy == "auto":
-        return "prefix-shared" if engine_supports(maps) else "generate"
+        return "prefix-shared" if engine_supports(maps, family) else "generate"
+    if config.strategy == "prefix-shared" and family is not None and not engine_supports(None, family):
+        raise AnswererChoiceError(f"--answerer prefix-shared: on {family.name} the image attends to the question, "
+                                  "so its cache cannot be shared; use --answerer generate (or auto)")
     if config.strategy == "prefix-shared" and not engine_supports(maps):
         raise AnswererChoiceError("--answerer prefix-shared reads answer-position attention only; with "
                                   f"--query {maps.query} use --answerer generate (or auto)")
@@ -26,7 +30,7 @@ def strategy_for(config: AnswerConfig, maps: MapSpec | None) -> str:
 
 
 def make_answerer(session: Session, config: AnswerConfig, maps: MapSpec | None = None) -> Answerer:
-    if strategy_for(config, maps) == "generate":
+    if strategy_for(config, maps, session.family) == "generate":
         return BatchedGenerate(session, maps, max_batch=config.batch_size)
     generate = BatchedGenerate(session, max_batch=config.batch_size)
     return PrefixSharedEngine(session, maps, generate_text=generate.texts, full_replies=config.full_replies,

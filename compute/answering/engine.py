@@ -35,8 +35,11 @@ from compute.data.images import load_image
 from compute.maps import MapResult, MapSpec, parse_layers
 from compute.maps.capture import IMPLEMENTATION, capture_rows
 from compute.maps.extract import attention_grids, map_result
+from compute.maps.layers import decoder_layer_types
+from compute.model.layout import ImageLayout
 from compute.model.answers import extract_answer
-from compute.model.prompts import build_messages
+from compute.model.families.base import Family
+from compute.model.prompts import build_messages, expanded_prompts
 from compute.model.session import Session
 from compute.model.yes_no import yes_no_probabilities
 from vocabulary import Method, Query
@@ -44,10 +47,12 @@ from vocabulary import Method, Query
 
 @dataclass(frozen=True)
 class _Pixels:
-    """A group's image, decoded, and its pixel values as the processor makes them."""
+    """A group's image, decoded; the image processor's outputs for it (pixel values, and the
+    grid or tiles on families that have them); the token text its placeholder expands to."""
 
     image: Image.Image
-    pixels: torch.Tensor  # (1, channels, height, width)
+    inputs: dict[str, torch.Tensor]
+    replacement: str
 
 
 @dataclass(frozen=True)
@@ -60,14 +65,20 @@ class _Row:
     ids: torch.Tensor
 
 
-def engine_supports(maps: MapSpec | None) -> bool:
-    """Whether the engine can make these maps: it reads answer-position attention only."""
+def engine_supports(maps: MapSpec | None, family: Family | None = None) -> bool:
+    """Whether the engine can answer for this family (not when the image attends to the
+    question, as on PaliGemma) and make these maps (answer-position attention only)."""
+    if family is not None and family.image_sees_question:
+        return False
     return maps is None or (maps.method == Method.ATTENTION and maps.query == Query.ANSWER)
 
 
 class PrefixSharedEngine:
     def __init__(self, session: Session, maps: MapSpec | None = None, *, generate_text: GenerateText | None = None,
                  full_replies: bool = False, max_batch: int = 64, images_per_pass: int = 8, workers: int = 4):
+        if session.family.image_sees_question:
+            raise ValueError(f"{session.family.name}: the image attends to the question, so its cache cannot be "
+                             "shared across questions; use BatchedGenerate")
         if not engine_supports(maps):
             raise ValueError("the engine reads answer-position attention; use BatchedGenerate for other maps")
         self.session = session
@@ -81,7 +92,7 @@ class PrefixSharedEngine:
         self.generated_rows = 0  # rows whose reply had to be generated (first token not yes/no, or asked)
         self.backoffs = 0  # times an out-of-memory error halved max_batch or images_per_pass
         text_config = session.model.config.get_text_config()
-        self.layers = parse_layers(maps.layers, text_config.layer_types) if maps else ()
+        self.layers = parse_layers(maps.layers, decoder_layer_types(session.model.config)) if maps else ()
         if session.device.type == "cuda":  # start from what fits in half the free memory; back off on OOM
             free, _ = torch.cuda.mem_get_info(session.device)
             self.max_batch = max(1, min(max_batch, rows_that_fit(free // 2, text_config, 512, session.dtype.itemsize)))
@@ -100,8 +111,21 @@ class PrefixSharedEngine:
             batch = groups[done:done + self.images_per_pass]
             pixels = [next(prepared) for _ in batch]
             with self.session.lock:
-                results += self._ask_images(batch, pixels)
+                results += self._ask_alike(batch, pixels)
             done += len(batch)
+        return results
+
+    def _ask_alike(self, groups: Sequence[Group], prepared: Sequence[_Pixels]) -> list[list[AskResult]]:
+        """One prefix pass per set of images whose token blocks are alike (dynamic-resolution
+        families give different image sizes different blocks), results in the groups' order."""
+        by_block: dict[str, list[int]] = {}
+        for k, p in enumerate(prepared):
+            by_block.setdefault(p.replacement, []).append(k)
+        results: list[list[AskResult] | None] = [None] * len(groups)
+        for members in by_block.values():
+            answered = self._ask_images([groups[k] for k in members], [prepared[k] for k in members])
+            for k, answer in zip(members, answered):
+                results[k] = answer
         return results
 
     def _pixels_ahead(self, groups: Sequence[Group]) -> Iterator[_Pixels]:
@@ -117,8 +141,9 @@ class PrefixSharedEngine:
 
     def _pixels(self, group: Group) -> _Pixels:
         image = load_image(group.image)
-        pixels = self.session.processor.image_processor(images=[image], return_tensors="pt")["pixel_values"]
-        return _Pixels(image, pixels)
+        processor = self.session.processor
+        inputs = processor.image_processor(images=[image], return_tensors="pt", **self.session.family.image_processor_kwargs)
+        return _Pixels(image, dict(inputs), processor.replace_image_token(inputs, image_idx=0))
 
     def _ask_images(self, groups: Sequence[Group], prepared: Sequence[_Pixels]) -> list[list[AskResult]]:
         """One prefix pass for these images, then their suffixes; on out-of-memory in the
@@ -138,24 +163,29 @@ class PrefixSharedEngine:
         s = self.session
         start = time.perf_counter()
         rows = [_Row(k, p.image, q, ids) for k, (g, p) in enumerate(zip(groups, prepared))
-                for q, ids in zip(g.questions, self._token_ids(p.image, g.questions))]
+                for q, ids in zip(g.questions, self._token_ids(p, g.questions))]
         all_ids = [r.ids for r in rows]
         n = min(common_prefix_length(all_ids), min(len(i) for i in all_ids) - 1)  # every row keeps a token to score
-        image_token = s.model.config.image_token_id
-        if any((i[n:] == image_token).any() for i in all_ids):
+        family, config = s.family, s.model.config
+        if any(family.image_positions(i[n:], config).any() for i in all_ids):
             raise ValueError("the prompts differ before the end of the image block; the prefix cannot be shared")
         prefix_ids = all_ids[0][:n][None].expand(len(groups), -1).to(s.device)
-        pixels = torch.cat([p.pixels for p in prepared]).to(s.device, s.dtype)
-        prefix = s.model(input_ids=prefix_ids, attention_mask=torch.ones_like(prefix_ids),
-                         token_type_ids=(prefix_ids == image_token).long(), pixel_values=pixels,
-                         use_cache=True, logits_to_keep=1)
-        image_in_prefix = all_ids[0][:n] == image_token
+        image_inputs = {key: torch.cat([p.inputs[key] for p in prepared]).to(s.device)
+                        for key, value in prepared[0].inputs.items() if isinstance(value, torch.Tensor)}
+        image_inputs["pixel_values"] = image_inputs["pixel_values"].to(s.dtype)
+        prefix_inputs = dict(input_ids=prefix_ids, attention_mask=torch.ones_like(prefix_ids), **image_inputs,
+                             **family.prefix_inputs(prefix_ids, config))
+        prefix = s.model(**prefix_inputs, use_cache=True, logits_to_keep=1)
+        image_in_prefix = family.image_positions(all_ids[0][:n], config)
+        layouts = family.layouts(prefix_inputs, s.processor, [int(image_in_prefix.sum())] * len(groups),
+                                 [(p.image.height, p.image.width) for p in prepared])
+        positions = family.suffix_positions(s.model, prefix_inputs, n, max(len(i) for i in all_ids) - n)
         answers: list[AskResult] = []
         lo = 0
         while lo < len(rows):
             hi = lo + self.max_batch
             try:
-                answers += self._suffixes(prefix.cache, rows[lo:hi], n, image_in_prefix)
+                answers += self._suffixes(prefix.cache, rows[lo:hi], n, image_in_prefix, layouts, positions)
             except torch.OutOfMemoryError:
                 if self.max_batch == 1:
                     raise
@@ -175,20 +205,22 @@ class PrefixSharedEngine:
             lo += len(g.questions)
         return per_group
 
-    def _token_ids(self, image: Image.Image, questions: Sequence[str]) -> list[torch.Tensor]:
+    def _token_ids(self, prepared: _Pixels, questions: Sequence[str]) -> list[torch.Tensor]:
         """Each prompt's token ids, as the processor makes them, without processing the image
         once per question: the chat template's text with the image placeholder expanded."""
         s = self.session
-        expanded = s.rendered_prompts([build_messages(image, q, s.prompt) for q in questions])  # image decoded once
+        rendered = s.family.render(s.processor, [build_messages(prepared.image, q, s.prompt) for q in questions])
+        expanded = expanded_prompts(s.processor, rendered, [], replacements=[[prepared.replacement]] * len(questions))
         return [torch.tensor(i) for i in s.processor.tokenizer(expanded, add_special_tokens=False)["input_ids"]]
 
-    def _suffixes(self, prefix_cache, rows: Sequence[_Row], n: int, image_in_prefix: torch.Tensor) -> list[AskResult]:
+    def _suffixes(self, prefix_cache, rows: Sequence[_Row], n: int, image_in_prefix: torch.Tensor,
+                  layouts: Sequence[ImageLayout], positions: torch.Tensor) -> list[AskResult]:
         s = self.session
         suffix, lengths = right_padded([r.ids[n:] for r in rows], s.processor.tokenizer.pad_token_id)
         width = suffix.shape[1]
         cache = copy.deepcopy(prefix_cache)
         cache.reorder_cache(torch.tensor([r.image_index for r in rows], device=s.device))  # each row's image
-        inputs = suffix_pass_inputs(suffix, lengths, n, cache, s.device)
+        inputs = suffix_pass_inputs(suffix, lengths, n, cache, s.device, position_ids=positions[..., :width])
         # No token_type_ids: the image block is all in the cache, and suffix tokens see it causally
         # anyway; without them transformers builds a plain causal mask instead of a vmapped one.
         last = lengths - 1  # each row's answer position, in suffix coordinates
@@ -209,17 +241,18 @@ class PrefixSharedEngine:
             for b, reply in zip(needs_text, replies):
                 texts[b] = reply
             self.generated_rows += len(needs_text)
-        maps = self._maps(capture.weights, n + last, width, image_in_prefix) if self.maps else [None] * len(rows)
+        maps = (self._maps(capture.weights, n + last, width, image_in_prefix, [layouts[r.image_index] for r in rows])
+                if self.maps else [None] * len(rows))
         return [AskResult(text=t, answer=extract_answer(t), p_yes=float(p), yes_no_mass=float(m), latency_s=0.0,
                           map=mp)
                 for t, p, m, mp in zip(texts, p_yes.tolist(), mass.tolist(), maps)]
 
     def _maps(self, weights: dict[int, torch.Tensor], positions: torch.Tensor, width: int,
-              image_in_prefix: torch.Tensor) -> list[MapResult]:
+              image_in_prefix: torch.Tensor, layouts: Sequence[ImageLayout]) -> list[MapResult]:
         rows = len(positions)
         image_positions = torch.cat([image_in_prefix, torch.zeros(width, dtype=torch.bool)])[None].expand(rows, -1)
         grids = attention_grids(weights, torch.ones(rows, 1, dtype=torch.bool), image_positions, self.maps.heads, "mean")
-        return [map_result(self.session, self.maps, Method.ATTENTION, grids, b, self.layers, [int(positions[b])], [],
+        return [map_result(self.maps, Method.ATTENTION, grids, b, layouts[b], self.layers, [int(positions[b])], [],
                            implementation=f"{IMPLEMENTATION}+prefix_cache") for b in range(rows)]
 
 
@@ -227,7 +260,8 @@ def rows_that_fit(free_bytes: int, text_config, sequence: int, dtype_bytes: int)
     """Suffix rows whose KV cache copy (keys and values, every layer, `sequence` positions)
     and answer-position logits fit in `free_bytes`; `sequence` is an upper bound on prompt
     length (MedGemma's prompts are about 300 tokens)."""
-    kv = 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * text_config.head_dim * sequence
+    head_dim = getattr(text_config, "head_dim", None) or text_config.hidden_size // text_config.num_attention_heads
+    kv = 2 * text_config.num_hidden_layers * text_config.num_key_value_heads * head_dim * sequence
     per_row = (kv + text_config.vocab_size) * dtype_bytes
     return int(free_bytes // per_row)
 

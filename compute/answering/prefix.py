@@ -30,14 +30,16 @@ def right_padded(suffixes: Sequence[torch.Tensor], pad_id: int) -> tuple[torch.T
 
 
 def suffix_pass_inputs(suffix: torch.Tensor, lengths: torch.Tensor, prefix_length: int, cache,
-                       device: torch.device | str = "cpu") -> dict:
+                       device: torch.device | str = "cpu", position_ids: torch.Tensor | None = None) -> dict:
     """Keyword arguments for the model's forward pass over right-padded `suffix` (rows, width)
     against `cache`, which holds `prefix_length` positions per row: the attention mask covers
-    prefix plus suffix, and positions continue after the prefix."""
+    prefix plus suffix, and positions continue after the prefix (or are `position_ids`, (width,)
+    or (..., width) on families whose positions are not the sequence index, as Qwen2.5-VL's)."""
     rows, width = suffix.shape
     suffix_mask = (torch.arange(width)[None] < lengths[:, None]).long()  # (rows, width)
-    positions = prefix_length + torch.arange(width)  # (width,)
+    cache_positions = prefix_length + torch.arange(width)  # (width,)
+    positions = cache_positions if position_ids is None else position_ids.cpu()
     return dict(input_ids=suffix.to(device),
                 attention_mask=torch.cat([torch.ones(rows, prefix_length, dtype=torch.long), suffix_mask], 1).to(device),
-                position_ids=positions[None].expand(rows, -1).to(device), cache_position=positions.to(device),
-                cache=cache)
+                position_ids=positions[..., None, :].expand(*positions.shape[:-1], rows, width).to(device),
+                cache_position=cache_positions.to(device), cache=cache)

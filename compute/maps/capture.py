@@ -13,6 +13,7 @@ read over the image-token positions afterwards.
 from __future__ import annotations
 
 import contextvars
+import sys
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ class RowCapture:
     layers: tuple[int, ...]
     rows: torch.Tensor  # (batch, R) long: query positions per sequence (pad with any valid index)
     prompt_length: int  # only the pass whose query length equals this is captured (not decode steps)
+    base: str = "sdpa"  # the implementation that computes the layer's output, as the model was loaded
     weights: dict[int, torch.Tensor] = field(default_factory=dict)  # layer -> (batch, heads, R, kv) float32
 
     def observe(self, module, query: torch.Tensor, key: torch.Tensor, attention_mask: torch.Tensor | None,
@@ -62,7 +64,18 @@ def _attention_with_capture(module, query, key, value, attention_mask, **kwargs)
     if capture is not None:
         capture.observe(module, query, key, attention_mask, kwargs.get("scaling") or module.head_dim ** -0.5,
                         kwargs.get("softcap"))
-    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+    return _base_forward(module, capture.base if capture else "sdpa")(module, query, key, value, attention_mask,
+                                                                       **kwargs)
+
+
+def _base_forward(module, name: str):
+    """The attention function the layer ran before capture was switched on: the model's own
+    eager function (Gemma-2's, with logit soft-capping, say) or a registered one such as sdpa."""
+    if name == "eager":
+        return sys.modules[type(module).__module__].eager_attention_forward
+    if name in (None, "sdpa", IMPLEMENTATION) or name not in AttentionInterface._global_mapping:
+        return sdpa_attention_forward
+    return AttentionInterface._global_mapping[name]
 
 
 AttentionInterface.register(IMPLEMENTATION, _attention_with_capture)
@@ -82,7 +95,7 @@ def capture_rows(model, layers: Sequence[int], rows: torch.Tensor, prompt_length
     """Within the block, forward passes of `model` record the attention of `rows` in `layers`."""
     key = text_config_key(model)
     previous = model.config.get_text_config()._attn_implementation
-    capture = RowCapture(layers=tuple(layers), rows=rows, prompt_length=prompt_length)
+    capture = RowCapture(layers=tuple(layers), rows=rows, prompt_length=prompt_length, base=previous)
     token = _ACTIVE.set(capture)
     model.set_attn_implementation({key: IMPLEMENTATION})
     try:

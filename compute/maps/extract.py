@@ -11,10 +11,12 @@ import torch
 
 from compute.config import PromptConfig
 from compute.maps.capture import IMPLEMENTATION, capture_rows
-from compute.maps.grid import grid_shape, to_grid
-from compute.maps.layers import parse_layers
+from compute.maps.grid import to_grid
+from compute.maps.layers import decoder_layer_types, parse_layers
+from compute.model.layout import ImageLayout, single_grid
 from compute.maps.positions import pad_rows, query_positions
 from compute.maps.spec import MapResult, MapSpec
+from compute.model.prompts import conversation_images
 from compute.model.yes_no import yes_no_log_odds
 from compute.maps.vision import activation_norm, gradcam, pool_to
 from vocabulary import Heads, Method, Query
@@ -37,12 +39,14 @@ class Prompts:
     offsets: torch.Tensor  # (batch, seq, 2) character offsets into `texts`
     texts: list[str]  # each prompt as the tokenizer saw it (image placeholders expanded)
     questions: list[str]
+    image_sizes: list[tuple[int, int]]  # (height, width) of each sequence's image as given
 
 
 def attention_grids(weights: dict[int, torch.Tensor], valid: torch.Tensor, image_positions: torch.Tensor,
-                    heads: str, rows: str) -> dict[int, torch.Tensor]:
-    """Per layer, (batch, image_tokens) attention onto the image: heads combined by `heads`
-    (mean or max), query rows by `rows` (mean or max, over the valid rows only).
+                    heads: str, rows: str) -> dict[int, list[torch.Tensor]]:
+    """Per layer and sequence, the (image_tokens,) attention onto that sequence's image: heads
+    combined by `heads` (mean or max), query rows by `rows` (mean or max, over the valid rows
+    only). Sequences may hold different numbers of image tokens (dynamic resolution).
     weights[layer]: (batch, heads, R, kv); valid: (batch, R); image_positions: (batch, kv) bool."""
     out = {}
     for layer, w in weights.items():
@@ -52,10 +56,8 @@ def attention_grids(weights: dict[int, torch.Tensor], valid: torch.Tensor, image
             pooled = (per_row * mask).sum(1) / mask.sum(1)  # (batch, kv)
         else:
             pooled = per_row.masked_fill(~mask, float("-inf")).amax(1)
-        counts = image_positions.sum(1)
-        if not (counts == counts[0]).all():
-            raise MapUnavailableError(f"image token counts differ across the batch: {counts.tolist()}")
-        out[layer] = pooled[image_positions.to(pooled.device)].reshape(len(pooled), int(counts[0]))
+        where = image_positions.to(pooled.device)
+        out[layer] = [pooled[b][where[b]] for b in range(len(pooled))]
     return out
 
 
@@ -75,10 +77,10 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
             break
         try:
             if method in (Method.ATTENTION, Method.TOKEN):
-                output, grids, layers, positions = _attention(session, prompts, spec, method, generate)
+                output, grids, layers, positions, layouts = _attention(session, prompts, spec, method, generate)
             else:
                 output = output if output is not None else generate()
-                grids, layers, positions = _vision(session, prompts, spec, method)
+                grids, layers, positions, layouts = _vision(session, prompts, spec, method)
         except MapUnavailableError as error:
             output = output if output is not None else error.output
             for b in pending:
@@ -87,7 +89,7 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
         usable = _usable(grids)
         for b in pending:
             if usable[b]:
-                results[b] = map_result(session, spec, method, grids, b, layers, positions[b], reasons[b])
+                results[b] = map_result(spec, method, grids, b, layouts[b], layers, positions[b], reasons[b])
             else:
                 reasons[b].append(f"{method}: the map is all zero or not finite")
     failed = [b for b in range(batch) if results[b] is None]
@@ -97,13 +99,11 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
     return output if output is not None else generate(), results
 
 
-def _usable(grids: dict[int, torch.Tensor]) -> list[bool]:
+def _usable(grids: dict[int, list[torch.Tensor]]) -> list[bool]:
     """Per sequence: every layer's map is finite with positive mass."""
-    ok = None
-    for g in grids.values():  # (batch, cells)
-        good = torch.isfinite(g).all(1) & (g.sum(1) > 0)
-        ok = good if ok is None else ok & good
-    return ok.tolist()
+    per_layer = list(grids.values())
+    return [all(bool(torch.isfinite(g[b]).all() and g[b].sum() > 0) for g in per_layer)
+            for b in range(len(per_layer[0]))]
 
 
 def _chain_from(method: str) -> list[str]:
@@ -115,9 +115,9 @@ def _chain_from(method: str) -> list[str]:
 
 def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
     model = session.model
-    layers = parse_layers(spec.layers, model.config.get_text_config().layer_types)
+    layers = parse_layers(spec.layers, decoder_layer_types(model.config))
     input_ids = prompts.inputs["input_ids"]
-    image_positions = input_ids == model.config.image_token_id  # (batch, seq)
+    image_positions = session.family.image_positions(input_ids, model.config)  # (batch, seq)
     if method == "token":
         kind, rows_pool = "term", "max"  # a multi-token term: max over its tokens
     else:
@@ -140,9 +140,11 @@ def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
                                   "AttentionInterface, so their attention could not be read", output)
     try:
         grids = attention_grids(weights, valid, image_positions, spec.heads, rows_pool)
-    except MapUnavailableError as error:
+        counts = [len(g) for g in next(iter(grids.values()))]
+        layouts = session.family.layouts(prompts.inputs, session.processor, counts, prompts.image_sizes)
+    except (MapUnavailableError, ValueError) as error:
         raise MapUnavailableError(str(error), output) from None  # keep the generation for the next method
-    return output, grids, layers, positions
+    return output, grids, layers, positions, layouts
 
 
 def _generated_rows(session, prompts: Prompts, output, layers):
@@ -166,26 +168,28 @@ def _generated_rows(session, prompts: Prompts, output, layers):
     extra = sequences.shape[1] - prompt_length
     inputs["input_ids"] = sequences
     inputs["attention_mask"] = keep
-    if "token_type_ids" in inputs:
-        inputs["token_type_ids"] = torch.nn.functional.pad(inputs["token_type_ids"], (0, extra))
+    for key in ("token_type_ids", "mm_token_type_ids"):  # the reply is text, type 0
+        if key in inputs:
+            inputs[key] = torch.nn.functional.pad(inputs[key], (0, extra))
     rows, valid = pad_rows(positions)
     with torch.no_grad(), capture_rows(session.model, layers, rows, sequences.shape[1]) as capture:
         session.model(**inputs)
-    return capture.weights, valid, positions, sequences == session.model.config.image_token_id
+    return capture.weights, valid, positions, session.family.image_positions(sequences, session.model.config)
 
 
 def _vision(session, prompts: Prompts, spec: MapSpec, method: str):
-    model = session.model
-    size = session.processor.image_processor.size
-    shape = grid_shape(int(model.config.mm_tokens_per_image), int(size["width"]) / int(size["height"]))
+    model, family, inputs = session.model, session.family, prompts.inputs
+    counts = family.image_positions(inputs["input_ids"], model.config).sum(1).tolist()
+    token_layouts = family.layouts(inputs, session.processor, counts, prompts.image_sizes)
     if method == Method.GRADCAM:
-        layer, patches = gradcam(model, prompts.inputs, _gradcam_target(session, spec.gradcam_token))
+        layer, patches = gradcam(family, model, inputs, _gradcam_target(session, spec.gradcam_token), token_layouts)
     else:
-        layer, patches = activation_norm(model, prompts.inputs)
-    grid = patches if (method == Method.GRADCAM and spec.gradcam_full_resolution) else pool_to(patches, shape)
-    grids = {layer: grid.flatten(1)}
-    positions = [[prompts.inputs["input_ids"].shape[1] - 1] for _ in prompts.questions]
-    return grids, (layer,), positions
+        layer, patches = activation_norm(family, model, inputs, token_layouts)
+    full = method == Method.GRADCAM and spec.gradcam_full_resolution
+    grids = [p if full else pool_to(p, t.grid) for p, t in zip(patches, token_layouts)]
+    layouts = [single_grid(g.numel(), t.size, tuple(g.shape)) for g, t in zip(grids, token_layouts)]
+    positions = [[inputs["input_ids"].shape[1] - 1] for _ in prompts.questions]
+    return {layer: [g.flatten() for g in grids]}, (layer,), positions, layouts
 
 
 def _gradcam_target(session, token: str | None) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -199,24 +203,24 @@ def _gradcam_target(session, token: str | None) -> Callable[[torch.Tensor], torc
     return lambda logits: logits[:, -1, ids[0]].float()
 
 
-def map_result(session, spec: MapSpec, method: str, grids: dict[int, torch.Tensor], b: int, layers: tuple[int, ...],
-               positions: list[int], reasons: list[str], implementation: str | None = None) -> MapResult:
-    """Sequence `b`'s grids as a MapResult with its provenance. grids[layer]: (batch, cells)."""
-    size = session.processor.image_processor.size
-    image_size = (int(size["height"]), int(size["width"]))
-    n = next(iter(grids.values())).shape[1]
-    shape = grid_shape(n, image_size[1] / image_size[0])
+def map_result(spec: MapSpec, method: str, grids: dict[int, list[torch.Tensor]], b: int, layout: ImageLayout,
+               layers: tuple[int, ...], positions: list[int], reasons: list[str],
+               implementation: str | None = None) -> MapResult:
+    """Sequence `b`'s grids as a MapResult with its provenance. grids[layer][b]: (image_tokens,),
+    laid over the image by `layout`."""
+    shape = layout.grid
     attention = method in (Method.ATTENTION, Method.TOKEN)
     strip = spec.strip_border if attention else 0
-    maps = {layer: to_grid(g[b].cpu().numpy(), shape, strip) for layer, g in grids.items()}
-    unstripped = {layer: to_grid(g[b].cpu().numpy(), shape) for layer, g in grids.items()} if strip else None
+    flat = {layer: layout.to_map(g[b].float().cpu().numpy()).ravel() for layer, g in grids.items()}
+    maps = {layer: to_grid(w, shape, strip) for layer, w in flat.items()}
+    unstripped = {layer: to_grid(w, shape) for layer, w in flat.items()} if strip else None
     return MapResult(
         maps=maps, mean=np.mean(list(maps.values()), axis=0), unstripped=unstripped, grid_shape=shape, method=method,
         requested_method=spec.method, fallback_reason="; ".join(reasons) or None, layers=layers,
         heads=spec.heads if attention else "n/a", query=_query_name(spec, method), query_positions=positions,
         term=spec.term if method == "token" else None, strip_border=strip,
         attn_implementation=implementation or (IMPLEMENTATION if attention else "autograd" if method == Method.GRADCAM else "none"),
-        image_size=image_size)
+        image_size=layout.size)
 
 
 def _query_name(spec: MapSpec, method: str) -> str:
@@ -231,7 +235,8 @@ def map_prompts(session, conversations, inputs, questions: Sequence[str]) -> Pro
     """Take the offsets out of `inputs` (the model does not accept them) and pair them with the
     prompt texts they index into."""
     offsets = inputs.pop("offset_mapping")
-    return Prompts(dict(inputs), offsets.cpu(), session.rendered_prompts(conversations), list(questions))
+    sizes = [(img.height, img.width) for c in conversations for img in conversation_images(c)[:1]]
+    return Prompts(dict(inputs), offsets.cpu(), session.rendered_prompts(conversations), list(questions), sizes)
 
 
 @torch.no_grad()  # not inference_mode: Grad-CAM re-enables autograd on these inputs

@@ -2,22 +2,9 @@
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
-
-def grid_shape(n_tokens: int, aspect: float = 1.0) -> tuple[int, int]:
-    """(rows, columns) for `n_tokens` image tokens laid out row-major. A square count gives a
-    square grid; otherwise the factor pair whose columns/rows ratio is closest to the image's
-    width/height `aspect`."""
-    if n_tokens < 1:
-        raise ValueError(f"no image tokens to lay out (got {n_tokens})")
-    side = math.isqrt(n_tokens)
-    if side * side == n_tokens and aspect == 1.0:
-        return side, side
-    pairs = [(r, n_tokens // r) for r in range(1, n_tokens + 1) if n_tokens % r == 0]
-    return min(pairs, key=lambda rc: abs(math.log((rc[1] / rc[0]) / aspect)))
+from compute.model.layout import grid_shape  # noqa: F401 - re-exported; the layout owns it
 
 
 def to_grid(weights: np.ndarray, shape: tuple[int, int], strip_border: int = 0) -> np.ndarray:

@@ -9,6 +9,13 @@ class LayerSpecError(ValueError):
     pass
 
 
+def decoder_layer_types(config) -> list[str]:
+    """One entry per decoder layer ("full_attention", "sliding_attention"); a decoder whose
+    configuration does not list them (Llama, for one) attends fully in every layer."""
+    text = config.get_text_config()
+    return list(getattr(text, "layer_types", None) or ["full_attention"] * text.num_hidden_layers)
+
+
 def parse_layers(spec: str | Sequence[int], layer_types: Sequence[str]) -> tuple[int, ...]:
     """Resolve a layer selection against the decoder's `layer_types` (one entry per layer).
 

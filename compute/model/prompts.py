@@ -19,8 +19,28 @@ def build_messages(image: Image.Image, question: str, prompt: PromptConfig) -> l
     return messages
 
 
-def expanded_prompt(processor, rendered: str) -> str:
-    """The prompt text the tokenizer actually saw: the processor replaces each image
-    placeholder with the full image-token sequence before tokenizing, and offsets refer to it."""
-    boi = processor.tokenizer.boi_token
-    return rendered.replace(boi, processor.full_image_sequence) if hasattr(processor, "full_image_sequence") else rendered
+def conversation_images(conversation: list[dict[str, Any]]) -> list[Image.Image]:
+    return [item["image"] for message in conversation if isinstance(message["content"], list)
+            for item in message["content"] if item.get("type") == "image"]
+
+
+def image_replacements(processor, images: list[Image.Image], **kwargs) -> list[str]:
+    """The token text each image's placeholder is expanded to, as the processor expands it (its
+    length depends on the image on dynamic-resolution and tiling families). `kwargs`: what the
+    family's image processor must be asked (Family.image_processor_kwargs)."""
+    if not images:
+        return []
+    processed = processor.image_processor(images, return_tensors="pt", **kwargs)
+    return [processor.replace_image_token(processed, image_idx=i) for i in range(len(images))]
+
+
+def expanded_prompts(processor, rendered: list[str], images: list[list[Image.Image]],
+                     replacements: list[list[str]] | None = None, image_kwargs: dict | None = None) -> list[str]:
+    """The prompt texts the tokenizer actually sees: the processor replaces each image
+    placeholder with that image's full token sequence before tokenizing, and offsets refer to
+    it. `replacements`, per prompt, when already known (the engine computes them once per image)."""
+    if replacements is None:
+        replacements = [image_replacements(processor, imgs, **(image_kwargs or {})) for imgs in images]
+    flat = [r for per_prompt in replacements for r in per_prompt]
+    texts, _ = processor.get_text_with_replacements(list(rendered), flat)
+    return texts

@@ -12,7 +12,8 @@ from PIL import Image
 
 from compute.config import DecodeConfig, ModelSpec, PromptConfig
 from compute.data.images import load_image
-from compute.model.prompts import build_messages, expanded_prompt
+from compute.model.families import family_for
+from compute.model.prompts import build_messages, conversation_images, expanded_prompts
 from compute.model.yes_no import yes_no_log_odds, yes_no_token_ids
 
 
@@ -21,7 +22,9 @@ class PromptError(ValueError):
     prompt and the reply would not fit the model's context."""
 
 
-_PLACEHOLDER = Image.new("RGB", (1, 1))  # stands for the image where only the prompt's text is needed
+# Stands for the image where only the prompt's text is needed (on dynamic-resolution families the
+# real image's token count may differ from this one's).
+_PLACEHOLDER = Image.new("RGB", (224, 224), (128, 128, 128))
 
 
 class Session:
@@ -40,6 +43,7 @@ class Session:
         # Held by whatever runs the model: attention capture and Grad-CAM switch the shared model's
         # attention implementation and hooks, so two threads (the Live page's users) take turns.
         self.lock = threading.RLock()
+        self.family = family_for(model.config)  # what this model does differently: image tokens, prompt, vision layer
         self.processor.tokenizer.padding_side = "left"  # generation continues from the right edge
         self.yes_ids, self.no_ids = yes_no_token_ids(processor.tokenizer)
         tokenizer = processor.tokenizer
@@ -120,8 +124,9 @@ class Session:
     def rendered_prompts(self, conversations) -> list[str]:
         """Each prompt's text as the tokenizer sees it: the chat template's output with the
         image placeholder expanded to the full image-token sequence."""
-        rendered = self.processor.apply_chat_template(conversations, add_generation_prompt=True, tokenize=False)
-        return [expanded_prompt(self.processor, t) for t in rendered]
+        rendered = self.family.render(self.processor, conversations)
+        return expanded_prompts(self.processor, rendered, [conversation_images(c) for c in conversations],
+                                image_kwargs=self.family.image_processor_kwargs)
 
     def encode(self, images: Sequence[str | Path | Image.Image], questions: Sequence[str], *,
                prompt: PromptConfig | None = None):
@@ -130,10 +135,7 @@ class Session:
 
     def tokenize(self, conversations, offsets: bool = False):
         """Model inputs for these chats (left-padded; with `offsets`, an `offset_mapping` too)."""
-        inputs = self.processor.apply_chat_template(
-            conversations, add_generation_prompt=True, tokenize=True, return_dict=True,
-            return_tensors="pt", processor_kwargs={"padding": True, "return_offsets_mapping": offsets},
-        ).to(self.device)
+        inputs = self.family.tokenize(self.processor, conversations, offsets=offsets).to(self.device)
         inputs["pixel_values"] = inputs["pixel_values"].to(self.dtype)
         return inputs
 
