@@ -36,7 +36,8 @@ def checkpoints(tmp_path_factory):
 def images():
     """Random-texture images of three sizes: the square one and two that tile or resize differently."""
     rng = np.random.default_rng(3)
-    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((64, 64), (60, 120), (90, 70))]
+    sizes = ((64, 64), (60, 120), (90, 70))
+    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in sizes]
 
 
 def _eager_maps(path, session, images, questions):
@@ -124,7 +125,8 @@ def test_a_short_phrasing_study_runs_with_maps(tmp_path, family):
     assert main(["run", "--model", str(model), "--manifest", str(manifest), "--study", "phrasing", "--variants", "3",
                  "--db", str(db), "--run", family, "--quiet"]) == 0
     with duckdb.connect(str(db), read_only=True) as con:
-        status = con.execute("SELECT status, count(*) FROM predictions WHERE run_id = ? GROUP BY 1", [family]).fetchall()
+        status = con.execute("SELECT status, count(*) FROM predictions WHERE run_id = ? GROUP BY 1",
+                             [family]).fetchall()
         maps = con.execute("SELECT count(*), min(method), max(method) FROM attention_maps WHERE run_id = ?",
                            [family]).fetchone()
         changes = con.execute("SELECT count(*) FROM attention_changes WHERE run_id = ?", [family]).fetchone()[0]

@@ -142,7 +142,8 @@ class PrefixSharedEngine:
     def _pixels(self, group: Group) -> _Pixels:
         image = load_image(group.image)
         processor = self.session.processor
-        inputs = processor.image_processor(images=[image], return_tensors="pt", **self.session.family.image_processor_kwargs)
+        family = self.session.family
+        inputs = processor.image_processor(images=[image], return_tensors="pt", **family.image_processor_kwargs)
         return _Pixels(image, dict(inputs), processor.replace_image_token(inputs, image_idx=0))
 
     def _ask_images(self, groups: Sequence[Group], prepared: Sequence[_Pixels]) -> list[list[AskResult]]:
@@ -251,7 +252,8 @@ class PrefixSharedEngine:
               image_in_prefix: torch.Tensor, layouts: Sequence[ImageLayout]) -> list[MapResult]:
         rows = len(positions)
         image_positions = torch.cat([image_in_prefix, torch.zeros(width, dtype=torch.bool)])[None].expand(rows, -1)
-        grids = attention_grids(weights, torch.ones(rows, 1, dtype=torch.bool), image_positions, self.maps.heads, "mean")
+        one_row = torch.ones(rows, 1, dtype=torch.bool)
+        grids = attention_grids(weights, one_row, image_positions, self.maps.heads, "mean")
         return [map_result(self.maps, Method.ATTENTION, grids, b, layouts[b], self.layers, [int(positions[b])], [],
                            implementation=f"{IMPLEMENTATION}+prefix_cache") for b in range(rows)]
 

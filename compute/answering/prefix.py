@@ -39,7 +39,7 @@ def suffix_pass_inputs(suffix: torch.Tensor, lengths: torch.Tensor, prefix_lengt
     suffix_mask = (torch.arange(width)[None] < lengths[:, None]).long()  # (rows, width)
     cache_positions = prefix_length + torch.arange(width)  # (width,)
     positions = cache_positions if position_ids is None else position_ids.cpu()
-    return dict(input_ids=suffix.to(device),
-                attention_mask=torch.cat([torch.ones(rows, prefix_length, dtype=torch.long), suffix_mask], 1).to(device),
+    mask = torch.cat([torch.ones(rows, prefix_length, dtype=torch.long), suffix_mask], 1)
+    return dict(input_ids=suffix.to(device), attention_mask=mask.to(device),
                 position_ids=positions[..., None, :].expand(*positions.shape[:-1], rows, width).to(device),
                 cache_position=cache_positions.to(device), cache=cache)

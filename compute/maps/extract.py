@@ -219,8 +219,14 @@ def map_result(spec: MapSpec, method: str, grids: dict[int, list[torch.Tensor]],
         requested_method=spec.method, fallback_reason="; ".join(reasons) or None, layers=layers,
         heads=spec.heads if attention else "n/a", query=_query_name(spec, method), query_positions=positions,
         term=spec.term if method == "token" else None, strip_border=strip,
-        attn_implementation=implementation or (IMPLEMENTATION if attention else "autograd" if method == Method.GRADCAM else "none"),
+        attn_implementation=implementation or _implementation(method),
         image_size=layout.size)
+
+
+def _implementation(method: str) -> str:
+    if method in (Method.ATTENTION, Method.TOKEN):
+        return IMPLEMENTATION
+    return "autograd" if method == Method.GRADCAM else "none"
 
 
 def _query_name(spec: MapSpec, method: str) -> str:

@@ -53,7 +53,8 @@ class Idefics3(Family):
             layout = (ImageLayout((tile,), (px, px)) if rows == 0
                       else tiled_layout(rows, cols, tile, (rows * px, cols * px), whole_last=True))
             if layout.n_tokens != n:
-                raise ValueError(f"{n} image tokens do not fit {rows}x{cols} tiles of {tile.n_tokens} plus the global one")
+                raise ValueError(f"{n} image tokens do not fit {rows}x{cols} tiles of {tile.n_tokens} "
+                                 "plus the global one")
             out.append(layout)
         return out
 
