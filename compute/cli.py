@@ -8,12 +8,15 @@ import sys
 import traceback
 from pathlib import Path
 
+from compute.cli_compare import add_compare_parser, run_compare
 from compute.cli_dataset import add_dataset_parser, run_dataset
 from compute.cli_options import add_options, bounded_int, build
 from compute.config import AnswerConfig, DecodeConfig, MapConfig, ModelSpec, PromptConfig, RunConfig, VariantConfig
 from compute.data.limits import ImageLimits
 from compute.data.validate import INT32_MAX
 from compute.demo.synth.config import SynthConfig
+from compute.demo.tiny import SUMMARIES as TINY_SUMMARIES
+from compute.demo.tiny import TINY_FAMILIES
 
 EXIT_USAGE = 2
 EXIT_NOTHING_ANSWERED = 1
@@ -160,6 +163,18 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--profile", type=Path, default=None, metavar="DIR",
                      help="also profile one pass of the engine (8 images) and write operators.txt and python.txt here")
 
+    tiny = sub.add_parser(
+        "tiny-model", help="build a tiny random-weight checkpoint of a model family (for tests; no download)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Write a tiny random-weight checkpoint of one model family, built from its transformers "
+                    "config classes with the project's tokenizer and the family's processor, saved with "
+                    "save_pretrained. `compute run --model DIR` takes it like any checkpoint; its answers "
+                    "mean nothing.\n\nfamilies:\n" + "\n".join(f"  {name:<12} {text}" for name, text in TINY_SUMMARIES.items()))
+    tiny.add_argument("--family", required=True, choices=TINY_FAMILIES, metavar="NAME",
+                      help=f"one of: {', '.join(TINY_FAMILIES)}")
+    tiny.add_argument("--out", type=Path, required=True, help="folder to write the checkpoint to")
+    tiny.add_argument("--seed", type=int, default=0, help="seed of the random weights (default 0)")
+
     merge = sub.add_parser("merge", help="merge the part stores of a multi-process run into its store",
                            description="A run launched on several processes (accelerate launch or torchrun) writes "
                                        "one part store per rank next to --db and merges them when all ranks finish. "
@@ -177,6 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     faith.add_argument("--n", type=positive_int, default=6, help="images per condition (default: 6)")
     faith.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataset_parser(sub)
+    add_compare_parser(sub)
     return parser
 
 
@@ -185,7 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     handler = {"run": _run, "synth": _synth, "demo-model": _demo_model, "demo-eval": _demo_eval,
                "demo-faithfulness": _demo_faithfulness, "import-results": _import_results,
                "report": _report, "bench": _bench, "gpu-bench": _gpu_bench,
-               "merge": _merge, "dataset": run_dataset}[args.command]
+               "merge": _merge, "dataset": run_dataset, "tiny-model": _tiny_model,
+               "compare": run_compare}[args.command]
     try:
         return handler(args)
     except Exception as exc:  # noqa: BLE001 - the last resort: one line for the user, the trace on request
@@ -250,6 +267,14 @@ def _demo_model(args: argparse.Namespace) -> int:
         report = train_and_document(out, TrainConfig(seed=args.seed), progress=not args.quiet)
         print(report.table())
     print(f"wrote {out}")
+    return 0
+
+
+def _tiny_model(args: argparse.Namespace) -> int:
+    from compute.demo.tiny import build_tiny
+
+    out = build_tiny(args.family, args.out, args.seed)
+    print(f"wrote a tiny random-weight {args.family} checkpoint to {out}")
     return 0
 
 

@@ -12,6 +12,7 @@ from compute.metrics.attention_change import by_change_type, change_tests
 from compute.metrics.phrasing import accuracy_by
 from compute.metrics.regions import body_cells
 from compute.reports import ReportError, overall_accuracy, phrasing_report, with_accuracy
+from compute.reports.compare import CompareError, RunTables, align, compare_report, map_similarity
 
 if TYPE_CHECKING:  # these need torch: imported inside the functions below, when a model is used
     from PIL import Image
@@ -20,6 +21,7 @@ if TYPE_CHECKING:  # these need torch: imported inside the functions below, when
     from compute.model.session import Session
 
 __all__ = [
+    "CompareError", "RunTables", "align", "compare_report", "map_similarity",
     # reports over a stored run (pure)
     "ReportError", "accuracy_by", "by_change_type", "change_tests", "overall_accuracy", "phrasing_report",
     "with_accuracy",

@@ -22,6 +22,7 @@ pages = [
     st.Page("views/phrasing.py", title="Phrasing strategies", url_path="phrasing"),
     st.Page("views/attention.py", title="Attention", url_path="attention"),
     st.Page("views/attention_changes.py", title="Attention changes", url_path="attention-changes"),
+    st.Page("views/compare.py", title="Compare runs", url_path="compare"),
     st.Page("views/live.py", title="Live inference", url_path="live"),
 ]
 navigation = st.navigation(pages)

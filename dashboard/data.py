@@ -143,3 +143,15 @@ def item_map(db: StoreFile, run_id: str, item_id: str, method: str, layer: int):
 @cached
 def change_difference(db: StoreFile, run_id: str, item_id: str, method: str):
     return queries.change_difference(db.path, run_id, item_id, method)
+
+
+@cached
+def compare_rows(db: StoreFile, run_id: str) -> pd.DataFrame:
+    """A run's answered items with their image sha256, image id and question: what pairs runs."""
+    return queries.compare_rows(db.path, run_id)
+
+
+@cached
+def summary_maps(db: StoreFile, run_id: str, method: str = "attention", item_id: str | None = None) -> pd.DataFrame:
+    """Each item's summary map of `method` (mean over layers, else its lowest layer)."""
+    return queries.summary_maps(db.path, run_id, method, item_id)

@@ -303,3 +303,49 @@ def require_run(db_path: str | Path, run_id: str) -> None:
     shown = ", ".join(repr(r) for r in runs[:10]) + (", ..." if len(runs) > 10 else "")
     raise RunNotFoundError(f"no run named {run_id!r} in {db_path}; "
                            + (f"its runs: {shown}" if runs else "it holds no runs"))
+
+
+_COMPARE_COLUMNS = ["item_id", "row_number", "image_sha256", "image_id", "question", "ground_truth", "condition",
+                    "answer", "correct", "p_yes", "group_id", "variant_index", "strategy", "strategy_category",
+                    "baseline_question"]
+
+
+def compare_rows(db_path: str | Path, run_id: str) -> pd.DataFrame:
+    """Answered items of a run, in manifest order, with what identifies an item across runs:
+    the sha256 of the image bytes the model was shown (image_sha256; NULL for imported runs,
+    which read no image, and for runs stored before schema 4), the image id and the question
+    text; and the outcome and variant-group columns (NULL before schema 3)."""
+    with _open(db_path) as con:
+        version = current_version(con)
+        if version < 1:
+            return pd.DataFrame(columns=_COMPARE_COLUMNS)
+        sha = ("(SELECT f.sha256 FROM image_files f WHERE f.image_key = d.image_key)" if version >= 4
+               else "NULL::VARCHAR")
+        grouped = ("d.strategy_category, d.baseline_question" if version >= 3
+                   else "NULL::VARCHAR AS strategy_category, NULL::VARCHAR AS baseline_question")
+        return con.execute(f"""
+            SELECT d.item_id, d.row_number, {sha} AS image_sha256, d.image_id, d.question, d.ground_truth,
+                   d.condition, d.answer, d.correct, d.p_yes, d.group_id, d.variant_index, d.strategy, {grouped}
+            FROM prediction_details d
+            WHERE d.run_id = ? AND d.status = 'ok'
+            ORDER BY d.row_number, d.item_id
+        """, [run_id]).df()
+
+
+def summary_maps(db_path: str | Path, run_id: str, method: str = "attention",
+                 item_id: str | None = None) -> pd.DataFrame:
+    """Per answered item of a run with a map of `method` (or only `item_id`): its summary map,
+    the mean over layers (stored as layer MEAN_LAYER) or else its lowest layer; columns
+    item_id, layer, grid_rows, grid_cols, grid (row-major), image_height, image_width."""
+    columns = ["item_id", "layer", "grid_rows", "grid_cols", "grid", "image_height", "image_width"]
+    with _open(db_path) as con:
+        if current_version(con) < 2:
+            return pd.DataFrame(columns=columns)
+        return con.execute("""
+            SELECT m.item_id, m.layer, m.grid_rows, m.grid_cols, m.grid, m.image_height, m.image_width
+            FROM attention_maps m JOIN predictions p ON p.run_id = m.run_id AND p.item_id = m.item_id
+            WHERE m.run_id = ? AND m.method = ? AND p.status = 'ok' AND (? IS NULL OR m.item_id = ?)
+              AND m.layer = (SELECT CASE WHEN bool_or(x.layer = ?) THEN ? ELSE min(x.layer) END FROM attention_maps x
+                             WHERE x.run_id = m.run_id AND x.item_id = m.item_id AND x.method = m.method)
+            ORDER BY p.row_number, m.item_id
+        """, [run_id, method, item_id, item_id, MEAN_LAYER, MEAN_LAYER]).df()

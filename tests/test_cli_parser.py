@@ -71,6 +71,9 @@ EXPECTED_DEFAULTS = {
     "merge": {("--db",): None, ("--run",): None, ("--world",): None},
     "demo-faithfulness": {("--model",): "models/demo", ("--n",): 6, ("--quiet",): False},
     "dataset": {("format",): None},  # one subcommand per format: tests/test_dataset_cli.py checks them
+    "tiny-model": {("--family",): None, ("--out",): None, ("--seed",): 0},
+    "compare": {("--db",): None, ("--runs",): None, ("--format",): "md", ("--method",): "attention",
+                ("--out",): None},
 }
 
 EXPECTED_REQUIRED = {
@@ -80,6 +83,8 @@ EXPECTED_REQUIRED = {
     "import-results": {"file", "--db", "--run"},
     "report": {"--db", "--run"},
     "merge": {"--world", "--db", "--run"},
+    "tiny-model": {"--family", "--out"},
+    "compare": {"--db", "--runs"},
 }
 
 EXPECTED_CHOICES = {
@@ -87,6 +92,8 @@ EXPECTED_CHOICES = {
             "--heads": ("mean", "max"), "--study": ("baseline", "phrasing"),
             "--answerer": ("auto", "generate", "prefix-shared")},
     "report": {"--format": ("json", "md")},
+    "tiny-model": {"--family": ("gemma3", "paligemma", "qwen2_5_vl", "llava", "idefics3", "internvl")},
+    "compare": {"--format": ("md", "json")},
     "dataset": {"format": ("mimic-cxr-jpg", "chexpert", "medical-cxr-vqa", "mimic-cxr-vqa", "vqa-rad", "slake",
                            "nih-cxr14", "vindr-cxr", "dicom", "table")},
 }
@@ -108,6 +115,8 @@ EXPECTED_TYPES = {
     "merge": {"--db": Path, "--world": POSITIVE},
     "demo-faithfulness": {"--n": POSITIVE},
     "dataset": {},
+    "tiny-model": {"--out": Path, "--seed": int},
+    "compare": {"--db": Path, "--out": Path},
 }
 
 RUN_ARGS = ["run", "--model", "m", "--manifest", "x.jsonl", "--db", "d.duckdb", "--run", "r"]
