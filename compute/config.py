@@ -25,7 +25,11 @@ class ModelSpec:
         "choices": ("bf16", "fp16", "fp32"),  # compute.model.loading.DTYPE_CHOICES, which imports torch
         "help": "weight and activation dtype (default: bf16 on CUDA, fp32 on CPU)"})
     trust_remote_code: bool = field(default=False, metadata={
-        "help": "allow model code from the checkpoint to run (off by default; Gemma-3 does not need it)"})
+        "help": "allow model code from the checkpoint to run (off by default; no supported family needs it)"})
+    device_map: str | None = field(default=None, metadata={
+        "choices": ("auto",),
+        "help": "auto: spread the model over this machine's GPUs through accelerate (a model bigger than one "
+                "GPU, such as MedGemma 27B in bf16); instead of --device"})
 
 
 @dataclass(frozen=True)

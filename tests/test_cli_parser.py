@@ -28,6 +28,7 @@ EXPECTED_DEFAULTS = {
         ("--device",): None,
         ("--dtype",): None,
         ("--trust-remote-code",): False,
+        ("--device-map",): None,
         ("--instruction",): "Answer yes or no.",
         ("--system-prompt",): None,
         ("--max-new-tokens",): 32,
@@ -88,7 +89,7 @@ EXPECTED_REQUIRED = {
 }
 
 EXPECTED_CHOICES = {
-    "run": {"--dtype": ("bf16", "fp16", "fp32"), "--query": ("answer", "question", "generated"),
+    "run": {"--dtype": ("bf16", "fp16", "fp32"), "--device-map": ("auto",), "--query": ("answer", "question", "generated"),
             "--heads": ("mean", "max"), "--study": ("baseline", "phrasing"),
             "--answerer": ("auto", "generate", "prefix-shared")},
     "report": {"--format": ("json", "md")},
@@ -277,3 +278,8 @@ def test_missing_required_options_are_all_named():
 def test_a_value_the_config_refuses_is_one_line_and_exit_code_2(share, capsys):
     assert main(RUN_ARGS + ["--max-failure-share", share]) == 2
     assert capsys.readouterr().err.strip().startswith("error: max_failure_share must be in (0, 1], got ")
+
+
+def test_device_map_reaches_the_model_spec():
+    args = build_parser().parse_args(RUN_ARGS + ["--device-map", "auto"])
+    assert build(RunConfig, args).model == ModelSpec("m", device_map="auto")

@@ -1,6 +1,6 @@
 """Determinism and scale-out. The same configuration twice gives bit-identical results; two
-processes under a real launcher (torchrun, which sets RANK and WORLD_SIZE as accelerate launch
-does) give the store one process writes: same items and answers, P(yes) and maps within 1e-6
+processes under a real launcher (torchrun, and accelerate launch with 2 CPU processes; both set
+RANK and WORLD_SIZE) give the store one process writes: same items and answers, P(yes) and maps within 1e-6
 (float32 rounding of other batch shapes), no duplicates, one completed run."""
 
 import os
@@ -31,16 +31,26 @@ def _rows(db):
     return predictions, maps, changes, runs
 
 
+LAUNCHERS = {
+    "torchrun": [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29611"],
+    # accelerate's own launcher, no config file. Its --cpu runs one process (several need MPI), and
+    # --multi_gpu is its torch.distributed launcher, which runs CPU processes on a machine without GPUs.
+    "accelerate": [sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+                   "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+                   "--main_process_port", "29612"],
+}
+
+
 @pytest.mark.slow
-def test_two_processes_match_one(tmp_path):
+@pytest.mark.parametrize("launcher", sorted(LAUNCHERS))
+def test_two_processes_match_one(tmp_path, launcher):
     manifest = generate_dataset(SynthConfig(n=3, seed=9, size=128, dicom_fraction=0.0), tmp_path / "synth",
                                 progress=False)
     args = ["run", "--model", "models/demo", "--manifest", str(manifest), "--run-name", "s", "--study", "phrasing",
             "--variants", "3", "--quiet"]
     assert main([*args, "--db", str(tmp_path / "one.duckdb")]) == 0
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
-    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
-                               "--master_port", "29611", "-m", "compute", *args, "--db", str(tmp_path / "two.duckdb")],
+    launched = subprocess.run([*LAUNCHERS[launcher], "-m", "compute", *args, "--db", str(tmp_path / "two.duckdb")],
                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert launched.returncode == 0, launched.stderr[-2000:]
     assert "merged 2 parts" in launched.stdout + launched.stderr

@@ -10,7 +10,9 @@ from urllib.parse import urlparse
 import torch
 
 from compute.config import DecodeConfig, ModelSpec, PromptConfig
+from compute.model.families import UnsupportedModelError
 from compute.model.provenance import hub_revision, weights_fingerprint
+from compute.model.remote_code import CONVERTED, checkpoint_problem, read_config
 
 DTYPES = {"bf16": torch.bfloat16, "bfloat16": torch.bfloat16, "fp16": torch.float16, "float16": torch.float16,
           "fp32": torch.float32, "float32": torch.float32}
@@ -21,10 +23,28 @@ class ModelNotAvailableError(RuntimeError):
     """The weights are neither a local folder nor reachable on the hub."""
 
 
-def resolve_device(device: str | None) -> torch.device:
+class UnsupportedCheckpointError(ModelNotAvailableError):
+    """The checkpoint is of no supported family, or would run its own code without leave."""
+
+
+def _require_accelerate() -> None:
+    try:
+        import accelerate  # noqa: F401
+    except ImportError:
+        raise ModelNotAvailableError("--device-map needs accelerate: pip install -r requirements.txt "
+                                     "(it pins accelerate)") from None
+
+
+def resolve_device(device: str | None, cuda: bool | None = None, local_rank: str | None = None) -> torch.device:
+    """`device` as given; else CUDA when there is one (under a launcher, the GPU of this process's
+    LOCAL_RANK, so that each process of `accelerate launch` or torchrun gets its own), else CPU."""
     if device:
         return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    local_rank = os.environ.get("LOCAL_RANK") if local_rank is None else local_rank
+    if not cuda:
+        return torch.device("cpu")
+    return torch.device(f"cuda:{int(local_rank)}") if local_rank and local_rank.isdigit() else torch.device("cuda")
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -99,14 +119,23 @@ def load_model_config(name_or_path: str, trust_remote_code: bool = False):
 
 def load_model(name_or_path: str, device: str | None = None, dtype: str | None = None, *,
                prompt: PromptConfig | None = None, decode: DecodeConfig | None = None,
-               trust_remote_code: bool = False, attn_implementation: str | None = None):
+               trust_remote_code: bool = False, attn_implementation: str | None = None,
+               device_map: str | dict | None = None, offload_folder: str | Path | None = None):
     """Load processor and model through AutoProcessor / AutoModelForImageTextToText and
-    return a Session. bf16 on CUDA and fp32 on CPU unless `dtype` says otherwise."""
-    from transformers import AutoModelForImageTextToText, AutoProcessor
+    return a Session. bf16 on CUDA and fp32 on CPU unless `dtype` says otherwise.
+    `device_map` ("auto", or a {module: device} dict): accelerate places the weights over this
+    machine's GPUs (then CPU, then `offload_folder` on disk) and moves activations between them."""
+    from transformers import AutoConfig, AutoModelForImageTextToText
 
+    from compute.model.families import family_for, supported_model_types
     from compute.model.session import Session
 
-    spec = ModelSpec(name_or_path, device, dtype, trust_remote_code)
+    spec = ModelSpec(name_or_path, device, dtype, trust_remote_code,
+                     device_map if device_map is None or isinstance(device_map, str) else "custom")
+    if device_map is not None and device is not None:
+        raise ValueError("give --device or --device-map, not both: a device map places every layer itself")
+    if device_map is not None:
+        _require_accelerate()
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     local = Path(name_or_path).expanduser()
@@ -118,19 +147,37 @@ def load_model(name_or_path: str, device: str | None = None, dtype: str | None =
     cache_only = not local.is_dir() and (_hub_offline() or not _hub_reachable())
     if cache_only and folder is None:
         raise _not_available(name_or_path, None)
+    raw = read_config(folder) if folder else None
+    problem = checkpoint_problem(raw, name_or_path, supported_model_types(), trust_remote_code) if raw else None
+    if problem:
+        raise UnsupportedCheckpointError(problem)
     try:
-        processor = AutoProcessor.from_pretrained(name_or_path, trust_remote_code=trust_remote_code,
-                                                  local_files_only=cache_only)
+        config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code,
+                                            local_files_only=cache_only)
+        family = family_for(config)
+        processor = family.load_processor(name_or_path, trust_remote_code=trust_remote_code,
+                                          local_files_only=cache_only)
+        placement = {"device_map": device_map, "offload_folder": offload_folder} if device_map else {}
         model = AutoModelForImageTextToText.from_pretrained(
             name_or_path, dtype=torch_dtype, trust_remote_code=trust_remote_code,
             attn_implementation=attn_implementation, local_files_only=cache_only,
-            use_safetensors=True)  # never unpickle a checkpoint
+            use_safetensors=True, **placement)  # never unpickle a checkpoint
+    except UnsupportedModelError as exc:
+        raise UnsupportedCheckpointError(f"{name_or_path}: {exc}") from exc
     except (OSError, ValueError) as exc:
+        if "trust_remote_code" in str(exc) and not trust_remote_code:  # a hub checkpoint's auto_map, found on download
+            raise UnsupportedCheckpointError(f"{name_or_path}: the checkpoint asks to run its own Python code, which "
+                                             f"is never run silently; read it, then pass --trust-remote-code; or "
+                                             f"{CONVERTED}") from exc
         if local.is_dir():
             reason = str(exc).splitlines()[0][:300]
             raise ModelNotAvailableError(f"{name_or_path}: cannot load this model folder ({reason})") from exc
         raise _not_available(name_or_path, exc) from exc
-    model.to(torch_device).eval()
+    if device_map is None:
+        model.to(torch_device)
+    else:  # inputs go where the embeddings are; accelerate moves activations between the layers
+        torch_device = model.get_input_embeddings().weight.device
+    model.eval()
     folder = folder or _local_folder(name_or_path)  # a first download has just filled the cache
     return Session(
         model=model, processor=processor, spec=spec, device=torch_device, dtype=torch_dtype,

@@ -135,7 +135,8 @@ def _items(config: RunConfig, log: Callable[[str], None]) -> tuple[Manifest, lis
 def _load(config: RunConfig) -> Session:
     check_options(config, load_model_config(config.model.name_or_path, config.model.trust_remote_code))
     return load_model(config.model.name_or_path, config.model.device, config.model.dtype, prompt=config.prompt,
-                      decode=config.decode, trust_remote_code=config.model.trust_remote_code)
+                      decode=config.decode, trust_remote_code=config.model.trust_remote_code,
+                      device_map=config.model.device_map)
 
 
 def _answer_all(config: RunConfig, session: Session, writer: StoreWriter, manifest: Manifest,

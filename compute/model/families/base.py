@@ -34,6 +34,28 @@ class Family:
     # (Idefics3's tile rows and columns).
     image_processor_kwargs: dict = {}
 
+    def load_processor(self, name_or_path: str, **kwargs):
+        """The checkpoint's processor (AutoProcessor), with the loading options `kwargs`."""
+        from transformers import AutoProcessor
+        return AutoProcessor.from_pretrained(name_or_path, **kwargs)
+
+    def load_image_only_processor(self, name_or_path: str, build, **kwargs):
+        """The checkpoint's processor; where it cannot be built because its video processor needs
+        torchvision (Qwen2.5-VL and InternVL in transformers 5.24, which the project keeps out),
+        `build(image_processor, tokenizer, processor_dict)` makes the same image path without one."""
+        try:
+            return Family.load_processor(self, name_or_path, **kwargs)
+        except (OSError, ImportError, AttributeError, ValueError) as exc:
+            failure = exc
+        from transformers import AutoImageProcessor, AutoTokenizer
+        from transformers.processing_utils import ProcessorMixin
+        try:
+            processor_dict, _ = ProcessorMixin.get_processor_dict(name_or_path, **kwargs)
+            return build(AutoImageProcessor.from_pretrained(name_or_path, **kwargs),
+                         AutoTokenizer.from_pretrained(name_or_path, **kwargs), processor_dict)
+        except Exception:  # noqa: BLE001 - the processor's own failure is the one to report
+            raise failure from None
+
     # --- the image tokens in the sequence --------------------------------------------------------
     def image_token_id(self, config) -> int:
         return int(config.image_token_id)

@@ -21,6 +21,15 @@ class InternVL(Family):
     leading_vision_tokens = 1  # CLS
     vision_layer_pattern = r".*vision_tower.*encoder\.layer\.(\d+)"
 
+    def load_processor(self, name_or_path: str, **kwargs):
+        from transformers import QianfanOCRProcessor  # InternVL's image path: <img> + tiles x N context + </img>
+
+        return self.load_image_only_processor(
+            name_or_path, lambda image, tokenizer, d: QianfanOCRProcessor(
+                image_processor=image, tokenizer=tokenizer, chat_template=d.get("chat_template"),
+                image_seq_length=int(d.get("image_seq_length", 256)),
+                image_placeholder_token=tokenizer.context_image_token), **kwargs)
+
     def layouts(self, inputs, processor, counts, image_sizes):
         per_tile = int(processor.image_seq_length)
         side = math.isqrt(per_tile)

@@ -23,6 +23,13 @@ class Qwen2_5_VL(Family):
     model_types = ("qwen2_5_vl",)
     vision_layer_pattern = r".*visual\.blocks\.(\d+)"
 
+    def load_processor(self, name_or_path: str, **kwargs):
+        from transformers import PaddleOCRVLProcessor  # Qwen's image path: <|image_pad|> x grid_thw.prod() / merge²
+
+        return self.load_image_only_processor(
+            name_or_path, lambda image, tokenizer, d: PaddleOCRVLProcessor(
+                image_processor=image, tokenizer=tokenizer, chat_template=d.get("chat_template")), **kwargs)
+
     def _merge(self, processor) -> int:
         return int(processor.image_processor.merge_size)
 
