@@ -151,8 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
     bench.add_argument("--images", type=positive_int, default=20, help="images (default: 20)")
     bench.add_argument("--variants", type=positive_int, default=10, help="rewrites per question (default: 10)")
 
-    gpu = sub.add_parser("gpu-bench", help="the 600-variant workload at MedGemma 4B's shapes (random weights)",
-                         description="Builds a random-weight model with MedGemma 4B's exact configuration on the "
+    gpu = sub.add_parser("gpu-bench", help="the 600-variant workload at MedGemma 4B's (or Qwen2.5-VL 7B's) shapes",
+                         description="Builds a random-weight model with MedGemma 4B's (--family qwen2_5_vl: "
+                                     "Qwen2.5-VL 7B's) exact configuration on the "
                                      "device (bf16 on CUDA; no download), runs 63 images x ~9.5 variants through the "
                                      "engine with maps from 4 layers, and the original protocol on a small subset; "
                                      "prints variants/s, seconds and peak GPU memory, and writes them as JSON.")
@@ -162,6 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
     gpu.add_argument("--json", type=Path, default=None, help="also write the figures here as JSON")
     gpu.add_argument("--profile", type=Path, default=None, metavar="DIR",
                      help="also profile one pass of the engine (8 images) and write operators.txt and python.txt here")
+    gpu.add_argument("--family", choices=("gemma3", "qwen2_5_vl"), default="gemma3",
+                     help="whose shapes: gemma3 (MedGemma 4B, the default) or qwen2_5_vl (Qwen2.5-VL 7B)")
 
     tiny = sub.add_parser(
         "tiny-model", help="build a tiny random-weight checkpoint of a model family (for tests; no download)",
@@ -169,7 +172,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Write a tiny random-weight checkpoint of one model family, built from its transformers "
                     "config classes with the project's tokenizer and the family's processor, saved with "
                     "save_pretrained. `compute run --model DIR` takes it like any checkpoint; its answers "
-                    "mean nothing.\n\nfamilies:\n" + "\n".join(f"  {name:<12} {text}" for name, text in TINY_SUMMARIES.items()))
+                    "mean nothing.\n\nfamilies:\n"
+                    + "\n".join(f"  {name:<12} {text}" for name, text in TINY_SUMMARIES.items()))
     tiny.add_argument("--family", required=True, choices=TINY_FAMILIES, metavar="NAME",
                       help=f"one of: {', '.join(TINY_FAMILIES)}")
     tiny.add_argument("--out", type=Path, required=True, help="folder to write the checkpoint to")
@@ -379,7 +383,7 @@ def _gpu_bench(args: argparse.Namespace) -> int:
 
     from compute.benchmarks.gpu_bench import run_gpu_bench, save
 
-    result = run_gpu_bench(args.device, args.tiny, args.images, profile=args.profile)
+    result = run_gpu_bench(args.device, args.tiny, args.images, profile=args.profile, family=args.family)
     print(json.dumps(asdict(result), indent=1))
     if args.json:
         save(result, args.json)

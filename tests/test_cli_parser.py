@@ -68,7 +68,7 @@ EXPECTED_DEFAULTS = {
     "report": {("--db",): None, ("--run",): None, ("--format",): "md", ("--out",): None},
     "bench": {("--model",): "models/demo", ("--images",): 20, ("--variants",): 10},
     "gpu-bench": {("--device",): "cuda", ("--tiny",): False, ("--images",): 63, ("--json",): None,
-                  ("--profile",): None},
+                  ("--profile",): None, ("--family",): "gemma3"},
     "merge": {("--db",): None, ("--run",): None, ("--world",): None},
     "demo-faithfulness": {("--model",): "models/demo", ("--n",): 6, ("--quiet",): False},
     "dataset": {("format",): None},  # one subcommand per format: tests/test_dataset_cli.py checks them
@@ -95,6 +95,7 @@ EXPECTED_CHOICES = {
     "report": {"--format": ("json", "md")},
     "tiny-model": {"--family": ("gemma3", "paligemma", "qwen2_5_vl", "llava", "idefics3", "internvl")},
     "compare": {"--format": ("md", "json")},
+    "gpu-bench": {"--family": ("gemma3", "qwen2_5_vl")},
     "dataset": {"format": ("mimic-cxr-jpg", "chexpert", "medical-cxr-vqa", "mimic-cxr-vqa", "vqa-rad", "slake",
                            "nih-cxr14", "vindr-cxr", "dicom", "table")},
 }

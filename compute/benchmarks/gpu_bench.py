@@ -21,6 +21,15 @@ reply costs (a trained model adds at least <end_of_turn>), so the speed-up is a 
 On CUDA it also checks the out-of-memory back-off for real: it caps the process's GPU memory
 at half of what one 512-row batch needs, runs that batch, and compares with the uncapped
 results (`backoff`).
+
+`family="qwen2_5_vl"` runs the same workload at Qwen2.5-VL-7B-Instruct's shapes instead (its
+config.json: a 32-block windowed ViT, hidden 1280, full attention in blocks 7/15/23/31; a
+28-layer decoder, hidden 3584, 28 heads, 4 KV heads, mRoPE [16, 24, 24], vocab 152064), built
+in bf16 on the device. Its processor is the tiny Qwen model's (compute/demo/tiny/qwen2_5_vl.py:
+the project's tokenizer with Qwen's special tokens, PaddleOCRVLProcessor as the image-only
+processor), with min_pixels = max_pixels = 448², so the 448-px images give 32 x 32 patches and
+16 x 16 = 256 image tokens, as many as MedGemma's. The vocabulary is padded to 152064 (the
+tokenizer is small; the embeddings past it are never used), and the yes/no trick is the same.
 """
 
 from __future__ import annotations
@@ -62,12 +71,51 @@ TINY = replace(MEDGEMMA_4B, image_size=224, vision_hidden_size=64, vision_interm
                layer_types=MEDGEMMA_4B.layer_types[:6], num_attention_heads=2, num_key_value_heads=1, head_dim=32,
                query_pre_attn_scalar=32)
 
+FAMILIES = ("gemma3", "qwen2_5_vl")
+
+
+@dataclass(frozen=True)
+class QwenShapes:
+    """The Qwen2.5-VL configuration fields the bench sets; patch 14, merge 2, temporal patch 2,
+    rope_theta 1e6 and RMS-norm eps 1e-6 are the 7B's too, at every size."""
+
+    image_px: int  # the workload's images are this square; min_pixels = max_pixels = its area
+    vision_depth: int
+    vision_hidden_size: int
+    vision_intermediate_size: int
+    vision_num_heads: int
+    window_size: int  # px
+    fullatt_block_indexes: tuple[int, ...]
+    text_hidden_size: int  # also the vision merger's out_hidden_size
+    text_intermediate_size: int
+    num_hidden_layers: int
+    num_attention_heads: int
+    num_key_value_heads: int
+    mrope_section: tuple[int, int, int]  # rotary pairs per (t, h, w): head_dim / 2 in all
+    max_position_embeddings: int
+    vocab_size: int | None  # None: the tokenizer's
+
+
+# Qwen/Qwen2.5-VL-7B-Instruct's config.json (its vision_config and text fields).
+QWEN2_5_VL_7B = QwenShapes(
+    image_px=448, vision_depth=32, vision_hidden_size=1280, vision_intermediate_size=3420, vision_num_heads=16,
+    window_size=112, fullatt_block_indexes=(7, 15, 23, 31), text_hidden_size=3584, text_intermediate_size=18944,
+    num_hidden_layers=28, num_attention_heads=28, num_key_value_heads=4, mrope_section=(16, 24, 24),
+    max_position_embeddings=128000, vocab_size=152064)
+# 112 px: 8 x 8 patches, 4 x 4 = 16 image tokens; block 1 full attention, the last as in the 7B.
+QWEN_TINY = replace(QWEN2_5_VL_7B, image_px=112, vision_depth=2, vision_hidden_size=32, vision_intermediate_size=64,
+                    vision_num_heads=2, window_size=56, fullatt_block_indexes=(1,), text_hidden_size=64,
+                    text_intermediate_size=128, num_hidden_layers=4, num_attention_heads=4, num_key_value_heads=2,
+                    mrope_section=(2, 3, 3), vocab_size=None)
+QWEN_PATCH, QWEN_MERGE, QWEN_TEMPORAL = 14, 2, 2
+
 
 @dataclass(frozen=True)
 class GpuBenchResult:
     date: str
     device: str
     dtype: str
+    family: str
     shapes: str
     images: int
     variants: int
@@ -97,8 +145,70 @@ def build_session(cfg: DemoModelConfig, vocab: int | None, device: torch.device,
     with torch.device(device):
         model = Gemma3ForConditionalGeneration(config).to(dtype).eval()
     model.generation_config = generation_config(tokenizer)
-    session = Session(model=model, processor=build_processor(cfg, tokenizer), spec=ModelSpec("random MedGemma-4B shapes"),
-                      device=device, dtype=dtype, prompt=PromptConfig(), decode=DecodeConfig(max_new_tokens=1))
+    session = Session(model=model, processor=build_processor(cfg, tokenizer),
+                      spec=ModelSpec("random MedGemma-4B shapes"), device=device, dtype=dtype, prompt=PromptConfig(),
+                      decode=DecodeConfig(max_new_tokens=1))
+    answer_yes_or_no(model, session.yes_ids, session.no_ids)
+    return session
+
+
+def qwen_config(shapes: QwenShapes, tokenizer):
+    from transformers import Qwen2_5_VLConfig, Qwen2_5_VLTextConfig, Qwen2_5_VLVisionConfig
+
+    from compute.demo.tiny.common import token_id
+    vision = Qwen2_5_VLVisionConfig(
+        depth=shapes.vision_depth, hidden_size=shapes.vision_hidden_size,
+        intermediate_size=shapes.vision_intermediate_size, num_heads=shapes.vision_num_heads, patch_size=QWEN_PATCH,
+        spatial_merge_size=QWEN_MERGE, temporal_patch_size=QWEN_TEMPORAL, window_size=shapes.window_size,
+        out_hidden_size=shapes.text_hidden_size, fullatt_block_indexes=list(shapes.fullatt_block_indexes),
+        tokens_per_second=2)
+    text = Qwen2_5_VLTextConfig(
+        hidden_size=shapes.text_hidden_size, intermediate_size=shapes.text_intermediate_size,
+        num_hidden_layers=shapes.num_hidden_layers, num_attention_heads=shapes.num_attention_heads,
+        num_key_value_heads=shapes.num_key_value_heads, max_position_embeddings=shapes.max_position_embeddings,
+        max_window_layers=shapes.num_hidden_layers, rms_norm_eps=1e-6, vocab_size=shapes.vocab_size or len(tokenizer),
+        rope_parameters={"rope_type": "default", "rope_theta": 1e6, "mrope_section": list(shapes.mrope_section)},
+        pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id)
+    return Qwen2_5_VLConfig(vision_config=vision, text_config=text, image_token_id=tokenizer.image_token_id,
+                            video_token_id=tokenizer.video_token_id,
+                            vision_start_token_id=token_id(tokenizer, "<|vision_start|>"),
+                            vision_end_token_id=token_id(tokenizer, "<|vision_end|>"), tie_word_embeddings=False)
+
+
+def qwen_processor(shapes: QwenShapes):
+    """The tiny Qwen model's processor, resizing every image to `shapes.image_px`² pixels."""
+    from transformers import PaddleOCRVLProcessor
+    from transformers.models.qwen2_vl.image_processing_pil_qwen2_vl import Qwen2VLImageProcessorPil
+
+    from compute.demo.tiny import qwen2_5_vl as tiny_qwen
+    from compute.demo.tiny.common import family_tokenizer
+    tokenizer = family_tokenizer({"image_token": "<|image_pad|>", "video_token": "<|video_pad|>"}, tiny_qwen.TOKENS)
+    tokenizer.add_bos_token = False  # Qwen's tokenizer adds no bos
+    pixels = shapes.image_px ** 2
+    image_processor = Qwen2VLImageProcessorPil(min_pixels=pixels, max_pixels=pixels, patch_size=QWEN_PATCH,
+                                               merge_size=QWEN_MERGE, temporal_patch_size=QWEN_TEMPORAL)
+    # Qwen2_5_VLProcessor needs torchvision (its video processor); this is the same image path without it.
+    return PaddleOCRVLProcessor(image_processor=image_processor, tokenizer=tokenizer,
+                                chat_template=tiny_qwen.CHAT_TEMPLATE)
+
+
+def build_qwen_session(shapes: QwenShapes, device: torch.device, dtype: torch.dtype) -> Session:
+    """A random-weight Qwen2.5-VL of `shapes`, made directly on `device` in `dtype` (the
+    parameters are created there in that dtype and initialised there: no CPU copy, no cast)."""
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from compute.demo.tiny.common import greedy_generation
+    processor = qwen_processor(shapes)
+    tokenizer = processor.tokenizer
+    config = qwen_config(shapes, tokenizer)
+    torch.manual_seed(0)
+    with torch.device(device):
+        model = Qwen2_5_VLForConditionalGeneration._from_config(config, dtype=dtype).eval()
+    model.generation_config = greedy_generation(tokenizer, stop=("<|im_end|>", "<|endoftext|>"))
+    name = "random Qwen2.5-VL-7B shapes" if shapes.vocab_size else "random tiny Qwen2.5-VL shapes"
+    session = Session(model=model, processor=processor, spec=ModelSpec(name), device=device, dtype=dtype,
+                      prompt=PromptConfig(), decode=DecodeConfig(max_new_tokens=1))
     answer_yes_or_no(model, session.yes_ids, session.no_ids)
     return session
 
@@ -115,13 +225,27 @@ def answer_yes_or_no(model, yes_ids: list[int], no_ids: list[int], scale: float 
 
 
 def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, variants: int = 9,
-                  subset_images: int = 2, layers: str = "last:4", profile: Path | None = None) -> GpuBenchResult:
+                  subset_images: int = 2, layers: str = "last:4", profile: Path | None = None,
+                  family: str = "gemma3") -> GpuBenchResult:
+    """`family`: "gemma3" (MedGemma 4B's shapes) or "qwen2_5_vl" (Qwen2.5-VL 7B's)."""
+    if family not in FAMILIES:
+        raise ValueError(f"gpu-bench: unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     dev = torch.device(device)
     dtype = torch.bfloat16 if dev.type == "cuda" else torch.float32
-    cfg = TINY if tiny else MEDGEMMA_4B
-    _progress(f"building a random-weight model of {'tiny' if tiny else 'MedGemma 4B'} shapes on {dev}")
-    session = build_session(cfg, None if tiny else MEDGEMMA_VOCAB, dev, dtype)
-    groups = workload(images, variants, seed=0)
+    if family == "gemma3":
+        shapes, image_px = "tiny" if tiny else "MedGemma 4B", 512
+    else:
+        qwen = QWEN_TINY if tiny else QWEN2_5_VL_7B
+        shapes, image_px = "tiny" if tiny else "Qwen2.5-VL 7B", qwen.image_px
+    _progress(f"building a random-weight model of {shapes} shapes on {dev}")
+    start = time.perf_counter()
+    if family == "gemma3":
+        session = build_session(TINY if tiny else MEDGEMMA_4B, None if tiny else MEDGEMMA_VOCAB, dev, dtype)
+    else:
+        session = build_qwen_session(qwen, dev, dtype)
+    _synchronize(dev)
+    _progress(f"built in {time.perf_counter() - start:.1f} s")
+    groups = workload(images, variants, seed=0, size=image_px)
     groups = [replace(g, questions=g.questions[: variants + (i % 2)]) for i, g in enumerate(groups)]  # ~9.5 each
     engine = PrefixSharedEngine(session, MapSpec(layers=layers), max_batch=128)
     _progress(f"workload: {len(groups)} images, {sum(len(g.questions) for g in groups)} variants; warm-up")
@@ -151,7 +275,7 @@ def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, va
     return GpuBenchResult(
         date=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         device=torch.cuda.get_device_name(dev) if dev.type == "cuda" else platform.processor() or "cpu",
-        dtype=dtype_name(dtype), shapes="tiny" if tiny else "MedGemma 4B", images=len(groups), variants=n,
+        dtype=dtype_name(dtype), family=family, shapes=shapes, images=len(groups), variants=n,
         engine_s=engine_s, engine_variants_per_s=n / engine_s, peak_memory_gb=peak, straightforward_variants=n_slow,
         straightforward_s=slow_s, straightforward_variants_per_s=n_slow / slow_s,
         speedup=(n / engine_s) / (n_slow / slow_s), engine_generated_rows=engine.generated_rows,

@@ -71,14 +71,16 @@ class Session:
         prompt that with the reply would not fit the model's context. Text only: no model pass."""
         prompt = prompt or self.prompt
         tokenizer = self.processor.tokenizer
-        rendered = self.rendered_prompts([build_messages(_PLACEHOLDER, q, prompt) for q in questions])
-        prompts = tokenizer(rendered, add_special_tokens=False)
         alone = tokenizer(list(questions), add_special_tokens=False)
+        specials = [self._special_names(own) for own in alone["input_ids"]]
+        # a question with special tokens is not rendered: an image placeholder in it would have no image
+        safe = ["" if special else q for q, special in zip(questions, specials)]
+        rendered = self.rendered_prompts([build_messages(_PLACEHOLDER, q, prompt) for q in safe])
+        prompts = tokenizer(rendered, add_special_tokens=False)
         reply = max_new_tokens or self.decode.max_new_tokens
         context = self.context_length
         out: list[str | None] = []
-        for ids, own in zip(prompts["input_ids"], alone["input_ids"]):
-            special = self._special_names(own)
+        for ids, own, special in zip(prompts["input_ids"], alone["input_ids"], specials):
             if special:
                 out.append(f"the question contains the model's special token {special[0]!r}, which would be read "
                            "as prompt structure, not as text; remove it")
