@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from compute.answering import BatchedGenerate
 from compute.demo.tiny import build_tiny
 from compute.model.loading import ModelNotAvailableError, UnsupportedCheckpointError, load_model
 
@@ -43,8 +42,8 @@ def _code_that_leaves_a_mark(folder: Path, mark: Path) -> None:
                                                ("chexagent", "CheXagent")])
 def test_remote_code_families_are_refused_with_what_to_use(tiny, tmp_path, model_type, named):
     mark = tmp_path / "ran"
-    folder = _copy_with(tiny["llava"], tmp_path / "m", model_type=model_type,
-                        auto_map={"AutoConfig": "configuration_custom.C", "AutoModelForCausalLM": "modeling_custom.Custom"})
+    code = {"AutoConfig": "configuration_custom.C", "AutoModelForCausalLM": "modeling_custom.Custom"}
+    folder = _copy_with(tiny["llava"], tmp_path / "m", model_type=model_type, auto_map=code)
     _code_that_leaves_a_mark(folder, mark)
     with pytest.raises(UnsupportedCheckpointError) as error:
         load_model(str(folder))

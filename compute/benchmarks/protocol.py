@@ -23,7 +23,7 @@ def straightforward(session, groups: list[Group]) -> tuple[list[str], list[torch
                 out = model.generate(**inputs, max_new_tokens=session.decode.max_new_tokens, do_sample=False)
                 replies.append(session.processor.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True))
                 attentions = model(**inputs, output_attentions=True).attentions
-                image = inputs["input_ids"][0] == model.config.image_token_id
+                image = session.family.image_positions(inputs["input_ids"], model.config)[0]
                 maps.append(torch.stack([a[0, :, -1, image].mean(0) for a in attentions]))
     finally:
         model.set_attn_implementation(previous)
