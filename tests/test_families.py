@@ -133,3 +133,11 @@ def test_a_short_phrasing_study_runs_with_maps(tmp_path, family):
     assert dict(status).keys() == {"ok"} and dict(status)["ok"] > 2
     assert maps[0] > 0 and maps[1] == maps[2] == "attention"
     assert changes > 0
+
+
+def test_a_border_wider_than_the_grid_moves_down_the_chain_and_says_why(checkpoints, images):
+    session = load_model(str(checkpoints["llava"]))  # a 4x4 token grid
+    (result,) = BatchedGenerate(session).ask_batch(images[:1], QUESTIONS[:1], maps=MapSpec(strip_border=2),
+                                                   max_new_tokens=1)
+    assert result.map.method == "gradcam"
+    assert "cannot strip 2 border rings from a 4x4 grid" in result.map.fallback_reason

@@ -131,3 +131,18 @@ def test_an_unsupported_model_type_is_refused_before_weights_load(tiny, tmp_path
 def test_each_launched_process_gets_its_own_gpu(device, cuda, local_rank, expected):
     from compute.model.loading import resolve_device
     assert str(resolve_device(device, cuda=cuda, local_rank=local_rank if local_rank is not None else "")) == expected
+
+
+def test_device_map_under_a_launcher_is_refused(tiny, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    with pytest.raises(ValueError, match="use one or the other"):
+        load_model(str(tiny["llava"]), device_map="auto")
+
+
+def test_a_config_without_model_type_says_so(tiny, tmp_path):
+    folder = shutil.copytree(tiny["llava"], tmp_path / "m")
+    data = json.loads((folder / "config.json").read_text())
+    del data["model_type"]
+    (folder / "config.json").write_text(json.dumps(data))
+    with pytest.raises(UnsupportedCheckpointError, match="has no model_type"):
+        load_model(str(folder))

@@ -118,9 +118,9 @@ class PrefixSharedEngine:
     def _ask_alike(self, groups: Sequence[Group], prepared: Sequence[_Pixels]) -> list[list[AskResult]]:
         """One prefix pass per set of images whose token blocks are alike (dynamic-resolution
         families give different image sizes different blocks), results in the groups' order."""
-        by_block: dict[str, list[int]] = {}
+        by_block: dict[tuple, list[int]] = {}
         for k, p in enumerate(prepared):
-            by_block.setdefault(p.replacement, []).append(k)
+            by_block.setdefault(_block_key(p), []).append(k)
         results: list[list[AskResult] | None] = [None] * len(groups)
         for members in by_block.values():
             answered = self._ask_images([groups[k] for k in members], [prepared[k] for k in members])
@@ -142,8 +142,7 @@ class PrefixSharedEngine:
     def _pixels(self, group: Group) -> _Pixels:
         image = load_image(group.image)
         processor = self.session.processor
-        family = self.session.family
-        inputs = processor.image_processor(images=[image], return_tensors="pt", **family.image_processor_kwargs)
+        inputs = processor.image_processor(images=[image], return_tensors="pt", **self.session.image_kwargs)
         return _Pixels(image, dict(inputs), processor.replace_image_token(inputs, image_idx=0))
 
     def _ask_images(self, groups: Sequence[Group], prepared: Sequence[_Pixels]) -> list[list[AskResult]]:
@@ -256,6 +255,15 @@ class PrefixSharedEngine:
         grids = attention_grids(weights, one_row, image_positions, self.maps.heads, "mean")
         return [map_result(self.maps, Method.ATTENTION, grids, b, layouts[b], self.layers, [int(positions[b])], [],
                            implementation=f"{IMPLEMENTATION}+prefix_cache") for b in range(rows)]
+
+
+def _block_key(prepared: _Pixels) -> tuple:
+    """What must be equal for images to share a prefix pass: the token text of the image block
+    and the image inputs' shapes and small values (Qwen's image_grid_thw: two grids can give as
+    many tokens, but their positions differ)."""
+    inputs = tuple((key, tuple(value.shape), tuple(value.flatten().tolist()) if value.numel() <= 64 else None)
+                   for key, value in sorted(prepared.inputs.items()) if isinstance(value, torch.Tensor))
+    return prepared.replacement, inputs
 
 
 def rows_that_fit(free_bytes: int, text_config, sequence: int, dtype_bytes: int) -> int:

@@ -88,10 +88,13 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
             continue
         usable = _usable(grids)
         for b in pending:
-            if usable[b]:
-                results[b] = map_result(spec, method, grids, b, layouts[b], layers, positions[b], reasons[b])
-            else:
+            if not usable[b]:
                 reasons[b].append(f"{method}: the map is all zero or not finite")
+                continue
+            try:
+                results[b] = map_result(spec, method, grids, b, layouts[b], layers, positions[b], reasons[b])
+            except ValueError as error:  # --strip-border wider than this image's grid (grids vary by family and image)
+                reasons[b].append(f"{method}: {error}")
     failed = [b for b in range(batch) if results[b] is None]
     if failed:
         raise MapUnavailableError(f"no method produced a map for sequences {failed}: "

@@ -1,6 +1,6 @@
 """Does the map point at what the answer depends on?
 
-- deletion test: blur the top-k% cells of the map in the model's input and measure the
+- deletion test: blur the top-k% cells of the map in the image and measure the
   change in the answer's log-odds, log(P(yes)/P(no)), against blurring random cells of the
   same area; the ratio of the two is the map's faithfulness (above 1: the map's cells
   matter more than random ones). Log-odds, because P(yes) of a confident model saturates
@@ -18,7 +18,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from PIL import Image
 from scipy import ndimage
+
+from compute.data.images import load_image
 
 from compute.maps.extract import map_batch
 from compute.maps.spec import MapSpec
@@ -51,14 +54,14 @@ def cells_to_pixels(cells: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return cells[row_of[:, None], col_of[None, :]]
 
 
-def blur_cells(pixels: torch.Tensor, cells: np.ndarray) -> torch.Tensor:
-    """`pixels` (channels, H, W) with the chosen cells replaced by a heavy Gaussian blur
-    (sigma one cell), so the content goes but the overall brightness stays."""
-    array = pixels.float().cpu().numpy()
-    sigma = array.shape[1] / cells.shape[0]
-    blurred = np.stack([ndimage.gaussian_filter(channel, sigma) for channel in array])
-    where = cells_to_pixels(cells, array.shape[1:])[None]
-    return torch.from_numpy(np.where(where, blurred, array)).to(pixels.dtype)
+def blur_cells(pixels: np.ndarray, cells: np.ndarray) -> np.ndarray:
+    """`pixels` (H, W, channels) with the chosen cells of a grid over the image replaced by a heavy
+    Gaussian blur (sigma one cell), so the content goes but the overall brightness stays."""
+    array = np.asarray(pixels, dtype=np.float64)
+    sigma = (array.shape[0] / cells.shape[0], array.shape[1] / cells.shape[1])
+    blurred = np.stack([ndimage.gaussian_filter(array[..., c], sigma) for c in range(array.shape[2])], -1)
+    where = cells_to_pixels(cells, array.shape[:2])[..., None]
+    return np.where(where, blurred, array)
 
 
 def lesion_hit(grid: np.ndarray, lesion_cells: np.ndarray) -> bool:
@@ -79,16 +82,18 @@ class Deletion:
 @torch.no_grad()
 def deletion_test(session, image, question: str, grid: np.ndarray, fraction: float = 0.1, n_random: int = 4,
                   seed: int = 0) -> Deletion:
-    """One forward over the intact image, the map-guided deletion and `n_random` random deletions."""
-    inputs = session.encode([image], [question])
-    pixels = inputs["pixel_values"][0]  # (channels, H, W)
+    """One forward over the intact image, the map-guided deletion and `n_random` random deletions.
+    The cells are blurred in the image itself (the map is a grid over the image), and each variant
+    goes through the processor as the image did, so this holds for every family: one input
+    image, tiles or a dynamic patch grid."""
+    picture = load_image(image).convert("RGB")
+    pixels = np.asarray(picture, dtype=np.float64)
     rng = np.random.default_rng(seed)
     chosen = top_cells(grid, fraction)
-    variants = [pixels, blur_cells(pixels, chosen)]
-    variants += [blur_cells(pixels, random_cells(grid.shape, int(chosen.sum()), rng)) for _ in range(n_random)]
-    batch = {k: v.expand(len(variants), *v.shape[1:]) for k, v in inputs.items() if k != "pixel_values"}
-    batch["pixel_values"] = torch.stack(variants).to(session.device, session.dtype)
-    odds = session.yes_log_odds(batch).cpu().numpy()  # (variants,)
+    masks = [chosen] + [random_cells(grid.shape, int(chosen.sum()), rng) for _ in range(n_random)]
+    variants = [picture] + [Image.fromarray(np.clip(np.rint(blur_cells(pixels, m)), 0, 255).astype(np.uint8))
+                            for m in masks]
+    odds = session.yes_log_odds(session.encode(variants, [question] * len(variants))).cpu().numpy()  # (variants,)
     deletion, random = abs(odds[1] - odds[0]), float(np.mean(np.abs(odds[2:] - odds[0])))
     ratio = deletion / random if random > 0 else (float("inf") if deletion > 0 else 1.0)
     return Deletion(float(odds[0]), float(deletion), random, float(ratio))

@@ -136,6 +136,9 @@ def load_model(name_or_path: str, device: str | None = None, dtype: str | None =
         raise ValueError("give --device or --device-map, not both: a device map places every layer itself")
     if device_map is not None:
         _require_accelerate()
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ValueError("--device-map spreads one model over every GPU, while under a launcher each process "
+                             "takes its own GPU: use one or the other")
     torch_device = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, torch_device)
     local = Path(name_or_path).expanduser()

@@ -27,7 +27,7 @@ def conversation_images(conversation: list[dict[str, Any]]) -> list[Image.Image]
 def image_replacements(processor, images: list[Image.Image], **kwargs) -> list[str]:
     """The token text each image's placeholder is expanded to, as the processor expands it (its
     length depends on the image on dynamic-resolution and tiling families). `kwargs`: what the
-    family's image processor must be asked (Family.image_processor_kwargs)."""
+    family's image processor is called with (Session.image_kwargs)."""
     if not images:
         return []
     processed = processor.image_processor(images, return_tensors="pt", **kwargs)

@@ -28,6 +28,9 @@ def read_config(folder: Path) -> dict | None:
 def checkpoint_problem(config: dict, name: str, supported: list[str], trust_remote_code: bool) -> str | None:
     """Why this checkpoint's config.json cannot be run as it is, or None."""
     model_type = config.get("model_type")
+    if not model_type:
+        return (f"{name}: config.json has no model_type, so its model family cannot be told; is this the folder of "
+                f"a vision-language checkpoint ({', '.join(supported)})?")
     if model_type not in supported:
         what = KNOWN_ELSEWHERE.get(model_type, f"model_type {model_type!r}")
         text = (f"{name}: {what} is not one of the supported model families ({', '.join(supported)}). To compare it, "

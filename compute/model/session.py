@@ -44,6 +44,7 @@ class Session:
         # attention implementation and hooks, so two threads (the Live page's users) take turns.
         self.lock = threading.RLock()
         self.family = family_for(model.config)  # what this model does differently: image tokens, prompt, vision layer
+        self.image_kwargs = self.family.image_kwargs(processor)  # as the processor calls its image processor
         self.processor.tokenizer.padding_side = "left"  # generation continues from the right edge
         self.yes_ids, self.no_ids = yes_no_token_ids(processor.tokenizer)
         tokenizer = processor.tokenizer
@@ -128,7 +129,7 @@ class Session:
         image placeholder expanded to the full image-token sequence."""
         rendered = self.family.render(self.processor, conversations)
         return expanded_prompts(self.processor, rendered, [conversation_images(c) for c in conversations],
-                                image_kwargs=self.family.image_processor_kwargs)
+                                image_kwargs=self.image_kwargs)
 
     def encode(self, images: Sequence[str | Path | Image.Image], questions: Sequence[str], *,
                prompt: PromptConfig | None = None):

@@ -56,6 +56,16 @@ class Family:
         except Exception:  # noqa: BLE001 - the processor's own failure is the one to report
             raise failure from None
 
+    def image_kwargs(self, processor) -> dict:
+        """What the processor passes its image processor when it is called (its defaults can
+        differ from the image processor's own settings: InternVL's turn tiling on), plus what this
+        family must ask for; the engine and the prompt expansion call the image processor with them."""
+        try:
+            merged = processor._merge_kwargs(tokenizer_init_kwargs=processor.tokenizer.init_kwargs)["images_kwargs"]
+        except (AttributeError, KeyError, TypeError):  # a processor without transformers' kwargs machinery
+            merged = {}
+        return {**merged, **self.image_processor_kwargs}
+
     # --- the image tokens in the sequence --------------------------------------------------------
     def image_token_id(self, config) -> int:
         return int(config.image_token_id)

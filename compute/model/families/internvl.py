@@ -35,13 +35,14 @@ class InternVL(Family):
         side = math.isqrt(per_tile)
         tile = Tile(side, side)
         ip = processor.image_processor
+        asked = self.image_kwargs(processor)  # the processor's call turns tiling on whatever the image processor says
+        crop = asked.get("crop_to_patches", getattr(ip, "crop_to_patches", False))
+        low, high = asked.get("min_patches", ip.min_patches), asked.get("max_patches", ip.max_patches)
         px = int(ip.size["height"]), int(ip.size["width"])
         out = []
         for n, original in zip(counts, image_sizes):
             tiles = n // per_tile
-            cols, rows = (1, 1)
-            if getattr(ip, "crop_to_patches", False):
-                cols, rows = get_optimal_tiled_canvas(original, px, ip.min_patches, ip.max_patches)
+            cols, rows = get_optimal_tiled_canvas(original, px, low, high) if crop else (1, 1)
             if tiles == 1 and rows * cols == 1:
                 layout = ImageLayout((tile,), px)
             else:
