@@ -8,10 +8,12 @@ its saved processor_config.json to the settings the real checkpoints ship."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
 
 from compute.answering import BatchedGenerate, Group, PrefixSharedEngine
@@ -20,6 +22,7 @@ from compute.maps import MapSpec
 from compute.maps.extract import map_batch
 from compute.maps.faithfulness import deletion_test
 from compute.model.loading import load_model
+from test_family_layouts import gradient_image
 
 QUESTIONS = ["Is there edema?", "Is there a mass in the left lung?"]
 
@@ -44,13 +47,6 @@ def _checkpoint(root: Path, family: str, edit=None, name: str | None = None) -> 
 def _noise(height: int, width: int, seed: int = 0) -> Image.Image:
     rng = np.random.default_rng(seed)
     return Image.fromarray(rng.integers(0, 256, (height, width, 3), dtype=np.uint8))
-
-
-def _gradient(height: int, width: int) -> Image.Image:
-    """Red grows left to right, green top to bottom."""
-    x = np.linspace(0, 255, width)[None, :].repeat(height, 0)
-    y = np.linspace(0, 255, height)[:, None].repeat(width, 1)
-    return Image.fromarray(np.stack([x, y, np.full_like(x, 128)], -1).astype(np.uint8))
 
 
 def _crop_off(image_processor: dict) -> None:
@@ -130,7 +126,7 @@ def test_llava_layout_covers_what_the_centre_crop_shows(root):
     over the whole original image: on a non-square X-ray the map is stretched over parts the model
     never saw. The layout's box should be the crop's part of the image."""
     session = load_model(str(_checkpoint(root, "llava", _clip_like, "llava-clip")))
-    image = _gradient(56, 112)  # twice as wide as tall: the crop keeps the middle half of the width
+    image = gradient_image(56, 112)  # twice as wide as tall: the crop keeps the middle half of the width
     inputs = session.encode([image], QUESTIONS[:1])
     count = int(session.family.image_positions(inputs["input_ids"], session.model.config).sum())
     (layout,) = session.family.layouts(inputs, session.processor, [count], [(image.height, image.width)])
@@ -141,3 +137,28 @@ def test_llava_layout_covers_what_the_centre_crop_shows(root):
     _, left, _, right = tile.box
     assert red[:, 0].mean() == pytest.approx(left, abs=0.05)
     assert red[:, -1].mean() == pytest.approx(right, abs=0.05)
+
+
+def test_llava_with_cls_among_the_image_tokens_maps_the_patches_only(root, tmp_path):
+    """vision_feature_select_strategy "full" keeps CLIP's CLS as the first of the image tokens; the
+    map is of the patches, so the CLS position is not an image cell."""
+    path = _checkpoint(root, "llava")
+    full = tmp_path / "llava-full"
+    shutil.copytree(path, full)
+    for name in ("config.json", "processor_config.json"):
+        data = json.loads((full / name).read_text())
+        data["vision_feature_select_strategy"] = "full"
+        (full / name).write_text(json.dumps(data))
+    session = load_model(str(full))
+    image = _noise(64, 64)
+    inputs = session.encode([image], QUESTIONS[:1])
+    tokens = int((inputs["input_ids"] == session.model.config.image_token_id).sum())
+    where = session.family.image_positions(inputs["input_ids"], session.model.config)
+    assert tokens == 17 and int(where.sum()) == 16
+    (result,) = map_batch(session, [image], QUESTIONS[:1], MapSpec(layers="all"))
+    eager = load_model(str(full), attn_implementation="eager")
+    with torch.no_grad():
+        attentions = eager.model(**inputs, output_attentions=True).attentions
+    for layer, a in enumerate(attentions):
+        row = a[0, :, -1].mean(0)[where[0]].double().numpy()
+        np.testing.assert_allclose(result.maps[layer], (row / row.sum()).reshape(4, 4), atol=1e-5)
