@@ -207,7 +207,10 @@ if require_run() is not None:
                        "one run got right, Holm-adjusted across each pair's conditions. Kappa over yes / no / "
                        "uncertain; kappa (yes/no) on the items both runs answered yes or no.")
             st.dataframe(pair_table(report), hide_index=True, column_config={
-                c: st.column_config.NumberColumn(format="percent") for c in ("difference", "agreement")})
+                **{c: st.column_config.NumberColumn(format="percent") for c in ("difference", "agreement")},
+                **{c: st.column_config.NumberColumn(format="%.2e") for c in ("McNemar p", "p (Holm)")},
+                **{c: st.column_config.NumberColumn(format="%.3f")
+                   for c in ("kappa", "kappa (yes/no)", "Pearson P(yes)")}})
 
             st.subheader("Where the answers differ")
             items = item_table(aligned, chosen)
