@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import math
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +12,7 @@ from compute.data.limits import ImageLimits
 from compute.data.image_bytes import file_sha256
 from compute.data.questions import DEFAULT_INSTRUCTION
 from compute.data.validate import INT32_MAX, run_name, utf8
-from vocabulary import MAP_QUERIES, AnswererName, Heads, Study
+from vocabulary import MAP_QUERIES, AnswererName, Heads, Method, Study
 
 
 @dataclass(frozen=True)
@@ -52,6 +53,11 @@ class DecodeConfig:
 HEAD_AGGREGATIONS = tuple(Heads)
 
 
+EXTRA_METHODS = (Method.RELEVANCY, Method.RELATIVE, Method.KNOCKOUT, Method.LOGIT_LENS)  # --methods
+FAITHFULNESS_METHODS = (Method.ATTENTION, Method.GRADCAM, *EXTRA_METHODS)  # what demo-faithfulness compares
+_LATER_MAP_FIELDS = ("methods", "relative_prompt", "knockout_blocks", "knockout_question", "sink_factor", "mask_sinks")
+
+
 @dataclass(frozen=True)
 class MapConfig:
     """Which maps the studies store for every prediction (see compute.maps)."""
@@ -75,6 +81,24 @@ class MapConfig:
     deletion: bool = field(default=False, metadata={  # a forward pass over 2 + deletion_random images per map
         "help": "also run the deletion test per map: blur the top 10% of cells vs random cells "
                 "({deletion_random} more forward passes per prediction)"})
+    methods: str = field(default="", metadata={
+        "metavar": "LIST",
+        "help": "also store maps of these methods, comma-separated: relevancy (1 forward + 1 backward), relative "
+                "(1 more forward per image), knockout (1 prefix pass + 2 + regions suffix rows, and the blank-image "
+                "control), logit_lens (1 forward; the condition's name is the term) (default: none)"})
+    relative_prompt: str = field(default="Describe the image.", metadata={
+        "help": "relative: the generic, condition-free prompt the question's attention is divided by "
+                "(default: {default!r})"})
+    knockout_blocks: int = field(default=4, metadata={
+        "range": (1, 64), "metavar": "N",
+        "help": "knockout: regions of N x N image tokens, one forward row each (default: {default})"})
+    knockout_question: bool = field(default=False, metadata={
+        "help": "knockout: also block the question's tokens' attention to the region, not only the answer's"})
+    sink_factor: float = field(default=0.0, metadata={
+        "help": "attention sinks: image tokens whose hidden-state norm exceeds this times the median are sinks; "
+                "their share of each map is stored (sink_mass); 0 turns detection off (default: {default})"})
+    mask_sinks: bool = field(default=False, metadata={
+        "help": "zero the sink tokens of attention maps before renormalising (needs --sink-factor)"})
     deletion_fraction: float = 0.1  # share of cells blurred
     deletion_random: int = 4  # random deletions of the same area to compare with
 
@@ -86,6 +110,27 @@ class MapConfig:
             raise ValueError(f"strip_border must be >= 0, got {self.strip_border}")
         if self.query not in MAP_QUERIES or self.heads not in HEAD_AGGREGATIONS:
             raise ValueError(f"query must be one of {MAP_QUERIES} and heads one of {HEAD_AGGREGATIONS}")
+        unknown = [m for m in self.extra_methods if m not in EXTRA_METHODS]
+        if unknown:
+            raise ValueError(f"--methods: {', '.join(map(repr, unknown))} not known; "
+                             f"choose from {', '.join(EXTRA_METHODS)}")
+        if self.sink_factor < 0 or not math.isfinite(self.sink_factor):
+            raise ValueError(f"--sink-factor must be 0 (off) or positive, got {self.sink_factor}")
+        if self.mask_sinks and not self.sink_factor:
+            raise ValueError("--mask-sinks needs --sink-factor (the norm ratio that makes a token a sink)")
+        if not self.relative_prompt.strip():
+            raise ValueError("--relative-prompt must not be empty")
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that determine the maps, for a run's identity. Fields added later count only
+        when they differ from their default, so that runs stored before them still resume."""
+        later = {f.name: f.default for f in fields(self) if f.name in _LATER_MAP_FIELDS}
+        return {k: v for k, v in asdict(self).items() if k not in later or v != later[k]}
+
+    @property
+    def extra_methods(self) -> tuple[str, ...]:
+        """The --methods list, in order, without repeats."""
+        return tuple(dict.fromkeys(m.strip() for m in self.methods.split(",") if m.strip()))
 
 
 STUDIES = tuple(Study)
@@ -202,7 +247,7 @@ class RunConfig:
             else self.model.name_or_path,
             "prompt": asdict(self.prompt),
             "decode": asdict(self.decode),
-            "maps": asdict(self.maps),
+            "maps": self.maps.identity(),
             **({"variants": asdict(self.variants), "full_replies": self.answering.full_replies}
                if self.study == "phrasing" else {"full_replies": True} if self.answering.full_replies else {}),
             **({"answerer": self.answering.strategy} if self.answering.strategy != "auto" else {}),

@@ -349,3 +349,24 @@ def summary_maps(db_path: str | Path, run_id: str, method: str = "attention",
                              WHERE x.run_id = m.run_id AND x.item_id = m.item_id AND x.method = m.method)
             ORDER BY p.row_number, m.item_id
         """, [run_id, method, item_id, item_id, MEAN_LAYER, MEAN_LAYER]).df()
+
+
+def method_figures(db_path: str | Path, run_id: str) -> pd.DataFrame:
+    """Per map method and condition of a run, over each item's summary map (the mean over layers, else
+    its lowest layer): n, the pointing-game hit rate and the mean in-lesion mass ratio (items with a
+    lesion), the median deletion ratio (runs with --deletion) and the mean sink mass (with --sink-factor)."""
+    columns = ["method", "condition", "n", "n_lesion", "hit_rate", "lesion_ratio", "deletion_ratio", "sink_mass"]
+    with _open(db_path) as con:
+        if current_version(con) < 6:
+            return pd.DataFrame(columns=columns)
+        return con.execute("""
+            WITH summary AS (
+                SELECT m.*, q.condition FROM attention_maps m JOIN questions q USING (item_id)
+                WHERE m.run_id = ?
+                QUALIFY row_number() OVER (PARTITION BY m.item_id, m.method ORDER BY (m.layer = ?) DESC, m.layer) = 1)
+            SELECT method, condition, count(*) AS n, count(lesion_hit) AS n_lesion,
+                   avg(CASE WHEN lesion_hit THEN 1.0 WHEN NOT lesion_hit THEN 0.0 END) AS hit_rate,
+                   avg(lesion_attention_ratio) AS lesion_ratio, median(faithfulness_ratio) AS deletion_ratio,
+                   avg(sink_mass) AS sink_mass
+            FROM summary GROUP BY method, condition ORDER BY method, condition
+        """, [run_id, MEAN_LAYER]).df()

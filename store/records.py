@@ -134,6 +134,8 @@ class MapRecord:
     metrics_note: str | None = None  # why some metrics are None (e.g. the image is too small for a body mask)
     lesion_hit: bool | None = None  # None: the item has no boxes or mask
     lesion_attention_ratio: float | None = None
+    sink_mass: float | None = None  # None: sinks not looked for
+    details: str | None = None  # JSON: the method's parameters and figures
 
 
 @dataclass(frozen=True)

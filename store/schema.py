@@ -196,7 +196,13 @@ SELECT p.*, q.dataset, q.image_id, q.question, q.ground_truth, q.condition,
 FROM predictions p LEFT JOIN questions q USING (item_id);
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5)
+_V6 = """
+ALTER TABLE attention_maps ADD COLUMN sink_mass DOUBLE;   -- the raw map's mass on attention-sink tokens (when detected)
+ALTER TABLE attention_maps ADD COLUMN details JSON;        -- the method's parameters and figures: image reliance,
+                                                          -- the generic prompt, sink cells, the lens term, ...
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 

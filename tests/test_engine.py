@@ -9,7 +9,7 @@ from PIL import Image
 from compute.maps import MapSpec
 from compute.benchmarks.engine_bench import workload
 from compute.answering import Group, PrefixSharedEngine
-from compute.answering.prefix import common_prefix_length as _common_prefix
+from compute.model.prefix import common_prefix_length as _common_prefix
 from compute.model.loading import load_model
 from compute.answering import BatchedGenerate
 

@@ -18,6 +18,10 @@ class Method(StrEnum):
     TOKEN = "token"  # attention from the tokens of a term in the question
     GRADCAM = "gradcam"  # Grad-CAM on the vision tower
     ACTIVATION = "activation"  # vision activation norm: the last resort of the fallback chain
+    RELEVANCY = "relevancy"  # gradient-weighted attention propagated through the layers (Chefer et al., 2021)
+    RELATIVE = "relative"  # answer attention over the attention under a generic prompt (Zhang et al., 2025)
+    KNOCKOUT = "knockout"  # change in the answer's log-odds when attention to a region is blocked (causal)
+    LOGIT_LENS = "logit_lens"  # P(term) from each image token's hidden state through the final norm and head
 
 
 class Query(StrEnum):

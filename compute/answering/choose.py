@@ -24,8 +24,9 @@ def strategy_for(config: AnswerConfig, maps: MapSpec | None, family: Family | No
         raise AnswererChoiceError(f"--answerer prefix-shared: on {family.name} the image attends to the question, "
                                   "so its cache cannot be shared; use --answerer generate (or auto)")
     if config.strategy == "prefix-shared" and not engine_supports(maps):
-        raise AnswererChoiceError("--answerer prefix-shared reads answer-position attention only; with "
-                                  f"--query {maps.query} use --answerer generate (or auto)")
+        asked = f"--query {maps.query}" if maps.query != "answer" else "--sink-factor"
+        raise AnswererChoiceError("--answerer prefix-shared reads answer-position attention only, without sink "
+                                  f"detection; with {asked} use --answerer generate (or auto)")
     return config.strategy
 
 

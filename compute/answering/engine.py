@@ -30,7 +30,7 @@ from PIL import Image
 
 from compute.answering.answerer import AskResult, GenerateText, Group
 from compute.answering.generate import BatchedGenerate
-from compute.answering.prefix import common_prefix_length, right_padded, suffix_pass_inputs
+from compute.model.prefix import common_prefix_length, right_padded, suffix_pass_inputs
 from compute.data.images import load_image
 from compute.maps import MapResult, MapSpec, parse_layers
 from compute.maps.capture import IMPLEMENTATION, capture_rows
@@ -70,7 +70,7 @@ def engine_supports(maps: MapSpec | None, family: Family | None = None) -> bool:
     question, as on PaliGemma) and make these maps (answer-position attention only)."""
     if family is not None and family.image_sees_question:
         return False
-    return maps is None or (maps.method == Method.ATTENTION and maps.query == Query.ANSWER)
+    return maps is None or (maps.method == Method.ATTENTION and maps.query == Query.ANSWER and not maps.sink_factor)
 
 
 class PrefixSharedEngine:

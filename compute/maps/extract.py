@@ -3,8 +3,9 @@ attention -> Grad-CAM -> activation norm, with the method used and the reasons s
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -15,6 +16,7 @@ from compute.maps.grid import to_grid
 from compute.maps.layers import decoder_layer_types, parse_layers
 from compute.model.layout import ImageLayout, single_grid
 from compute.maps.positions import pad_rows, query_positions
+from compute.maps.sinks import record_norms, sink_mass, sink_tokens
 from compute.maps.spec import MapResult, MapSpec
 from compute.model.prompts import conversation_images
 from compute.model.yes_no import yes_no_log_odds
@@ -40,6 +42,7 @@ class Prompts:
     texts: list[str]  # each prompt as the tokenizer saw it (image placeholders expanded)
     questions: list[str]
     image_sizes: list[tuple[int, int]]  # (height, width) of each sequence's image as given
+    images: list = field(default_factory=list)  # each sequence's image (PIL), for methods that ask again
 
 
 def attention_grids(weights: dict[int, torch.Tensor], valid: torch.Tensor, image_positions: torch.Tensor,
@@ -76,8 +79,12 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
         if not pending:
             break
         try:
+            sinks, details = None, [None] * batch
             if method in (Method.ATTENTION, Method.TOKEN):
-                output, grids, layers, positions, layouts = _attention(session, prompts, spec, method, generate)
+                output, grids, layers, positions, layouts, sinks = _attention(session, prompts, spec, method, generate)
+            elif method in METHOD_MODULES:
+                output = output if output is not None else generate()
+                grids, layers, positions, layouts, details = _method(session, prompts, spec, method)
             else:
                 output = output if output is not None else generate()
                 grids, layers, positions, layouts = _vision(session, prompts, spec, method)
@@ -92,7 +99,9 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
                 reasons[b].append(f"{method}: the map is all zero or not finite")
                 continue
             try:
-                results[b] = map_result(spec, method, grids, b, layouts[b], layers, positions[b], reasons[b])
+                results[b] = map_result(spec, method, grids, b, layouts[b], layers, positions[b], reasons[b],
+                                        details=details[b],
+                                        sinks={k: v[b] for k, v in sinks.items()} if sinks else None)
             except ValueError as error:  # --strip-border wider than this image's grid (grids vary by family and image)
                 reasons[b].append(f"{method}: {error}")
     failed = [b for b in range(batch) if results[b] is None]
@@ -111,9 +120,27 @@ def _usable(grids: dict[int, list[torch.Tensor]]) -> list[bool]:
 
 def _chain_from(method: str) -> list[str]:
     order = [Method.ATTENTION, Method.GRADCAM, Method.ACTIVATION]
-    if method == Method.TOKEN:
-        return [Method.TOKEN, Method.GRADCAM, Method.ACTIVATION]
+    if method not in order:  # token and the methods of compute.maps.methods fall back on Grad-CAM
+        return [method, Method.GRADCAM, Method.ACTIVATION]
     return order[order.index(method):]
+
+
+METHOD_MODULES = {Method.RELEVANCY: "relevancy", Method.RELATIVE: "relative", Method.KNOCKOUT: "knockout",
+                  Method.LOGIT_LENS: "logit_lens"}
+
+
+def _method(session, prompts: Prompts, spec: MapSpec, method: str):
+    """A method of compute.maps.methods: its weights over each sequence's image tokens."""
+    module = importlib.import_module(f"compute.maps.methods.{METHOD_MODULES[method]}")
+    try:
+        made = module.weights(session, prompts, spec)
+        counts = [len(w) for w in next(iter(made.weights.values()))]
+        layouts = session.family.layouts(prompts.inputs, session.processor, counts, prompts.image_sizes)
+    except ValueError as error:
+        raise MapUnavailableError(str(error)) from None
+    positions = [[prompts.inputs["input_ids"].shape[1] - 1] for _ in prompts.questions]
+    details = made.details or [{} for _ in prompts.questions]
+    return made.weights, made.layers, positions, layouts, details
 
 
 def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
@@ -125,6 +152,7 @@ def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
         kind, rows_pool = "term", "max"  # a multi-token term: max over its tokens
     else:
         kind, rows_pool = spec.query, "mean"
+    generate = _with_sink_norms(model, spec, layers, input_ids.shape[1], generate, norms := {})
     if kind == "generated":
         output = generate()
         try:
@@ -145,9 +173,32 @@ def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
         grids = attention_grids(weights, valid, image_positions, spec.heads, rows_pool)
         counts = [len(g) for g in next(iter(grids.values()))]
         layouts = session.family.layouts(prompts.inputs, session.processor, counts, prompts.image_sizes)
+        prompt_positions = image_positions[:, :input_ids.shape[1]]
+        sinks = _sinks(norms, prompt_positions, spec.sink_factor) if spec.sink_factor else None
     except (MapUnavailableError, ValueError) as error:
         raise MapUnavailableError(str(error), output) from None  # keep the generation for the next method
-    return output, grids, layers, positions, layouts
+    return output, grids, layers, positions, layouts, sinks
+
+
+def _with_sink_norms(model, spec: MapSpec, layers, prompt_length: int, generate, norms: dict):
+    """`generate`, recording the hidden-state norms entering `layers` into `norms` when sinks are looked for."""
+    if not spec.sink_factor:
+        return generate
+
+    def recorded():
+        with record_norms(model, layers, prompt_length) as found:
+            out = generate()
+        norms.update(found)
+        return out
+    return recorded
+
+
+def _sinks(norms: dict[int, torch.Tensor], image_positions: torch.Tensor,
+           factor: float) -> dict[int, list[torch.Tensor]]:
+    """Per layer and sequence, which of the sequence's image tokens are sinks."""
+    if not norms:
+        raise MapUnavailableError("the decoder layers' hidden states could not be read to find attention sinks")
+    return {layer: [sink_tokens(n[b][image_positions[b]], factor) for b in range(len(n))] for layer, n in norms.items()}
 
 
 def _generated_rows(session, prompts: Prompts, output, layers):
@@ -208,13 +259,18 @@ def _gradcam_target(session, token: str | None) -> Callable[[torch.Tensor], torc
 
 def map_result(spec: MapSpec, method: str, grids: dict[int, list[torch.Tensor]], b: int, layout: ImageLayout,
                layers: tuple[int, ...], positions: list[int], reasons: list[str],
-               implementation: str | None = None) -> MapResult:
+               implementation: str | None = None, details: dict | None = None,
+               sinks: dict[int, torch.Tensor] | None = None) -> MapResult:
     """Sequence `b`'s grids as a MapResult with its provenance. grids[layer][b]: (image_tokens,),
-    laid over the image by `layout`."""
+    laid over the image by `layout`; `sinks[layer]`: which of those tokens are attention sinks."""
     shape = layout.grid
-    attention = method in (Method.ATTENTION, Method.TOKEN)
+    attention = method in ATTENTION_LIKE
     strip = spec.strip_border if attention else 0
-    flat = {layer: layout.to_map(g[b].float().cpu().numpy()).ravel() for layer, g in grids.items()}
+    details = dict(details or {})
+    tokens = {layer: g[b].float().cpu() for layer, g in grids.items()}
+    if sinks:
+        tokens, details = _apply_sinks(tokens, sinks, layout, spec, details)
+    flat = {layer: layout.to_map(w.numpy()).ravel() for layer, w in tokens.items()}
     maps = {layer: to_grid(w, shape, strip) for layer, w in flat.items()}
     unstripped = {layer: to_grid(w, shape) for layer, w in flat.items()} if strip else None
     return MapResult(
@@ -223,20 +279,40 @@ def map_result(spec: MapSpec, method: str, grids: dict[int, list[torch.Tensor]],
         heads=spec.heads if attention else "n/a", query=_query_name(spec, method), query_positions=positions,
         term=spec.term if method == "token" else None, strip_border=strip,
         attn_implementation=implementation or _implementation(method),
-        image_size=layout.size)
+        image_size=layout.size, details=details)
+
+
+ATTENTION_LIKE = (Method.ATTENTION, Method.TOKEN, Method.RELATIVE)  # maps of attention rows: heads, border stripping
+IMPLEMENTATIONS = {Method.GRADCAM: "autograd", Method.RELEVANCY: "eager+autograd", Method.KNOCKOUT: "blocked attention",
+                   Method.LOGIT_LENS: "hidden states"}
+
+
+def _apply_sinks(tokens: dict[int, torch.Tensor], sinks: dict[int, torch.Tensor], layout: ImageLayout,
+                 spec: MapSpec, details: dict) -> tuple[dict[int, torch.Tensor], dict]:
+    """The raw maps' mass on their layer's sinks (mean over layers), the sink cells over the image,
+    and, with mask_sinks, the maps with their sinks zeroed."""
+    masses = [sink_mass(w, sinks[layer]) for layer, w in tokens.items()]
+    anywhere = torch.stack([sinks[layer] for layer in tokens]).any(0)
+    cells = np.argwhere(layout.to_map(anywhere.double().numpy()) > 0).tolist()
+    details = {**details, "sink_factor": spec.sink_factor, "sinks_masked": spec.mask_sinks,
+               "sink_tokens": anywhere.nonzero().flatten().tolist(), "sink_cells": cells,
+               "sink_mass": float(np.mean(masses))}
+    if spec.mask_sinks:
+        tokens = {layer: w.masked_fill(sinks[layer], 0.0) for layer, w in tokens.items()}
+    return tokens, details
 
 
 def _implementation(method: str) -> str:
-    if method in (Method.ATTENTION, Method.TOKEN):
-        return IMPLEMENTATION
-    return "autograd" if method == Method.GRADCAM else "none"
+    return IMPLEMENTATION if method in ATTENTION_LIKE else IMPLEMENTATIONS.get(method, "none")
 
 
 def _query_name(spec: MapSpec, method: str) -> str:
     if method == "token":
         return "term"
-    if method in (Method.GRADCAM, Method.ACTIVATION):
-        return Query.ANSWER if method == Method.GRADCAM else "none"
+    if method in (Method.ACTIVATION, Method.LOGIT_LENS):
+        return "none"  # read from the image tokens themselves
+    if method != Method.ATTENTION:
+        return Query.ANSWER
     return spec.query
 
 
@@ -244,8 +320,10 @@ def map_prompts(session, conversations, inputs, questions: Sequence[str]) -> Pro
     """Take the offsets out of `inputs` (the model does not accept them) and pair them with the
     prompt texts they index into."""
     offsets = inputs.pop("offset_mapping")
-    sizes = [(img.height, img.width) for c in conversations for img in conversation_images(c)[:1]]
-    return Prompts(dict(inputs), offsets.cpu(), session.rendered_prompts(conversations), list(questions), sizes)
+    images = [img for c in conversations for img in conversation_images(c)[:1]]
+    sizes = [(img.height, img.width) for img in images]
+    return Prompts(dict(inputs), offsets.cpu(), session.rendered_prompts(conversations), list(questions), sizes,
+                   images)
 
 
 @torch.no_grad()  # not inference_mode: Grad-CAM re-enables autograd on these inputs

@@ -15,15 +15,20 @@ HEAD_AGGREGATIONS = tuple(Heads)
 
 @dataclass(frozen=True)
 class MapSpec:
-    method: str = Method.ATTENTION  # attention | token (attention from `term`'s tokens) | gradcam | activation
+    method: str = Method.ATTENTION  # one of vocabulary.Method: attention, token, gradcam, relevancy, knockout, ...
     layers: str | tuple[int, ...] = "all"  # decoder layers: "2,7,12", "all", "last:4", "full"
     query: str = Query.ANSWER  # attention rows: answer position, question tokens, or generated answer tokens
     heads: str = Heads.MEAN  # how heads are combined: mean or max
-    term: str | None = None  # for method "token": a term that occurs in the question
+    term: str | None = None  # method "token": a term of the question; "logit_lens": the term whose P is mapped
     strip_border: int = 0  # outer token rings zeroed before renormalising; 0 keeps the whole grid
     gradcam_full_resolution: bool = False  # Grad-CAM on the vision patch grid instead of the token grid
     gradcam_token: str | None = None  # Grad-CAM target: this token's logit at the answer position; None: yes minus no
     fallback: bool = True  # attention -> gradcam -> activation norm when a method fails
+    relative_prompt: str = "Describe the image."  # method relative: the generic, condition-free question
+    knockout_block: int = 4  # method knockout: regions of block x block image tokens
+    knockout_question: bool = False  # method knockout: also block the question's tokens' attention to the region
+    sink_factor: float = 0.0  # attention sinks: image tokens whose hidden-state norm > this x the median; 0: off
+    mask_sinks: bool = False  # zero the sink tokens before renormalising (off: they are only reported)
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -32,10 +37,18 @@ class MapSpec:
             raise ValueError(f"query {self.query!r}: expected one of {', '.join(QUERIES)}")
         if self.heads not in HEAD_AGGREGATIONS:
             raise ValueError(f"heads {self.heads!r}: expected mean or max")
+        if self.method == Method.LOGIT_LENS and not (self.term and self.term.strip()):
+            raise ValueError("method 'logit_lens' needs term=..., the word whose probability is mapped")
         if self.method == "token" and not (self.term and self.term.strip()):
             raise ValueError("method 'token' needs term=..., a word or phrase of the question")
         if self.strip_border < 0:
             raise ValueError(f"strip_border must be >= 0, got {self.strip_border}")
+        if self.knockout_block < 1:
+            raise ValueError(f"knockout_block must be >= 1, got {self.knockout_block}")
+        if self.sink_factor < 0 or (self.mask_sinks and not self.sink_factor):
+            raise ValueError("mask_sinks needs sink_factor > 0 (the norm ratio that makes a token a sink)")
+        if self.method == Method.RELATIVE and not self.relative_prompt.strip():
+            raise ValueError("method 'relative' needs a generic prompt (relative_prompt)")
 
 
 @dataclass
@@ -59,7 +72,7 @@ class MapResult:
     attn_implementation: str  # how the rows were computed
     image_size: tuple[int, int]  # (height, width) of the model input
     unstripped: dict[int, np.ndarray] | None = None  # `maps` before border stripping (when strip_border > 0)
-    extra: dict[str, float] = field(default_factory=dict)
+    details: dict = field(default_factory=dict)  # the method's parameters and figures (image reliance, sinks, ...)
 
     @property
     def raw_maps(self) -> dict[int, np.ndarray]:

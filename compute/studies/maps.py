@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 
 import numpy as np
@@ -26,7 +27,35 @@ def attention_spec(config: MapConfig) -> MapSpec | None:
     if not config.enabled:
         return None
     return MapSpec(method=Method.ATTENTION, layers=config.layers, query=config.query, heads=config.heads,
-                   strip_border=config.strip_border)
+                   strip_border=config.strip_border, sink_factor=config.sink_factor, mask_sinks=config.mask_sinks)
+
+
+def method_spec(config: MapConfig, method: str, term: str | None = None) -> MapSpec:
+    """The spec of one of --methods; logit_lens reads the probability of `term` (the item's condition)."""
+    return MapSpec(method=method, layers=config.layers, heads=config.heads, term=term,
+                   relative_prompt=config.relative_prompt, knockout_block=config.knockout_blocks,
+                   knockout_question=config.knockout_question)
+
+
+def lens_term(item: ManifestItem) -> str:
+    """The term whose probability the logit lens maps: the item's condition, in words."""
+    return (item.condition or "").replace("_", " ").strip() or "finding"
+
+
+def extra_maps(session, config: MapConfig, items: Sequence[ManifestItem],
+               images: dict[str, Image.Image]) -> list[list[MapResult]]:
+    """Per item, its maps of the --methods (logit_lens in batches of one term)."""
+    out: list[list[MapResult]] = [[] for _ in items]
+    for method in config.extra_methods:
+        groups: dict[str | None, list[int]] = {}
+        for k, item in enumerate(items):
+            groups.setdefault(lens_term(item) if method == Method.LOGIT_LENS else None, []).append(k)
+        for term, members in groups.items():
+            made = map_batch(session, [images[items[k].item_id] for k in members], [items[k].question for k in members],
+                             method_spec(config, method, term))
+            for k, result in zip(members, made):
+                out[k].append(result)
+    return out
 
 
 def map_records(session, config: MapConfig, run_id: str, items: Sequence[ManifestItem],
@@ -39,9 +68,10 @@ def map_records(session, config: MapConfig, run_id: str, items: Sequence[Manifes
     if config.gradcam:
         gradcams = map_batch(session, [images[i.item_id] for i in items], [i.question for i in items],
                                      MapSpec(method=Method.GRADCAM))
-    for item, attention, gradcam in zip(items, results, gradcams):
+    extras = extra_maps(session, config, items, images) if config.extra_methods else [[] for _ in items]
+    for item, attention, gradcam, extra in zip(items, results, gradcams, extras):
         image = images[item.item_id]
-        for result in (attention, gradcam):
+        for result in (attention, gradcam, *extra):
             if result is None:
                 continue
             body_key = (item.image_path, result.grid_shape)
@@ -98,5 +128,6 @@ def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, bod
             deletion_delta=faith.deletion_delta if faith else None, random_delta=faith.random_delta if faith else None,
             faithfulness_ratio=faith.faithfulness_ratio if faith else None, metrics_note=body_note,
             **lesion_metrics(raw[layer], lesion, body),
+            sink_mass=result.details.get("sink_mass"), details=json.dumps(result.details) if result.details else None,
         ))
     return out

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from transformers.modeling_outputs import BaseModelOutputWithPooling
 
 from compute.data.conditions import CONDITION_KEYS
-from compute.answering.prefix import right_padded, suffix_pass_inputs
+from compute.model.prefix import right_padded, suffix_pass_inputs
 from compute.demo.model.training_data import CasePool, PromptBank, render_pool, training_question
 
 

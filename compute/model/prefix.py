@@ -1,6 +1,6 @@
 """Prefix/suffix primitives: every prompt about one image shares its tokens up to the end of the
 image block, so that prefix runs once and the question suffixes run as one right-padded batch
-against its KV cache, positions continuing after it. The engine and the demo model's trainer
+against its KV cache, positions continuing after it. The engine, the knockout maps and the demo model's trainer
 both build their suffix passes from these."""
 
 from __future__ import annotations
