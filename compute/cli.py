@@ -11,7 +11,8 @@ from pathlib import Path
 from compute.cli_compare import add_compare_parser, run_compare
 from compute.cli_dataset import add_dataset_parser, run_dataset
 from compute.cli_options import add_options, bounded_int, build
-from compute.config import AnswerConfig, DecodeConfig, MapConfig, ModelSpec, PromptConfig, RunConfig, VariantConfig
+from compute.config import (FAITHFULNESS_METHODS, AnswerConfig, DecodeConfig, MapConfig, ModelSpec, PromptConfig,
+                            RunConfig, VariantConfig)
 from compute.data.limits import ImageLimits
 from compute.data.validate import INT32_MAX
 from compute.demo.synth.config import SynthConfig
@@ -188,12 +189,17 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument("--world", required=True, type=positive_int, help="how many processes the run had")
 
     faith = sub.add_parser("demo-faithfulness", help="are a model's maps faithful on synthetic X-rays?",
-                           description="Per condition, on synthetic images showing the finding: the deletion test "
-                                       "of attention and Grad-CAM maps (their top 10% of cells blurred vs random "
-                                       "cells), the pointing game, and the correlation with a weight-randomised "
-                                       "model's attention map.")
+                           description="Per map method and condition, on synthetic images showing the finding: "
+                                       "the deletion test (the map's top 10% of cells blurred vs random cells), the "
+                                       "pointing game and the in-lesion mass against the lesion masks, the "
+                                       "correlation with a weight-randomised model's map, and the cost in passes "
+                                       "and seconds per item.")
     _add_demo_model_option(faith)
     faith.add_argument("--n", type=positive_int, default=6, help="images per condition (default: 6)")
+    faith.add_argument("--methods", default=",".join(FAITHFULNESS_METHODS), metavar="LIST",
+                       help="map methods to compare, comma-separated (default: all: %(default)s)")
+    faith.add_argument("--json", type=Path, default=None,
+                       help="also write the table as JSON (the Methods page reads benchmarks/faithfulness-demo.json)")
     faith.add_argument("--quiet", action="store_true", help="no progress bar")
     add_dataset_parser(sub)
     add_compare_parser(sub)
@@ -315,12 +321,22 @@ def _demo_eval(args: argparse.Namespace) -> int:
 
 
 def _demo_faithfulness(args: argparse.Namespace) -> int:
-    from compute.demo.model.faithfulness_report import faithfulness_report, table
+    from compute.demo.model.faithfulness_report import faithfulness_report, save, table
 
     session = _load_or_explain(args.model)
     if session is None:
         return EXIT_USAGE
-    print(table(faithfulness_report(session, args.n, progress=not args.quiet)))
+    methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
+    unknown = [m for m in methods if m not in FAITHFULNESS_METHODS]
+    if unknown:
+        print(f"error: --methods: {', '.join(unknown)} not known; choose from {', '.join(FAITHFULNESS_METHODS)}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    rows = faithfulness_report(session, args.n, methods=methods, progress=not args.quiet)
+    print(table(rows))
+    if args.json:
+        save(rows, args.json, args.model)
+        print(f"wrote {args.json}")
     return 0
 
 

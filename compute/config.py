@@ -53,8 +53,8 @@ class DecodeConfig:
 HEAD_AGGREGATIONS = tuple(Heads)
 
 
-EXTRA_METHODS = (Method.RELEVANCY, Method.RELATIVE, Method.KNOCKOUT, Method.LOGIT_LENS)  # --methods
-FAITHFULNESS_METHODS = (Method.ATTENTION, Method.GRADCAM, *EXTRA_METHODS)  # what demo-faithfulness compares
+EXTRA_METHODS = (Method.TOKEN, Method.RELEVANCY, Method.RELATIVE, Method.KNOCKOUT, Method.LOGIT_LENS)  # --methods
+FAITHFULNESS_METHODS = (Method.ATTENTION, Method.GRADCAM, *EXTRA_METHODS[1:])  # what demo-faithfulness compares
 _LATER_MAP_FIELDS = ("methods", "relative_prompt", "knockout_blocks", "knockout_question", "sink_factor", "mask_sinks")
 
 
@@ -72,7 +72,9 @@ class MapConfig:
         "help": "attention rows: the answer position (the last prompt token, which predicts yes/no), "
                 "the question's tokens, or the generated answer's tokens (default: {default})"})
     heads: str = field(default="mean", metadata={
-        "choices": HEAD_AGGREGATIONS, "help": "how attention heads are combined (default: {default})"})
+        "choices": HEAD_AGGREGATIONS,
+        "help": "how attention heads are combined: mean, max, or all (the mean, plus every head's map of every "
+                "chosen layer, for the Attention page's head browser) (default: {default})"})
     strip_border: int = field(default=0, metadata={  # the metrics still see the raw map
         "range": (0, 1000), "metavar": "RINGS",
         "help": "zero this many outer token rings before renormalising the stored map (default: {default})"})
@@ -83,7 +85,9 @@ class MapConfig:
                 "({deletion_random} more forward passes per prediction)"})
     methods: str = field(default="", metadata={
         "metavar": "LIST",
-        "help": "also store maps of these methods, comma-separated: relevancy (1 forward + 1 backward), relative "
+        "help": "also store maps of these methods, comma-separated: token (attention from the words of the question "
+                "that name the condition; a question that names none gets no token map), relevancy (1 forward + "
+                "1 backward), relative "
                 "(1 more forward per image), knockout (1 prefix pass + 2 + regions suffix rows, and the blank-image "
                 "control), logit_lens (1 forward; the condition's name is the term) (default: none)"})
     relative_prompt: str = field(default="Describe the image.", metadata={

@@ -23,6 +23,7 @@ pages = [
     st.Page("views/attention.py", title="Attention", url_path="attention"),
     st.Page("views/attention_changes.py", title="Attention changes", url_path="attention-changes"),
     st.Page("views/compare.py", title="Compare runs", url_path="compare"),
+    st.Page("views/methods.py", title="Methods", url_path="methods"),
     st.Page("views/live.py", title="Live inference", url_path="live"),
 ]
 navigation = st.navigation(pages)

@@ -155,3 +155,14 @@ def compare_rows(db: StoreFile, run_id: str) -> pd.DataFrame:
 def summary_maps(db: StoreFile, run_id: str, method: str = "attention", item_id: str | None = None) -> pd.DataFrame:
     """Each item's summary map of `method` (mean over layers, else its lowest layer)."""
     return queries.summary_maps(db.path, run_id, method, item_id)
+
+
+@cached
+def method_figures(db: StoreFile, run_id: str) -> pd.DataFrame:
+    """Per map method and condition: pointing game, in-lesion mass, deletion ratio, sink mass."""
+    return queries.method_figures(db.path, run_id)
+
+
+@cached
+def item_head_maps(db: StoreFile, run_id: str, item_id: str, method: str, layer: int) -> pd.DataFrame:
+    return queries.item_head_maps(db.path, run_id, item_id, method, int(layer))

@@ -39,7 +39,22 @@ def overlay(image: Image.Image, grid: np.ndarray, *, opacity: float = 0.5, thres
 OUTLINE_COLOUR = (0, 255, 255)  # cyan: apart from every colormap's hot end
 
 
-def outline(image: Image.Image, lesion: np.ndarray, *, width: int = 2) -> Image.Image:
+SINK_COLOUR = (255, 0, 255)  # magenta: attention-sink cells
+
+
+def cell_mask(cells: list, grid: tuple[int, int], size: tuple[int, int]) -> np.ndarray:
+    """(height, width) bool of an image of `size` (width, height): the pixels of the grid cells listed."""
+    marked = np.zeros(grid, dtype=bool)
+    for r, c in cells:
+        marked[int(r), int(c)] = True
+    width, height = size
+    rows = (np.arange(height) * grid[0] // height)
+    cols = (np.arange(width) * grid[1] // width)
+    return marked[rows[:, None], cols[None, :]]
+
+
+def outline(image: Image.Image, lesion: np.ndarray, *, width: int = 2,
+            colour: tuple[int, int, int] = OUTLINE_COLOUR) -> Image.Image:
     """`image` (as `overlay` returns it: the original shown square) with the edge of the
     boolean `lesion` mask (the original image's pixels) drawn on it."""
     side_w, side_h = image.size
@@ -47,7 +62,7 @@ def outline(image: Image.Image, lesion: np.ndarray, *, width: int = 2) -> Image.
                                                                            Image.Resampling.NEAREST)) > 0
     edge = mask & ~ndimage.binary_erosion(mask, iterations=width, border_value=0)
     pixels = np.asarray(image.convert("RGB")).copy()
-    pixels[edge] = OUTLINE_COLOUR
+    pixels[edge] = colour
     return Image.fromarray(pixels)
 
 

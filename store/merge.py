@@ -12,7 +12,7 @@ from pathlib import Path
 from store.connection import StoreError, connect, transaction
 from store.schema import ensure_schema
 
-TABLES = ("images", "image_files", "questions", "predictions", "attention_maps", "attention_changes")
+TABLES = ("images", "image_files", "questions", "predictions", "attention_maps", "head_maps", "attention_changes")
 
 
 def part_path(db: str | Path, rank: int, world: int) -> Path:

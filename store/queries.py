@@ -370,3 +370,12 @@ def method_figures(db_path: str | Path, run_id: str) -> pd.DataFrame:
                    avg(sink_mass) AS sink_mass
             FROM summary GROUP BY method, condition ORDER BY method, condition
         """, [run_id, MEAN_LAYER]).df()
+
+
+def item_head_maps(db_path: str | Path, run_id: str, item_id: str, method: str, layer: int) -> pd.DataFrame:
+    """Each head's map of one layer of one item (runs with --heads all): head, grid_rows, grid_cols, grid."""
+    with _open(db_path) as con:
+        if current_version(con) < 6:
+            return pd.DataFrame(columns=["head", "grid_rows", "grid_cols", "grid"])
+        return con.execute("SELECT head, grid_rows, grid_cols, grid FROM head_maps WHERE run_id = ? AND item_id = ? "
+                           "AND method = ? AND layer = ? ORDER BY head", [run_id, item_id, method, layer]).df()

@@ -139,6 +139,20 @@ class MapRecord:
 
 
 @dataclass(frozen=True)
+class HeadMapRecord:
+    """One attention head's map of one layer of one prediction (--heads all)."""
+
+    run_id: str
+    item_id: str
+    method: str
+    layer: int
+    head: int
+    grid_rows: int
+    grid_cols: int
+    grid: list[float]
+
+
+@dataclass(frozen=True)
 class AttentionChangeRecord:
     run_id: str
     item_id: str

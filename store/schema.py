@@ -200,6 +200,17 @@ _V6 = """
 ALTER TABLE attention_maps ADD COLUMN sink_mass DOUBLE;   -- the raw map's mass on attention-sink tokens (when detected)
 ALTER TABLE attention_maps ADD COLUMN details JSON;        -- the method's parameters and figures: image reliance,
                                                           -- the generic prompt, sink cells, the lens term, ...
+CREATE TABLE head_maps (                                  -- --heads all: each head's map of an attention map
+    run_id    VARCHAR NOT NULL,
+    item_id   VARCHAR NOT NULL,
+    method    VARCHAR NOT NULL,
+    layer     INTEGER NOT NULL,                           -- a decoder layer (never the mean)
+    head      INTEGER NOT NULL,
+    grid_rows INTEGER NOT NULL,
+    grid_cols INTEGER NOT NULL,
+    grid      FLOAT[] NOT NULL,                           -- row-major, sums to 1
+    PRIMARY KEY (run_id, item_id, method, layer, head)
+);
 """
 
 MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)

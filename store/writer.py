@@ -20,7 +20,8 @@ import pandas as pd
 
 from store.connection import StoreError, connect, transaction
 from store.owner import STALE_AFTER, live_owner, this_host, utc_now
-from store.records import AttentionChangeRecord, ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RunRecord
+from store.records import (AttentionChangeRecord, HeadMapRecord, ImageRecord, MapRecord, PredictionRecord,
+                           QuestionRecord, RunRecord)
 from store.schema import ensure_schema
 
 
@@ -68,6 +69,7 @@ _INSERT_IMAGE = _insert_sql("image_files", ImageRecord)
 _INSERT_QUESTION = _insert_sql("questions", QuestionRecord)
 _INSERT_PREDICTION = _insert_sql("predictions", PredictionRecord)
 _INSERT_MAP = _insert_sql("attention_maps", MapRecord)
+_INSERT_HEAD = _insert_sql("head_maps", HeadMapRecord)
 _INSERT_CHANGE = _insert_sql("attention_changes", AttentionChangeRecord)
 
 
@@ -170,16 +172,19 @@ class StoreWriter:
                 "hours after its last write)")
 
     def write_batch(self, images: list[ImageRecord], questions: list[QuestionRecord],
-                    predictions: list[PredictionRecord], maps: list[MapRecord] = ()) -> None:
+                    predictions: list[PredictionRecord], maps: list[MapRecord | HeadMapRecord] = ()) -> None:
         """Write one batch in one transaction: all of it lands, or none of it (RecordError
-        when a value cannot be stored). Marks the batch's runs as alive."""
+        when a value cannot be stored). Marks the batch's runs as alive. `maps` may hold head maps."""
         with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
             for run_id in sorted({p.run_id for p in predictions}):
                 self._refuse_if_owned(run_id, con)
                 con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'",
                             [utc_now(), run_id])
+            heads = [m for m in maps if isinstance(m, HeadMapRecord)]
             for sql, records in ((_INSERT_IMAGE, images), (_INSERT_QUESTION, questions),
-                                 (_INSERT_PREDICTION, predictions), (_INSERT_MAP, maps)):
+                                 (_INSERT_PREDICTION, predictions),
+                                 (_INSERT_MAP, [m for m in maps if not isinstance(m, HeadMapRecord)]),
+                                 (_INSERT_HEAD, heads)):
                 if records:
                     con.executemany(sql, [list(astuple(r)) for r in records])
 

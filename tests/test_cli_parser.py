@@ -39,6 +39,12 @@ EXPECTED_DEFAULTS = {
         ("--strip-border",): 0,
         ("--gradcam",): False,
         ("--deletion",): False,
+        ("--methods",): "",  # issue 16: the map methods beyond attention, opt-in
+        ("--relative-prompt",): "Describe the image.",
+        ("--knockout-blocks",): 4,
+        ("--knockout-question",): False,
+        ("--sink-factor",): 0.0,
+        ("--mask-sinks",): False,
         ("--study",): "baseline",
         ("--variants",): 10,
         ("--variant-seed",): 0,
@@ -70,7 +76,8 @@ EXPECTED_DEFAULTS = {
     "gpu-bench": {("--device",): "cuda", ("--tiny",): False, ("--images",): 63, ("--json",): None,
                   ("--profile",): None, ("--family",): "gemma3"},
     "merge": {("--db",): None, ("--run",): None, ("--world",): None},
-    "demo-faithfulness": {("--model",): "models/demo", ("--n",): 6, ("--quiet",): False},
+    "demo-faithfulness": {("--model",): "models/demo", ("--n",): 6, ("--quiet",): False, ("--json",): None,
+                          ("--methods",): "attention,gradcam,relevancy,relative,knockout,logit_lens"},
     "dataset": {("format",): None},  # one subcommand per format: tests/test_dataset_cli.py checks them
     "tiny-model": {("--family",): None, ("--out",): None, ("--seed",): 0},
     "compare": {("--db",): None, ("--runs",): None, ("--format",): "md", ("--method",): "attention",
@@ -90,7 +97,7 @@ EXPECTED_REQUIRED = {
 
 EXPECTED_CHOICES = {
     "run": {"--dtype": ("bf16", "fp16", "fp32"), "--device-map": ("auto",), "--query": ("answer", "question", "generated"),
-            "--heads": ("mean", "max"), "--study": ("baseline", "phrasing"),
+            "--heads": ("mean", "max", "all"), "--study": ("baseline", "phrasing"),
             "--answerer": ("auto", "generate", "prefix-shared")},
     "report": {"--format": ("json", "md")},
     "tiny-model": {"--family": ("gemma3", "paligemma", "qwen2_5_vl", "llava", "idefics3", "internvl")},
@@ -106,7 +113,8 @@ EXPECTED_TYPES = {
     "run": {"--max-new-tokens": POSITIVE, "--strip-border": (0, 1000), "--variants": POSITIVE,
             "--variant-seed": (0, INT32_MAX), "--batch-size": (1, 4096), "--limit": POSITIVE,
             "--seed": (0, INT32_MAX), "--max-image-pixels": (1, 1 << 40), "--max-image-bytes": (1, 1 << 40),
-            "--max-failure-share": float, "--manifest": Path, "--image-root": Path, "--db": Path},
+            "--max-failure-share": float, "--manifest": Path, "--image-root": Path, "--db": Path,
+            "--knockout-blocks": (1, 64), "--sink-factor": float},
     "synth": {"--n": POSITIVE, "--seed": int, "--size": POSITIVE, "--out": Path},
     "demo-model": {"--out": Path, "--seed": int},
     "demo-eval": {"--n": POSITIVE, "--seed": int, "--json": Path},
@@ -115,7 +123,7 @@ EXPECTED_TYPES = {
     "bench": {"--images": POSITIVE, "--variants": POSITIVE},
     "gpu-bench": {"--images": POSITIVE, "--json": Path, "--profile": Path},
     "merge": {"--db": Path, "--world": POSITIVE},
-    "demo-faithfulness": {"--n": POSITIVE},
+    "demo-faithfulness": {"--n": POSITIVE, "--json": Path},
     "dataset": {},
     "tiny-model": {"--out": Path, "--seed": int},
     "compare": {"--db": Path, "--out": Path},
@@ -284,3 +292,15 @@ def test_a_value_the_config_refuses_is_one_line_and_exit_code_2(share, capsys):
 def test_device_map_reaches_the_model_spec():
     args = build_parser().parse_args(RUN_ARGS + ["--device-map", "auto"])
     assert build(RunConfig, args).model == ModelSpec("m", device_map="auto")
+
+
+def test_runs_stored_before_the_map_methods_keep_their_identity():
+    """A run stored before --methods and the sink options existed resumes: at their defaults they
+    are not part of its identity; set, they are."""
+    from dataclasses import asdict
+    plain = MapConfig()
+    before = {k: v for k, v in asdict(plain).items()
+              if k not in ("methods", "relative_prompt", "knockout_blocks", "knockout_question", "sink_factor",
+                           "mask_sinks")}
+    assert plain.identity() == before
+    assert MapConfig(methods="knockout").identity()["methods"] == "knockout"

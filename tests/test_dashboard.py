@@ -9,7 +9,7 @@ from store import StoreWriter
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/attention.py", "views/phrasing.py",
-         "views/attention_changes.py", "views/compare.py"]  # the pages over a run; the live page needs none
+         "views/attention_changes.py", "views/compare.py", "views/methods.py"]  # pages over a run; not live
 
 
 def _app(db: Path, monkeypatch, **params) -> AppTest:

@@ -41,6 +41,7 @@ class Heads(StrEnum):
 
     MEAN = "mean"
     MAX = "max"
+    ALL = "all"  # the map is the mean over heads, and every head's map is stored beside it
 
 
 class Study(StrEnum):

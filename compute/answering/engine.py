@@ -42,7 +42,7 @@ from compute.model.families.base import Family
 from compute.model.prompts import build_messages, expanded_prompts
 from compute.model.session import Session
 from compute.model.yes_no import yes_no_probabilities
-from vocabulary import Method, Query
+from vocabulary import Heads, Method, Query
 
 
 @dataclass(frozen=True)
@@ -70,7 +70,8 @@ def engine_supports(maps: MapSpec | None, family: Family | None = None) -> bool:
     question, as on PaliGemma) and make these maps (answer-position attention only)."""
     if family is not None and family.image_sees_question:
         return False
-    return maps is None or (maps.method == Method.ATTENTION and maps.query == Query.ANSWER and not maps.sink_factor)
+    return maps is None or (maps.method == Method.ATTENTION and maps.query == Query.ANSWER and not maps.sink_factor
+                            and maps.heads != Heads.ALL)
 
 
 class PrefixSharedEngine:

@@ -53,7 +53,7 @@ def attention_grids(weights: dict[int, torch.Tensor], valid: torch.Tensor, image
     weights[layer]: (batch, heads, R, kv); valid: (batch, R); image_positions: (batch, kv) bool."""
     out = {}
     for layer, w in weights.items():
-        per_row = w.mean(dim=1) if heads == Heads.MEAN else w.amax(dim=1)  # (batch, R, kv)
+        per_row = w.amax(dim=1) if heads == Heads.MAX else w.mean(dim=1)  # (batch, R, kv); all: the mean
         mask = valid[:, :, None].to(per_row.device)
         if rows == "mean":
             pooled = (per_row * mask).sum(1) / mask.sum(1)  # (batch, kv)
@@ -79,9 +79,10 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
         if not pending:
             break
         try:
-            sinks, details = None, [None] * batch
+            sinks, heads, details = None, None, [None] * batch
             if method in (Method.ATTENTION, Method.TOKEN):
-                output, grids, layers, positions, layouts, sinks = _attention(session, prompts, spec, method, generate)
+                output, grids, layers, positions, layouts, (sinks, heads) = _attention(session, prompts, spec, method,
+                                                                                      generate)
             elif method in METHOD_MODULES:
                 output = output if output is not None else generate()
                 grids, layers, positions, layouts, details = _method(session, prompts, spec, method)
@@ -101,7 +102,8 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
             try:
                 results[b] = map_result(spec, method, grids, b, layouts[b], layers, positions[b], reasons[b],
                                         details=details[b],
-                                        sinks={k: v[b] for k, v in sinks.items()} if sinks else None)
+                                        sinks={k: v[b] for k, v in sinks.items()} if sinks else None,
+                                        heads={k: v[b] for k, v in heads.items()} if heads else None)
             except ValueError as error:  # --strip-border wider than this image's grid (grids vary by family and image)
                 reasons[b].append(f"{method}: {error}")
     failed = [b for b in range(batch) if results[b] is None]
@@ -109,6 +111,19 @@ def make_maps(session, prompts: Prompts, spec: MapSpec,
         raise MapUnavailableError(f"no method produced a map for sequences {failed}: "
                                   + " | ".join("; ".join(reasons[b]) for b in failed))
     return output if output is not None else generate(), results
+
+
+def head_grids(weights: dict[int, torch.Tensor], valid: torch.Tensor,
+               image_positions: torch.Tensor) -> dict[int, list[torch.Tensor]]:
+    """Per layer and sequence, (heads, image_tokens): each head's attention onto the image, the
+    valid query rows averaged. weights[layer]: (batch, heads, R, kv)."""
+    out = {}
+    for layer, w in weights.items():
+        mask = valid[:, None, :, None].to(w.device)
+        pooled = (w * mask).sum(2) / mask.sum(2)  # (batch, heads, kv)
+        where = image_positions.to(pooled.device)
+        out[layer] = [pooled[b][:, where[b]] for b in range(len(pooled))]
+    return out
 
 
 def _usable(grids: dict[int, list[torch.Tensor]]) -> list[bool]:
@@ -175,9 +190,10 @@ def _attention(session, prompts: Prompts, spec: MapSpec, method: str, generate):
         layouts = session.family.layouts(prompts.inputs, session.processor, counts, prompts.image_sizes)
         prompt_positions = image_positions[:, :input_ids.shape[1]]
         sinks = _sinks(norms, prompt_positions, spec.sink_factor) if spec.sink_factor else None
+        heads = head_grids(weights, valid, image_positions) if spec.heads == Heads.ALL else None
     except (MapUnavailableError, ValueError) as error:
         raise MapUnavailableError(str(error), output) from None  # keep the generation for the next method
-    return output, grids, layers, positions, layouts, sinks
+    return output, grids, layers, positions, layouts, (sinks, heads)
 
 
 def _with_sink_norms(model, spec: MapSpec, layers, prompt_length: int, generate, norms: dict):
@@ -260,9 +276,10 @@ def _gradcam_target(session, token: str | None) -> Callable[[torch.Tensor], torc
 def map_result(spec: MapSpec, method: str, grids: dict[int, list[torch.Tensor]], b: int, layout: ImageLayout,
                layers: tuple[int, ...], positions: list[int], reasons: list[str],
                implementation: str | None = None, details: dict | None = None,
-               sinks: dict[int, torch.Tensor] | None = None) -> MapResult:
+               sinks: dict[int, torch.Tensor] | None = None, heads: dict[int, torch.Tensor] | None = None) -> MapResult:
     """Sequence `b`'s grids as a MapResult with its provenance. grids[layer][b]: (image_tokens,),
-    laid over the image by `layout`; `sinks[layer]`: which of those tokens are attention sinks."""
+    laid over the image by `layout`; `sinks[layer]`: which of those tokens are attention sinks;
+    `heads[layer]`: (heads, image_tokens), each head's weights (--heads all)."""
     shape = layout.grid
     attention = method in ATTENTION_LIKE
     strip = spec.strip_border if attention else 0
@@ -273,13 +290,17 @@ def map_result(spec: MapSpec, method: str, grids: dict[int, list[torch.Tensor]],
     flat = {layer: layout.to_map(w.numpy()).ravel() for layer, w in tokens.items()}
     maps = {layer: to_grid(w, shape, strip) for layer, w in flat.items()}
     unstripped = {layer: to_grid(w, shape) for layer, w in flat.items()} if strip else None
+    head_maps = None
+    if heads:
+        head_maps = {layer: np.stack([to_grid(layout.to_map(h.float().cpu().numpy()).ravel(), shape) for h in per_head])
+                     for layer, per_head in heads.items()}
     return MapResult(
         maps=maps, mean=np.mean(list(maps.values()), axis=0), unstripped=unstripped, grid_shape=shape, method=method,
         requested_method=spec.method, fallback_reason="; ".join(reasons) or None, layers=layers,
         heads=spec.heads if attention else "n/a", query=_query_name(spec, method), query_positions=positions,
         term=spec.term if method == "token" else None, strip_border=strip,
         attn_implementation=implementation or _implementation(method),
-        image_size=layout.size, details=details)
+        image_size=layout.size, details=details, head_maps=head_maps)
 
 
 ATTENTION_LIKE = (Method.ATTENTION, Method.TOKEN, Method.RELATIVE)  # maps of attention rows: heads, border stripping

@@ -36,7 +36,7 @@ class MapSpec:
         if self.query not in QUERIES:
             raise ValueError(f"query {self.query!r}: expected one of {', '.join(QUERIES)}")
         if self.heads not in HEAD_AGGREGATIONS:
-            raise ValueError(f"heads {self.heads!r}: expected mean or max")
+            raise ValueError(f"heads {self.heads!r}: expected mean, max or all")
         if self.method == Method.LOGIT_LENS and not (self.term and self.term.strip()):
             raise ValueError("method 'logit_lens' needs term=..., the word whose probability is mapped")
         if self.method == "token" and not (self.term and self.term.strip()):
@@ -73,6 +73,7 @@ class MapResult:
     image_size: tuple[int, int]  # (height, width) of the model input
     unstripped: dict[int, np.ndarray] | None = None  # `maps` before border stripping (when strip_border > 0)
     details: dict = field(default_factory=dict)  # the method's parameters and figures (image reliance, sinks, ...)
+    head_maps: dict[int, np.ndarray] | None = None  # heads "all": per layer (heads, rows, columns), each summing to 1
 
     @property
     def raw_maps(self) -> dict[int, np.ndarray]:

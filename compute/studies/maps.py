@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import numpy as np
 from PIL import Image
 
-from store import MapRecord
+from store import HeadMapRecord, MapRecord
 
 from compute.maps import MapResult, MapSpec
 from compute.maps.faithfulness import Deletion, deletion_test
@@ -18,7 +18,8 @@ from compute.metrics import attention_metrics, metrics_without_body
 from compute.metrics.lesion import lesion_metrics
 from compute.metrics.regions import body_cells, mask_to_grid
 from compute.data.lesions import lesion_pixels
-from vocabulary import MEAN_LAYER, Method
+from compute.data.question_parser import UnparseableQuestionError, parse_question
+from vocabulary import MEAN_LAYER, Heads, Method
 from compute.maps import map_batch
 
 
@@ -32,7 +33,8 @@ def attention_spec(config: MapConfig) -> MapSpec | None:
 
 def method_spec(config: MapConfig, method: str, term: str | None = None) -> MapSpec:
     """The spec of one of --methods; logit_lens reads the probability of `term` (the item's condition)."""
-    return MapSpec(method=method, layers=config.layers, heads=config.heads, term=term,
+    heads = Heads.MEAN if config.heads == Heads.ALL else config.heads  # head maps are stored for attention only
+    return MapSpec(method=method, layers=config.layers, heads=heads, term=term,
                    relative_prompt=config.relative_prompt, knockout_block=config.knockout_blocks,
                    knockout_question=config.knockout_question)
 
@@ -42,15 +44,32 @@ def lens_term(item: ManifestItem) -> str:
     return (item.condition or "").replace("_", " ").strip() or "finding"
 
 
+def question_term(item: ManifestItem) -> str | None:
+    """The words of the question that name its condition (the token map's term), or None."""
+    try:
+        return parse_question(item.question).term
+    except UnparseableQuestionError:
+        return None
+
+
+def _term(method: str, item: ManifestItem) -> str | None:
+    if method == Method.LOGIT_LENS:
+        return lens_term(item)
+    return question_term(item) if method == Method.TOKEN else None
+
+
 def extra_maps(session, config: MapConfig, items: Sequence[ManifestItem],
                images: dict[str, Image.Image]) -> list[list[MapResult]]:
-    """Per item, its maps of the --methods (logit_lens in batches of one term)."""
+    """Per item, its maps of the --methods (token and logit_lens in batches of one term; a question
+    that names no condition gets no token map)."""
     out: list[list[MapResult]] = [[] for _ in items]
     for method in config.extra_methods:
         groups: dict[str | None, list[int]] = {}
         for k, item in enumerate(items):
-            groups.setdefault(lens_term(item) if method == Method.LOGIT_LENS else None, []).append(k)
+            groups.setdefault(_term(method, item), []).append(k)
         for term, members in groups.items():
+            if term is None and method == Method.TOKEN:
+                continue
             made = map_batch(session, [images[items[k].item_id] for k in members], [items[k].question for k in members],
                              method_spec(config, method, term))
             for k, result in zip(members, made):
@@ -130,4 +149,8 @@ def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, bod
             **lesion_metrics(raw[layer], lesion, body),
             sink_mass=result.details.get("sink_mass"), details=json.dumps(result.details) if result.details else None,
         ))
+    for layer, per_head in (result.head_maps or {}).items():
+        out += [HeadMapRecord(run_id=run_id, item_id=item_id, method=result.method, layer=int(layer), head=h,
+                              grid_rows=g.shape[0], grid_cols=g.shape[1], grid=g.ravel().astype(float).tolist())
+                for h, g in enumerate(per_head)]
     return out

@@ -1,16 +1,19 @@
+import json
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import data
-from dashboard.overlay import COLORMAPS, outline, overlay
+from dashboard.overlay import COLORMAPS, SINK_COLOUR, cell_mask, outline, overlay
 from dashboard.run_images import run_image
 from dashboard.safe_text import escape_markdown as esc
 from dashboard.views.common import require_run, url_selectbox
 from compute.facade import stored_lesion
 from vocabulary import FAITHFULNESS_METRICS, LESION_METRICS, MAP_METRICS, MEAN_LAYER, Method
 
-METRICS = [*MAP_METRICS, *FAITHFULNESS_METRICS, *LESION_METRICS]
+METRICS = [*MAP_METRICS, *FAITHFULNESS_METRICS, *LESION_METRICS, "sink_mass"]
+FIGURES = ("image_reliance", "blank_image_reliance", "log_odds", "forward_passes")  # from a map's details
 PROVENANCE = ["method", "requested_method", "fallback_reason", "layers", "heads", "query", "query_positions",
               "term", "strip_border", "attn_implementation", "model_id", "image_height", "image_width",
               "grid_rows", "grid_cols"]
@@ -22,8 +25,18 @@ def _label(row: pd.Series) -> str:
 
 
 def _method_order(method: str) -> int:
-    order = list(Method)  # attention, token, gradcam, activation
+    order = list(Method)  # attention, token, gradcam, activation, then the methods beyond attention
     return order.index(method) if method in order else len(order)
+
+
+def _details(row: pd.Series) -> dict:
+    """The map's details (JSON): the method's parameters and figures; {} for maps stored without them."""
+    text = row.get("details")
+    try:
+        value = json.loads(text) if isinstance(text, str) else {}
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 def _layer_name(layer: int) -> str:
@@ -53,6 +66,7 @@ if selection is not None:
             colormap = st.selectbox("Colormap", COLORMAPS)
         row = of_method[of_method.layer == layer].iloc[0]
         grid = np.asarray(row.grid, dtype=np.float64).reshape(int(row.grid_rows), int(row.grid_cols))
+        details = _details(row)
         with left:
             shown = run_image(db, run_id, item_id)
             if shown.image is not None:
@@ -68,6 +82,11 @@ if selection is not None:
                 if lesion is not None and lesion.any():
                     picture = outline(picture, lesion)
                     caption += " Cyan: the finding's annotated boxes or mask."
+                sinks = details.get("sink_cells") or []
+                if sinks:
+                    picture = outline(picture, cell_mask(sinks, grid.shape, shown.image.size), colour=SINK_COLOUR)
+                    caption += (f" Magenta: {len(sinks)} attention-sink cells"
+                                f"{' (masked)' if details.get('sinks_masked') else ''}.")
                 st.image(picture, caption=caption)
             else:
                 st.warning(esc(shown.problem))
@@ -78,9 +97,20 @@ if selection is not None:
             if isinstance(row.fallback_reason, str) and row.fallback_reason:
                 st.warning(f"Asked for {esc(row.requested_method)}; fell back to {esc(row.method)}: "
                            f"{esc(row.fallback_reason)}")
-            metrics = pd.DataFrame({"metric": METRICS, "value": [row[m] for m in METRICS]}).dropna()
+            values = {**{m: row.get(m) for m in METRICS}, **{f: details.get(f) for f in FIGURES}}
+            metrics = pd.DataFrame({"metric": list(values), "value": list(values.values())}).dropna()
             st.dataframe(metrics, hide_index=True)
             if isinstance(row.get("metrics_note"), str) and row.metrics_note:
                 st.caption(esc(row.metrics_note))
+        heads = data.item_head_maps(db, run_id, item_id, method, layer) if layer != MEAN_LAYER else None
+        if heads is not None and not heads.empty and shown.image is not None:
+            with st.expander(f"Heads of {_layer_name(layer)} ({len(heads)})"):
+                columns = st.columns(4)
+                for k, head in enumerate(heads.itertuples()):
+                    shape = (int(head.grid_rows), int(head.grid_cols))
+                    head_grid = np.asarray(head.grid, dtype=np.float64).reshape(shape)
+                    columns[k % 4].image(overlay(shown.image, head_grid, opacity=opacity, colormap=colormap, size=160),
+                                         caption=f"head {head.head}")
         with st.expander("Provenance"):
-            st.json({k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in row[PROVENANCE].items()})
+            st.json({**{k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in row[PROVENANCE].items()},
+                     "details": details})
