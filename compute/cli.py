@@ -367,7 +367,8 @@ def _report(args: argparse.Namespace) -> int:
         report = run_report(queries.condition_counts(args.db, args.run_name), rows,
                             queries.attention_changes(args.db, args.run_name) if not rows.empty else None,
                             args.run_name, study=overview["study"], n_failed=overview["n_failed"],
-                            agreement=queries.answer_agreement(args.db, args.run_name))
+                            agreement=queries.answer_agreement(args.db, args.run_name),
+                            methods=queries.method_figures(args.db, args.run_name))
     except (ReportError, StoreError, queries.RunNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -28,7 +28,7 @@ __all__ = [
     # a stored run's images, and their findings' boxes and masks
     "ImageFile", "ImageLoadError", "read_image", "stored_lesion",
     # the Live page
-    "InferenceError", "MAX_UPLOAD_BYTES", "ask", "attention_metrics", "body_cells", "load_session", "load_upload",
+    "InferenceError", "MAX_UPLOAD_BYTES", "ask", "question_term", "attention_metrics", "body_cells", "load_session", "load_upload",
     "metrics_without_body",
 ]
 
@@ -37,6 +37,15 @@ def stored_lesion(boxes_json: str | None, mask: str | None, width: int, height: 
     """A stored item's lesion as a (height, width) bool mask of its image, or None when it has
     no boxes or mask; ValueError (saying why) when they cannot be placed on it."""
     return lesion_pixels(parse_boxes(boxes_json), mask, width, height)
+
+
+def question_term(question: str) -> str | None:
+    """The words of a question that name its condition ("pleural effusion"), or None."""
+    from compute.data.question_parser import UnparseableQuestionError, parse_question
+    try:
+        return parse_question(question).term
+    except UnparseableQuestionError:
+        return None
 
 
 class InferenceError(RuntimeError):
@@ -56,7 +65,7 @@ def load_session(model: str) -> Session:
 
 
 def ask(session: Session, image: Image.Image, question: str, *, method: str = "attention",
-        layers: str | None = "all") -> AskResult:
+        layers: str | None = "all", term: str | None = None) -> AskResult:
     """compute.answering.ask, holding `session.lock` for the whole call (prompt checks,
     tokenizing, generation, maps, decoding), so the users of a shared Session take turns:
     attention capture and Grad-CAM switch the shared model's attention implementation and hooks."""
@@ -65,6 +74,6 @@ def ask(session: Session, image: Image.Image, question: str, *, method: str = "a
 
     try:
         with session.lock:
-            return ask_model(session, image, question, method=method, layers=layers)
+            return ask_model(session, image, question, method=method, layers=layers, term=term)
     except (OSError, ValueError, MapUnavailableError) as exc:
         raise InferenceError(str(exc)) from exc

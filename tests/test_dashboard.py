@@ -424,3 +424,19 @@ def test_cached_reads_show_results_written_since(tmp_path, tiny_store, monkeypat
     assert data.list_runs(db).run_id.tolist() == ["second", "first"] and len(calls) == 1
     assert data.overview(db, "second")["n_done"] == 3
     assert data.condition_counts(db, "second", ["pneumothorax"]).set_index("ground_truth").loc["all", "n"] == 1
+
+
+@pytest.mark.slow
+@pytest.mark.integration
+@pytest.mark.parametrize("method", ["knockout", "logit_lens"])
+def test_live_page_makes_the_new_maps(study_db, monkeypatch, method):
+    at = _app(study_db, monkeypatch, run="maps")
+    at.run()
+    at.switch_page("views/live.py").run()
+    at.radio[0].set_value("From the selected run").run()
+    {s.label: s for s in at.selectbox}["Map"].set_value(method).run()
+    if method == "logit_lens":  # the term defaults to the question's words for its condition
+        assert {t.label: t for t in at.text_input}["Term"].value == "pleural effusion"
+    at.button[0].click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert len(at.get("image")) == 1 and method in at.get("image")[0].proto.imgs[0].caption.replace("\\", "")

@@ -64,3 +64,15 @@ def test_the_pages_show_the_methods(store, monkeypatch):
     assert not at.exception, at.exception
     table = at.dataframe[-1].value
     assert set(METHODS) <= set(table.method)
+
+
+def test_the_report_has_the_methods_figures(store, capsys):
+    assert main(["report", "--db", str(store), "--run", "m", "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    rows = report["maps_by_method"]
+    assert {"attention", *METHODS} <= {r["method"] for r in rows}
+    with duckdb.connect(str(store), read_only=True) as con:
+        maps = con.execute("SELECT count(DISTINCT item_id) FROM attention_maps "
+                           "WHERE run_id = 'm' AND method = 'knockout'").fetchone()[0]
+    assert sum(r["n"] for r in rows if r["method"] == "knockout") == maps
+    assert all(r["hit_rate"] is None or 0 <= r["hit_rate"] <= 1 for r in rows)

@@ -51,13 +51,18 @@ def agreement_report(agreement: dict[str, int]) -> dict[str, Any]:
 
 def run_report(counts: pd.DataFrame, rows: pd.DataFrame | None, changes: pd.DataFrame | None, run_id: str,
                study: str | None = None, n_failed: int | None = None, top: int = 10,
-               agreement: dict[str, int] | None = None) -> dict[str, Any]:
+               agreement: dict[str, int] | None = None, methods: pd.DataFrame | None = None) -> dict[str, Any]:
     """accuracy_report, and for a run whose `rows` (store.queries.phrasing_rows) hold variant
     groups, every key of phrasing_report too (`changes`: store.queries.attention_changes).
-    `agreement` (store.queries.answer_agreement) adds `answer_agreement`."""
+    `agreement` (store.queries.answer_agreement) adds `answer_agreement`; `methods`
+    (store.queries.method_figures) adds `maps_by_method`, the faithfulness figures per map method
+    and condition (the pointing game and in-lesion mass where items have boxes or masks)."""
     report = accuracy_report(counts, run_id, study, n_failed)
     if agreement is not None:
         report["answer_agreement"] = agreement_report(agreement)
+    if methods is not None and not methods.empty:
+        report["maps_by_method"] = [{k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+                                    for r in methods.astype(object).to_dict("records")]
     if rows is not None and not rows.empty:
         report.update(phrasing_report(rows, changes if changes is not None else pd.DataFrame(), run_id, top))
     return report
@@ -68,9 +73,28 @@ def is_phrasing(report: dict[str, Any]) -> bool:
 
 
 def report_markdown(report: dict[str, Any]) -> str:
-    """The phrasing report's Markdown for a phrasing run, the accuracy section for every run."""
+    """The phrasing report's Markdown for a phrasing run, the accuracy section for every run, and
+    the map methods' figures where the run has them."""
     head = to_markdown(report) + "\n" if is_phrasing(report) else f"# Accuracy: run `{report['run']}`\n\n"
-    return head + accuracy_markdown(report, heading=is_phrasing(report))
+    return head + accuracy_markdown(report, heading=is_phrasing(report)) + methods_markdown(report)
+
+
+def methods_markdown(report: dict[str, Any]) -> str:
+    rows = report.get("maps_by_method")
+    if not rows:
+        return ""
+
+    def num(x, form):
+        return "n/a" if x is None else format(x, form)
+
+    lines = ["", "## Maps by method", "",
+             "| method | condition | n | with lesion | pointing game | in-lesion mass | deletion ratio | sink mass |",
+             "|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r['condition']} | {r['n']} | {r['n_lesion']} | {num(r['hit_rate'], '.0%')} | "
+                     f"{num(r['lesion_ratio'], '.2f')} | {num(r['deletion_ratio'], '.2f')} | "
+                     f"{num(r['sink_mass'], '.3f')} |")
+    return "\n".join(lines) + "\n"
 
 
 def accuracy_markdown(report: dict[str, Any], heading: bool = False) -> str:

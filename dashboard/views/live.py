@@ -4,13 +4,16 @@ import pandas as pd
 import streamlit as st
 
 from compute.facade import (MAX_UPLOAD_BYTES, ImageLoadError, InferenceError, ask, attention_metrics, body_cells,
-                            load_session, load_upload, metrics_without_body)
+                            load_session, load_upload, metrics_without_body, question_term)
 from dashboard import data
 from dashboard.overlay import COLORMAPS, overlay
 from dashboard.run_images import run_image
 from dashboard.safe_text import escape_markdown as esc
 from dashboard.safe_text import shorten
 from dashboard.views.common import show_error
+
+MAP_METHODS = ["attention", "gradcam", "token", "relevancy", "relative", "knockout", "logit_lens"]
+LAYERED = ("attention", "token", "relative", "knockout", "logit_lens")  # the ones read from chosen decoder layers
 
 DEFAULT_MODEL = "models/demo"
 
@@ -53,14 +56,19 @@ else:
 
 question = st.text_input("Question", "Is there pleural effusion?")
 left, middle, right = st.columns(3)
-method = left.selectbox("Map", ["attention", "gradcam"])
+method = left.selectbox("Map", MAP_METHODS, help="relevancy, knockout and the logit lens cost more passes; see the "
+                        "Methods page for which to trust")
 layers = middle.text_input("Decoder layers", "all", help="'2,7,12', 'all', 'last:4' or 'full'")
 colormap = right.selectbox("Colormap", COLORMAPS)
+term = None
+if method in ("token", "logit_lens"):
+    term = st.text_input("Term", question_term(question) or "", help="token: words of the question to read attention "
+                         "from; logit lens: the word whose probability is mapped")
 
 if image is not None and question.strip() and st.button("Ask", type="primary"):
     try:
         result = ask(_session(model), image, question, method=method,
-                     layers=layers if method == "attention" else None)
+                     layers=layers if method in LAYERED else None, term=term or None)
     except InferenceError as exc:  # e.g. a bad ?model=, a bad layer list, no map to be had
         show_error(exc)
     else:
