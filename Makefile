@@ -39,10 +39,15 @@ demo-data: $(DEMO_DATA)/manifest.jsonl
 
 # Runs are named after the weights, so a retrained model gets runs of its own. The phrasing
 # run (every question plus ten rewrites, with attention maps) also stores the attention-change
-# comparisons; the baseline run, last so the dashboard opens on it, adds Grad-CAM and deletion tests.
+# comparisons; the methods run adds the maps beyond attention (relevancy, relative, knockout,
+# logit lens) and sink detection; the baseline run, last so the dashboard opens on it, adds
+# Grad-CAM and deletion tests.
 demo-run: $(DEMO_MODEL)/config.json demo-data
 	$(PY) -m compute run --model $(DEMO_MODEL) --manifest $(DEMO_DATA)/manifest.jsonl --study phrasing \
 		--db $(DEMO_DB) --run "demo-phrasing-$$(sha256sum $(DEMO_MODEL)/model.safetensors | cut -c1-8)"
+	$(PY) -m compute run --model $(DEMO_MODEL) --manifest $(DEMO_DATA)/manifest.jsonl --db $(DEMO_DB) \
+		--run "demo-methods-$$(sha256sum $(DEMO_MODEL)/model.safetensors | cut -c1-8)" \
+		--methods relevancy,relative,knockout,logit_lens --sink-factor 8
 	$(PY) -m compute run --model $(DEMO_MODEL) --manifest $(DEMO_DATA)/manifest.jsonl \
 		--db $(DEMO_DB) --run "demo-$$(sha256sum $(DEMO_MODEL)/model.safetensors | cut -c1-8)" --gradcam --deletion
 

@@ -45,7 +45,9 @@ if TABLE.is_file():
                "map's top 10% of cells over blurring random cells (median; above 1, the map's cells matter more); "
                "hit: the map's peak on the lesion; lesion: mass on the lesion over its share of the body (above 1, "
                "more than uniform); rand. r: correlation with a weight-randomised model's map (low is good); "
-               "seconds per item to make the map on 2 CPU cores.")
+               "seconds per item to make the map on 2 CPU cores. The demo model was trained on these synthetic "
+               "findings, so its raw attention does look at them: how the methods rank here need not carry over "
+               "to MedGemma; run the same figures on your own boxes (below).")
     st.dataframe(pd.DataFrame(report["summary"]), hide_index=True, column_config={
         "hit_rate": st.column_config.NumberColumn(format="percent")})
     with st.expander("Per condition"):
