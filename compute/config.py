@@ -129,7 +129,10 @@ class MapConfig:
         """The fields that determine the maps, for a run's identity. Fields added later count only
         when they differ from their default, so that runs stored before them still resume."""
         later = {f.name: f.default for f in fields(self) if f.name in _LATER_MAP_FIELDS}
-        return {k: v for k, v in asdict(self).items() if k not in later or v != later[k]}
+        identity = {k: v for k, v in asdict(self).items() if k not in later or v != later[k]}
+        if "methods" in identity:  # the order of --methods changes nothing
+            identity["methods"] = ",".join(sorted(self.extra_methods))
+        return identity
 
     @property
     def extra_methods(self) -> tuple[str, ...]:

@@ -27,6 +27,8 @@ ORPHANS = {
                                  "USING (run_id, item_id) WHERE p.item_id IS NULL",
     "attention changes without a prediction": "SELECT count(*) FROM attention_changes c LEFT JOIN predictions p "
                                               "USING (run_id, item_id) WHERE p.item_id IS NULL",
+    "head maps without their map": "SELECT count(*) FROM head_maps h LEFT JOIN attention_maps m "
+                                   "USING (run_id, item_id, method, layer) WHERE m.item_id IS NULL",
     "predictions without their image record": "SELECT count(*) FROM predictions p LEFT JOIN image_files f "
                                               "USING (image_key) WHERE p.image_key IS NOT NULL AND f.image_key IS NULL",
 }
@@ -36,7 +38,7 @@ DUPLICATES = {
     "items answered twice in a run": "SELECT count(*) - count(DISTINCT (run_id, item_id)) FROM predictions",
     "maps stored twice": "SELECT count(*) - count(DISTINCT (run_id, item_id, method, layer)) FROM attention_maps",
 }
-_MIN_VERSION = {"attention_maps": 2, "attention_changes": 3, "image_files": 4}  # tables newer than schema 1
+_MIN_VERSION = {"attention_maps": 2, "attention_changes": 3, "image_files": 4, "head_maps": 6}  # tables newer than schema 1
 SHOWN = 5  # image problems listed one by one; the rest are counted
 
 

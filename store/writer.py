@@ -150,7 +150,7 @@ class StoreWriter:
             stale = "run_id = ? AND item_id NOT IN (SELECT item_id FROM keep_items)"
             dropped = con.execute(f"SELECT count(*) FROM predictions WHERE {stale}", [run_id]).fetchone()[0]
             if dropped:
-                for table in ("attention_changes", "attention_maps", "predictions"):
+                for table in ("attention_changes", "head_maps", "attention_maps", "predictions"):
                     con.execute(f"DELETE FROM {table} WHERE {stale}", [run_id])
         return dropped
 

@@ -304,3 +304,4 @@ def test_runs_stored_before_the_map_methods_keep_their_identity():
                            "mask_sinks")}
     assert plain.identity() == before
     assert MapConfig(methods="knockout").identity()["methods"] == "knockout"
+    assert MapConfig(methods="knockout,relevancy").identity() == MapConfig(methods="relevancy, knockout").identity()

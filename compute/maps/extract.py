@@ -155,6 +155,12 @@ def _method(session, prompts: Prompts, spec: MapSpec, method: str):
         raise MapUnavailableError(str(error)) from None
     positions = [[prompts.inputs["input_ids"].shape[1] - 1] for _ in prompts.questions]
     details = made.details or [{} for _ in prompts.questions]
+    if method == Method.KNOCKOUT:  # no region supports the answer: a finding in itself, kept with its figures
+        for key, per_sequence in made.weights.items():
+            for b, w in enumerate(per_sequence):
+                if torch.isfinite(w).all() and w.sum() == 0:
+                    per_sequence[b] = torch.ones_like(w)
+                    details[b] = {**details[b], "no_supporting_region": True}
     return made.weights, made.layers, positions, layouts, details
 
 

@@ -34,14 +34,18 @@ def attention_spec(config: MapConfig) -> MapSpec | None:
 def method_spec(config: MapConfig, method: str, term: str | None = None) -> MapSpec:
     """The spec of one of --methods; logit_lens reads the probability of `term` (the item's condition)."""
     heads = Heads.MEAN if config.heads == Heads.ALL else config.heads  # head maps are stored for attention only
+    attention_like = method in (Method.TOKEN, Method.RELATIVE)
     return MapSpec(method=method, layers=config.layers, heads=heads, term=term,
+                   strip_border=config.strip_border if attention_like else 0,
+                   sink_factor=config.sink_factor if method == Method.TOKEN else 0.0,
+                   mask_sinks=config.mask_sinks and method == Method.TOKEN,
                    relative_prompt=config.relative_prompt, knockout_block=config.knockout_blocks,
                    knockout_question=config.knockout_question)
 
 
-def lens_term(item: ManifestItem) -> str:
-    """The term whose probability the logit lens maps: the item's condition, in words."""
-    return (item.condition or "").replace("_", " ").strip() or "finding"
+def lens_term(item: ManifestItem) -> str | None:
+    """The term whose probability the logit lens maps: the item's condition, in words (None: it has none)."""
+    return (item.condition or "").replace("_", " ").strip() or None
 
 
 def question_term(item: ManifestItem) -> str | None:
@@ -68,8 +72,8 @@ def extra_maps(session, config: MapConfig, items: Sequence[ManifestItem],
         for k, item in enumerate(items):
             groups.setdefault(_term(method, item), []).append(k)
         for term, members in groups.items():
-            if term is None and method == Method.TOKEN:
-                continue
+            if term is None and method in (Method.TOKEN, Method.LOGIT_LENS):
+                continue  # the question names no condition: no term to map
             made = map_batch(session, [images[items[k].item_id] for k in members], [items[k].question for k in members],
                              method_spec(config, method, term))
             for k, result in zip(members, made):
@@ -90,9 +94,11 @@ def map_records(session, config: MapConfig, run_id: str, items: Sequence[Manifes
     extras = extra_maps(session, config, items, images) if config.extra_methods else [[] for _ in items]
     for item, attention, gradcam, extra in zip(items, results, gradcams, extras):
         image = images[item.item_id]
+        stored: set[str] = set()
         for result in (attention, gradcam, *extra):
-            if result is None:
-                continue
+            if result is None or result.method in stored:
+                continue  # a method that fell back onto one already stored for this item must not replace it
+            stored.add(result.method)
             body_key = (item.image_path, result.grid_shape)
             if body_key not in bodies:
                 bodies[body_key] = body_cells(image, result.grid_shape)

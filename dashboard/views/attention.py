@@ -94,6 +94,9 @@ if selection is not None:
                 st.warning(esc(shown.note))
             st.caption(f"P(yes) {item.p_yes:.3f} · truth {esc(item.ground_truth)} · answer {esc(item.answer)}")
         with right:
+            if details.get("no_supporting_region"):
+                st.info("No region supports the answer: blocking any one region moved the log-odds toward it or "
+                        "not at all, so the map is uniform. See image_reliance and the blank-image control.")
             if isinstance(row.fallback_reason, str) and row.fallback_reason:
                 st.warning(f"Asked for {esc(row.requested_method)}; fell back to {esc(row.method)}: "
                            f"{esc(row.fallback_reason)}")

@@ -20,8 +20,10 @@ GUIDE = """
   answer. Its *image reliance* says how much the answer rests on the image at all, and the
   blank-image figure is the control: a model whose answer moves as much on a blank image leans on
   its language prior. It costs a forward row per region.
-- **Which patches support this particular answer?** Use **relevancy** (gradients times attention,
-  propagated through every layer): answer-specific, one forward and one backward pass.
+- **Which patches push the answer toward yes?** Use **relevancy** (gradients of the yes-minus-no
+  logit times attention, propagated through every layer): specific to this question and image, one
+  forward and one backward pass. For a "no" answer its map shows what argued for yes; knockout is
+  signed toward the answer the model gave.
 - **Where does the model look for this question, beyond where it always looks?** Use **relative**:
   the question's attention divided by the attention under a generic prompt cancels the patches that
   draw attention whatever is asked (attention sinks among them).

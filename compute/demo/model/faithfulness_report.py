@@ -45,7 +45,7 @@ class MethodFaithfulness:
     lesion_ratio: float  # mean of (map mass on the lesion) / (the lesion's share of the body)
     randomised_pearson: float  # Pearson r with the weight-randomised model's map (one image)
     seconds_per_item: float  # making the map (its passes), without the deletion test
-    fallbacks: int  # images where the method fell back along the chain
+    fallbacks: int  # images left out: the method fell back along the chain, or (knockout) no region supported
     passes: str
 
 
@@ -67,7 +67,9 @@ def faithfulness_report(session, n_per_condition: int = 6, seed: int = FAITHFULN
                 start = time.perf_counter()
                 (result,) = map_batch(session, [image], [question], _spec(method, key))
                 seconds.append(time.perf_counter() - start)
-                fallbacks += result.method != method
+                if result.method != method or result.details.get("no_supporting_region"):
+                    fallbacks += 1  # not this method's map (or a uniform one): not scored as the method's
+                    continue
                 lesion = mask_to_grid(case.finding(key).mask, result.grid_shape)
                 body, _ = body_cells(image, result.grid_shape)
                 figures = lesion_metrics(result.mean, lesion, body)
@@ -75,10 +77,19 @@ def faithfulness_report(session, n_per_condition: int = 6, seed: int = FAITHFULN
                 ratios.append(figures["lesion_attention_ratio"])
                 deletions.append(deletion_test(session, image, question, result.mean).faithfulness_ratio)
             randomised = randomisation_check(session, image, question, _spec(method, key))["pearson"]
-            rows.append(MethodFaithfulness(method, key, len(renders), float(np.median(deletions)), float(np.mean(hits)),
-                                           float(np.nanmean(ratios)), float(randomised), float(np.mean(seconds)),
-                                           fallbacks, PASSES.get(method, "")))
+            rows.append(MethodFaithfulness(method, key, len(deletions), _median(deletions), _mean(hits), _mean(ratios),
+                                           float(randomised), float(np.mean(seconds)), fallbacks,
+                                           PASSES.get(method, "")))
     return rows
+
+
+def _median(values: list) -> float:
+    return float(np.median(values)) if values else float("nan")
+
+
+def _mean(values: list) -> float:
+    finite = [float(v) for v in values if v is not None and np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def summary(rows: list[MethodFaithfulness]) -> list[dict]:
@@ -86,10 +97,12 @@ def summary(rows: list[MethodFaithfulness]) -> list[dict]:
     out = []
     for method in dict.fromkeys(r.method for r in rows):
         mine = [r for r in rows if r.method == method]
+        scored = [r for r in mine if r.n]
         out.append({"method": method, "n": sum(r.n for r in mine),
-                    "deletion_ratio": float(np.median([r.deletion_ratio for r in mine])),
-                    "hit_rate": float(np.average([r.hit_rate for r in mine], weights=[r.n for r in mine])),
-                    "lesion_ratio": float(np.mean([r.lesion_ratio for r in mine])),
+                    "deletion_ratio": _median([r.deletion_ratio for r in scored]),
+                    "hit_rate": float(np.average([r.hit_rate for r in scored], weights=[r.n for r in scored]))
+                    if scored else float("nan"),
+                    "lesion_ratio": _mean([r.lesion_ratio for r in scored]),
                     "randomised_pearson": float(np.mean([r.randomised_pearson for r in mine])),
                     "seconds_per_item": float(np.mean([r.seconds_per_item for r in mine])),
                     "fallbacks": sum(r.fallbacks for r in mine), "passes": mine[0].passes})
@@ -111,7 +124,8 @@ def table(rows: list[MethodFaithfulness]) -> str:
     lines.append("deletion: |change in log(P(yes)/P(no))| blurring the map's top 10% of cells / blurring random "
                  "cells (median; > 1: the map's cells matter more); hit: the map's peak on the lesion; lesion: mass "
                  "on the lesion / the lesion's share of the body (> 1: more than uniform); rand. r: Pearson r with "
-                 "a weight-randomised model's map (low: the map depends on the weights); fb: fell back")
+                 "a weight-randomised model's map (low: the map depends on the weights); fb: left out (fell back to "
+                 "another method, or a knockout with no supporting region)")
     return "\n".join(lines)
 
 
