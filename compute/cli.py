@@ -323,14 +323,14 @@ def _demo_eval(args: argparse.Namespace) -> int:
 def _demo_faithfulness(args: argparse.Namespace) -> int:
     from compute.demo.model.faithfulness_report import faithfulness_report, save, table
 
-    session = _load_or_explain(args.model)
-    if session is None:
-        return EXIT_USAGE
     methods = tuple(m.strip() for m in args.methods.split(",") if m.strip())
     unknown = [m for m in methods if m not in FAITHFULNESS_METHODS]
-    if unknown:
-        print(f"error: --methods: {', '.join(unknown)} not known; choose from {', '.join(FAITHFULNESS_METHODS)}",
+    if unknown or not methods:
+        print(f"error: --methods: {', '.join(unknown) or 'none given'}: choose from {', '.join(FAITHFULNESS_METHODS)}",
               file=sys.stderr)
+        return EXIT_USAGE
+    session = _load_or_explain(args.model)
+    if session is None:
         return EXIT_USAGE
     rows = faithfulness_report(session, args.n, methods=methods, progress=not args.quiet)
     print(table(rows))

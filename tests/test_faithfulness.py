@@ -77,12 +77,21 @@ def test_randomised_model_gives_different_maps(session):
 
 @pytest.mark.slow
 @pytest.mark.integration
-def test_demo_faithfulness_command_prints_every_condition(capsys):
+def test_demo_faithfulness_command_prints_every_condition(capsys, tmp_path):
+    """Per method and condition, then the summary; the JSON holds the same rows."""
+    import json
+
     from compute.cli import main
     from compute.data.conditions import CONDITION_KEYS
-    assert main(["demo-faithfulness", "--n", "1", "--quiet"]) == 0
+    out_file = tmp_path / "f.json"
+    assert main(["demo-faithfulness", "--n", "1", "--methods", "attention,knockout", "--json", str(out_file),
+                 "--quiet"]) == 0
     out = capsys.readouterr().out.splitlines()
-    rows = [line.split() for line in out[1:10]]
-    assert [r[0] for r in rows] == list(CONDITION_KEYS)
-    for r in rows:
-        assert float(r[2]) >= 0 and -1 <= float(r[6]) <= 1
+    rows = [line.split() for line in out[1:1 + 2 * len(CONDITION_KEYS)]]
+    assert [(r[0], r[1]) for r in rows] == [(m, k) for m in ("attention", "knockout") for k in CONDITION_KEYS]
+    for r in rows:  # method condition n deletion hit lesion rand.r s/item fb
+        assert int(r[2]) + int(r[8]) == 1 and -1 <= float(r[6]) <= 1
+    saved = json.loads(out_file.read_text())
+    assert [s["method"] for s in saved["summary"]] == ["attention", "knockout"]
+    assert len(saved["rows"]) == 2 * len(CONDITION_KEYS)
+    assert main(["demo-faithfulness", "--n", "1", "--methods", "attention,nonsense", "--quiet"]) == 2
