@@ -91,15 +91,29 @@ def text_config_key(model) -> str:
 
 
 @contextmanager
+def decoder_implementation(model, name: str) -> Iterator[str]:
+    """Within the block the decoder (only) runs attention implementation `name`; yields the one it
+    had, which is restored on exit."""
+    key = text_config_key(model)
+    previous = model.config.get_text_config()._attn_implementation
+    if previous == name:
+        yield previous
+        return
+    model.set_attn_implementation({key: name})
+    try:
+        yield previous
+    finally:
+        model.set_attn_implementation({key: previous})
+
+
+@contextmanager
 def capture_rows(model, layers: Sequence[int], rows: torch.Tensor, prompt_length: int) -> Iterator[RowCapture]:
     """Within the block, forward passes of `model` record the attention of `rows` in `layers`."""
-    key = text_config_key(model)
     previous = model.config.get_text_config()._attn_implementation
     capture = RowCapture(layers=tuple(layers), rows=rows, prompt_length=prompt_length, base=previous)
     token = _ACTIVE.set(capture)
-    model.set_attn_implementation({key: IMPLEMENTATION})
     try:
-        yield capture
+        with decoder_implementation(model, IMPLEMENTATION):
+            yield capture
     finally:
-        model.set_attn_implementation({key: previous})
         _ACTIVE.reset(token)

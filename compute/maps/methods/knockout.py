@@ -59,7 +59,7 @@ from PIL import Image
 from transformers import AttentionInterface
 from transformers.masking_utils import AttentionMaskInterface, eager_mask
 
-from compute.maps.capture import _base_forward, text_config_key
+from compute.maps.capture import _base_forward, decoder_implementation
 from compute.maps.layers import decoder_layer_types, parse_layers
 from compute.maps.methods import MethodOutput
 from compute.model.prefix import suffix_pass_inputs
@@ -125,15 +125,13 @@ AttentionMaskInterface.register(IMPLEMENTATION, eager_mask)  # additive float ma
 def blocked(model, layers: Sequence[int], queries: torch.Tensor, keys: torch.Tensor) -> Iterator[Blocking]:
     """Within the block, forward passes of `model` block the attention from each row's `queries`
     to its `keys` in the decoder `layers` (see Blocking)."""
-    key = text_config_key(model)
     previous = model.config.get_text_config()._attn_implementation
     blocking = Blocking(frozenset(layers), queries, keys, base=previous)
     token = _ACTIVE.set(blocking)
-    model.set_attn_implementation({key: IMPLEMENTATION})
     try:
-        yield blocking
+        with decoder_implementation(model, IMPLEMENTATION):
+            yield blocking
     finally:
-        model.set_attn_implementation({key: previous})
         _ACTIVE.reset(token)
 
 

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from compute.maps.capture import text_config_key
+from compute.maps.capture import decoder_implementation
 from compute.maps.methods import MethodOutput
 
 if TYPE_CHECKING:
@@ -42,16 +42,8 @@ RULE = "chefer2021"
 def eager_decoder(model) -> Iterator[None]:
     """Within the block the decoder (only) runs eager attention, which returns its probabilities with their
     autograd graph; the previous implementation is restored on exit."""
-    key = text_config_key(model)
-    previous = model.config.get_text_config()._attn_implementation
-    if previous == "eager":
+    with decoder_implementation(model, "eager"):
         yield
-        return
-    model.set_attn_implementation({key: "eager"})
-    try:
-        yield
-    finally:
-        model.set_attn_implementation({key: previous})
 
 
 def answer_row(attentions, grads, valid: torch.Tensor) -> torch.Tensor:
