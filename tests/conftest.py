@@ -119,3 +119,18 @@ def _change_counts(db: str | Path, run_id: str) -> dict[str, int]:
 def change_counts():
     """(db, run_id) -> {change type: variants}, counted independently of the study's own code."""
     return _change_counts
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoints(tmp_path_factory) -> dict:
+    """Every family's tiny random-weight checkpoint (compute tiny-model), built once per test session."""
+    from compute.demo.tiny import TINY_FAMILIES, build_tiny
+    root = tmp_path_factory.mktemp("tiny-checkpoints")
+    return {family: build_tiny(family, root / family) for family in TINY_FAMILIES}
+
+
+def prompts_for(session, images, questions):
+    """The tokenized batch (compute.maps.extract.Prompts) a map method is given, as map_batch builds it."""
+    from compute.maps.extract import map_prompts
+    conversations = session.conversations(images, questions)
+    return map_prompts(session, conversations, session.tokenize(conversations, offsets=True), questions)

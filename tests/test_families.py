@@ -14,7 +14,7 @@ from PIL import Image
 
 from compute.answering import BatchedGenerate, Group, PrefixSharedEngine, engine_supports
 from compute.cli import main
-from compute.demo.tiny import TINY_FAMILIES, build_tiny
+from compute.demo.tiny import TINY_FAMILIES
 from compute.maps import MapSpec
 from compute.model.loading import load_model
 
@@ -26,10 +26,6 @@ def test_every_tiny_family_is_tested():
     assert set(FAMILIES) == set(TINY_FAMILIES)
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {f: build_tiny(f, root / f) for f in FAMILIES}
 
 
 @pytest.fixture(scope="module")
@@ -61,14 +57,14 @@ def _eager_maps(path, session, images, questions):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_maps_equal_eager_output_attentions(checkpoints, images, family):
-    session = load_model(str(checkpoints[family]))
+def test_maps_equal_eager_output_attentions(tiny_checkpoints, images, family):
+    session = load_model(str(tiny_checkpoints[family]))
     assert session.family.name == family
     batch_images = [images[0], images[1] if family in ("qwen2_5_vl", "idefics3", "internvl") else images[0]]
     questions = QUESTIONS[:2]  # different lengths: the shorter prompt is left-padded
     results = BatchedGenerate(session).ask_batch(batch_images, questions, maps=MapSpec(layers="all"),
                                                  max_new_tokens=1)
-    reference = _eager_maps(checkpoints[family], session, batch_images, questions)
+    reference = _eager_maps(tiny_checkpoints[family], session, batch_images, questions)
     assert session.encode(batch_images, questions)["attention_mask"].min() == 0  # padding happened
     for result, expected in zip(results, reference):
         assert result.map.method == "attention" and set(result.map.maps) == set(expected)
@@ -77,8 +73,8 @@ def test_maps_equal_eager_output_attentions(checkpoints, images, family):
 
 
 @pytest.mark.parametrize("family", FAMILIES)
-def test_engine_equals_the_batched_generate(checkpoints, images, family):
-    session = load_model(str(checkpoints[family]))
+def test_engine_equals_the_batched_generate(tiny_checkpoints, images, family):
+    session = load_model(str(tiny_checkpoints[family]))
     spec = MapSpec(layers="all")
     groups = [Group(image, QUESTIONS) for image in images]
     if session.family.image_sees_question:  # PaliGemma: the image attends to the question
@@ -99,8 +95,8 @@ def test_engine_equals_the_batched_generate(checkpoints, images, family):
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("method", ["gradcam", "activation"])
-def test_vision_maps_through_the_family_layer(checkpoints, images, family, method):
-    session = load_model(str(checkpoints[family]))
+def test_vision_maps_through_the_family_layer(tiny_checkpoints, images, family, method):
+    session = load_model(str(tiny_checkpoints[family]))
     results = BatchedGenerate(session).ask_batch(images[:2], QUESTIONS[:2], max_new_tokens=1,
                                                  maps=MapSpec(method=method, fallback=False))
     index, _ = session.family.vision_layer(session.model)
@@ -135,8 +131,8 @@ def test_a_short_phrasing_study_runs_with_maps(tmp_path, family):
     assert changes > 0
 
 
-def test_a_border_wider_than_the_grid_moves_down_the_chain_and_says_why(checkpoints, images):
-    session = load_model(str(checkpoints["llava"]))  # a 4x4 token grid
+def test_a_border_wider_than_the_grid_moves_down_the_chain_and_says_why(tiny_checkpoints, images):
+    session = load_model(str(tiny_checkpoints["llava"]))  # a 4x4 token grid
     (result,) = BatchedGenerate(session).ask_batch(images[:1], QUESTIONS[:1], maps=MapSpec(strip_border=2),
                                                    max_new_tokens=1)
     assert result.map.method == "gradcam"

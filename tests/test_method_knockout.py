@@ -16,8 +16,7 @@ import torch
 from PIL import Image
 
 from compute.demo.synth import render_case
-from compute.demo.tiny import TINY_FAMILIES, build_tiny
-from compute.maps.extract import map_prompts
+from compute.demo.tiny import TINY_FAMILIES
 from compute.maps.faithfulness import deletion_test, randomised_copy
 from compute.maps.methods import knockout
 from compute.maps.positions import query_positions
@@ -25,7 +24,7 @@ from compute.maps.spec import MapSpec
 from compute.metrics import compare_maps
 from compute.model.loading import load_model
 from compute.model.yes_no import yes_no_log_odds
-from tests.conftest import DEMO_MODEL
+from tests.conftest import DEMO_MODEL, prompts_for
 
 FAMILIES = ("gemma3", "paligemma", "qwen2_5_vl", "llava", "idefics3", "internvl")
 TOL = 1e-4
@@ -36,20 +35,9 @@ def _case(seed: int, condition: str | None) -> Image.Image:
     return Image.fromarray((np.clip(case.image, 0, 1) * 255).astype(np.uint8)).convert("RGB")
 
 
-def _prompts(session, images, questions):
-    conversations = session.conversations(images, questions)
-    return map_prompts(session, conversations, session.tokenize(conversations, offsets=True), questions)
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    root, built = tmp_path_factory.mktemp("tiny"), {}
-
-    def path(family: str):
-        if family not in built:
-            built[family] = build_tiny(family, root / family)
-        return built[family]
-    return path
+def tiny(tiny_checkpoints):
+    return tiny_checkpoints.__getitem__
 
 
 def _reference(eager, prompts, window, block: int, picks, question: bool) -> dict[str, float]:
@@ -116,7 +104,7 @@ def test_knockout_equals_an_explicit_4d_mask_forward(demo_session, tiny, family,
     session = demo_session if family == "gemma3" else load_model(str(path))
     eager = load_model(str(path), attn_implementation="eager")
     block, picks = (4, [0, 5, 9, 10, 15]) if family == "gemma3" else (2, [0, 1, 2, 3])
-    prompts = _prompts(session, [_case(5, "pleural_effusion")], ["Is there pleural effusion?"])
+    prompts = prompts_for(session, [_case(5, "pleural_effusion")], ["Is there pleural effusion?"])
     spec = MapSpec(method="knockout", layers=layers, knockout_block=block, knockout_question=question)
     out = knockout.weights(session, prompts, spec)
     (details,) = out.details
@@ -146,7 +134,7 @@ def test_the_blank_image_control_on_the_demo_model(demo_session):
     two figures are only checked to be finite and reported."""
     questions = ["Is there pneumothorax?", "Is there pneumothorax?", "Is there pleural effusion?"]
     images = [_case(5, "pneumothorax"), _case(8, "pneumothorax"), _case(5, "pleural_effusion")]
-    out = knockout.weights(demo_session, _prompts(demo_session, images, questions), MapSpec(method="knockout"))
+    out = knockout.weights(demo_session, prompts_for(demo_session, images, questions), MapSpec(method="knockout"))
     for d in out.details:
         figures = [d[k] for k in ("image_reliance", "blank_image_reliance", "image_reliance_all_text",
                                   "blank_image_reliance_all_text")]
@@ -158,7 +146,7 @@ def test_the_blank_image_control_on_the_demo_model(demo_session):
 
 def test_randomisation_and_deletion_with_the_knockout_map(demo_session):
     image, question = _case(5, "pleural_effusion"), "Is there pleural effusion?"
-    prompts = _prompts(demo_session, [image], [question])
+    prompts = prompts_for(demo_session, [image], [question])
     spec = MapSpec(method="knockout")
     layout = demo_session.family.layouts(prompts.inputs, demo_session.processor, [256], prompts.image_sizes)[0]
 
@@ -190,7 +178,7 @@ def test_every_tiny_family(tiny, family):
     rng = np.random.default_rng(3)
     sizes = ((64, 64), (60, 120)) if family in ("qwen2_5_vl", "idefics3", "internvl") else ((64, 64), (64, 64))
     images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in sizes]
-    prompts = _prompts(session, images, ["Is there a pleural effusion?", "Edema?"])
+    prompts = prompts_for(session, images, ["Is there a pleural effusion?", "Edema?"])
     spec = MapSpec(method="knockout", knockout_block=2, knockout_question=True)
     out = knockout.weights(session, prompts, spec)
     counts = session.family.image_positions(prompts.inputs["input_ids"], session.model.config).sum(1).tolist()

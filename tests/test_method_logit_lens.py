@@ -15,21 +15,17 @@ import torch
 from PIL import Image
 
 from compute.demo.synth import render_case
-from compute.demo.tiny import TINY_FAMILIES, build_tiny
-from compute.maps.extract import map_prompts
+from compute.demo.tiny import TINY_FAMILIES
 from compute.maps.faithfulness import deletion_test, randomised_copy
 from compute.maps.methods import logit_lens
 from compute.maps.spec import MapSpec
 from compute.model.loading import load_model
+from tests.conftest import prompts_for
 
 QUESTIONS = ["Is there pleural effusion?", "Is there evidence of cardiomegaly in this chest film?"]
 TERM = "effusion"
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {f: build_tiny(f, root / f) for f in TINY_FAMILIES}
 
 
 @pytest.fixture(scope="module")
@@ -42,11 +38,6 @@ def xray():
 def textures():
     rng = np.random.default_rng(3)
     return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((64, 64), (60, 120))]
-
-
-def prompts_for(session, images, questions):
-    conversations = session.conversations(images, questions)
-    return map_prompts(session, conversations, session.tokenize(conversations, offsets=True), questions)
 
 
 def rms_norm(x, weight, eps, gemma):
@@ -90,11 +81,11 @@ def expected_ids(tokenizer):
 
 
 @pytest.mark.parametrize("model", ["demo", "llava"])
-def test_matches_the_manual_projection(demo_session, checkpoints, xray, textures, model):
+def test_matches_the_manual_projection(demo_session, tiny_checkpoints, xray, textures, model):
     if model == "demo":
         session, images, gemma = demo_session, [xray, xray], True
     else:
-        session, images, gemma = load_model(str(checkpoints["llava"])), textures, False
+        session, images, gemma = load_model(str(tiny_checkpoints["llava"])), textures, False
     prompts = prompts_for(session, images, QUESTIONS)
     assert prompts.inputs["attention_mask"].min() == 0  # padded batch
     ids = expected_ids(session.processor.tokenizer)
@@ -138,11 +129,11 @@ def test_randomised_model_and_deletion(demo_session, xray):
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
-def test_every_family(checkpoints, textures, family, monkeypatch):
+def test_every_family(tiny_checkpoints, textures, family, monkeypatch):
     """Finite, non-negative maps of the right length, equal to the family's output_hidden_states projected
     through the final norm (not for the last, already normed, entry), the head and the soft-capping. The
     decoder is found by get_decoder, and by walking the modules where get_decoder does not give it."""
-    session = load_model(str(checkpoints[family]))
+    session = load_model(str(tiny_checkpoints[family]))
     model = session.model
     prompts = prompts_for(session, textures, QUESTIONS)
     out = logit_lens.weights(session, prompts, MapSpec(layers="all", term=TERM))

@@ -13,21 +13,16 @@ import torch
 from PIL import Image
 
 from compute.demo.synth import render_case
-from compute.demo.tiny import TINY_FAMILIES, build_tiny
-from compute.maps.extract import map_prompts
+from compute.demo.tiny import TINY_FAMILIES
 from compute.maps.faithfulness import deletion_test, randomised_copy
 from compute.maps.methods import relevancy
 from compute.maps.spec import MapSpec
 from compute.model.loading import load_model
-from tests.conftest import DEMO_MODEL
+from tests.conftest import DEMO_MODEL, prompts_for
 
 QUESTIONS = ["Is there pleural effusion?", "Is there evidence of cardiomegaly in this chest film?"]
 
 
-@pytest.fixture(scope="module")
-def checkpoints(tmp_path_factory):
-    root = tmp_path_factory.mktemp("tiny")
-    return {f: build_tiny(f, root / f) for f in TINY_FAMILIES}
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +35,6 @@ def xray():
 def textures():
     rng = np.random.default_rng(3)
     return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((64, 64), (60, 120))]
-
-
-def prompts_for(session, images, questions):
-    conversations = session.conversations(images, questions)
-    return map_prompts(session, conversations, session.tokenize(conversations, offsets=True), questions)
 
 
 def reference_rows(eager, session, prompts, target_ids=None):
@@ -88,11 +78,11 @@ def single_token(session, ids):
 
 
 @pytest.mark.parametrize("model", ["demo", "llava"])
-def test_matches_the_full_matrix_reference(demo_session, checkpoints, xray, textures, model):
+def test_matches_the_full_matrix_reference(demo_session, tiny_checkpoints, xray, textures, model):
     if model == "demo":
         session, path, images = demo_session, DEMO_MODEL, [xray, xray]
     else:
-        path = checkpoints["llava"]
+        path = tiny_checkpoints["llava"]
         session, images = load_model(str(path)), textures
         assert session.model.config.get_text_config().num_hidden_layers == 2
     prompts = prompts_for(session, images, QUESTIONS)
@@ -151,8 +141,8 @@ def test_randomised_model_and_deletion(demo_session, xray):
 
 
 @pytest.mark.parametrize("family", TINY_FAMILIES)
-def test_every_family(checkpoints, textures, family):
-    session = load_model(str(checkpoints[family]))
+def test_every_family(tiny_checkpoints, textures, family):
+    session = load_model(str(tiny_checkpoints[family]))
     prompts = prompts_for(session, textures, QUESTIONS)
     out = relevancy.weights(session, prompts, MapSpec(method="relevancy"))
     counts = session.family.image_positions(prompts.inputs["input_ids"], session.model.config).sum(1).tolist()
