@@ -134,3 +134,23 @@ def prompts_for(session, images, questions):
     from compute.maps.extract import map_prompts
     conversations = session.conversations(images, questions)
     return map_prompts(session, conversations, session.tokenize(conversations, offsets=True), questions)
+
+
+@pytest.fixture(scope="session")
+def xray():
+    """A synthetic chest X-ray showing a pleural effusion (224 px), for the map methods' tests."""
+    import numpy as np
+    from PIL import Image
+
+    from compute.demo.synth import render_case
+    case = render_case(np.random.default_rng(5), 224, ["pleural_effusion"])
+    return Image.fromarray((np.clip(case.image, 0, 1) * 255).astype(np.uint8))
+
+
+@pytest.fixture(scope="session")
+def textures():
+    """Two random-texture images of different sizes (square and 1:2), for every family's map tests."""
+    import numpy as np
+    from PIL import Image
+    rng = np.random.default_rng(3)
+    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((64, 64), (60, 120))]

@@ -10,9 +10,7 @@ import copy
 import numpy as np
 import pytest
 import torch
-from PIL import Image
 
-from compute.demo.synth import render_case
 from compute.demo.tiny import TINY_FAMILIES
 from compute.maps.faithfulness import deletion_test, randomised_copy
 from compute.maps.methods import relevancy
@@ -23,18 +21,6 @@ from tests.conftest import DEMO_MODEL, prompts_for
 QUESTIONS = ["Is there pleural effusion?", "Is there evidence of cardiomegaly in this chest film?"]
 
 
-
-
-@pytest.fixture(scope="module")
-def xray():
-    case = render_case(np.random.default_rng(5), 224, ["pleural_effusion"])
-    return Image.fromarray((np.clip(case.image, 0, 1) * 255).astype(np.uint8))
-
-
-@pytest.fixture(scope="module")
-def textures():
-    rng = np.random.default_rng(3)
-    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((64, 64), (60, 120))]
 
 
 def reference_rows(eager, session, prompts, target_ids=None):
