@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import datetime
+from collections.abc import Sequence
 from typing import Any
 
 
@@ -115,7 +116,7 @@ class MapRecord:
     image_width: int | None
     grid_rows: int
     grid_cols: int
-    grid: list[float]
+    grid: Sequence[float]  # row-major: a list, or a 1-D float array
     inside_body_ratio: float | None = None
     border_fraction: float | None = None
     attention_entropy: float | None = None
@@ -149,7 +150,7 @@ class HeadMapRecord:
     head: int
     grid_rows: int
     grid_cols: int
-    grid: list[float]
+    grid: Sequence[float]  # row-major: a list, or a 1-D float array
 
 
 @dataclass(frozen=True)
@@ -167,4 +168,4 @@ class AttentionChangeRecord:
     cosine: float | None
     grid_rows: int
     grid_cols: int
-    difference: list[float]
+    difference: Sequence[float]  # row-major: a list, or a 1-D float array

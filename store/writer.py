@@ -11,12 +11,14 @@ import json
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import astuple, fields
+from dataclasses import fields
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pandas as pd
+import pyarrow as pa
 
 from store.connection import StoreError, connect, transaction
 from store.owner import STALE_AFTER, live_owner, this_host, utc_now
@@ -60,17 +62,44 @@ def _first_line(exc: BaseException) -> str:
     return str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__
 
 
-def _insert_sql(table: str, record_type: type) -> str:
-    columns = [f.name for f in fields(record_type)]
-    return f"INSERT OR REPLACE INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+_TABLES: dict[type, tuple[str, tuple[str, ...]]] = {  # record type -> (table, primary key)
+    ImageRecord: ("image_files", ("image_key",)),
+    QuestionRecord: ("questions", ("item_id",)),
+    PredictionRecord: ("predictions", ("run_id", "item_id")),
+    MapRecord: ("attention_maps", ("run_id", "item_id", "method", "layer")),
+    HeadMapRecord: ("head_maps", ("run_id", "item_id", "method", "layer", "head")),
+    AttentionChangeRecord: ("attention_changes", ("run_id", "item_id", "method")),
+}
+_GRID_COLUMNS = frozenset({"grid", "difference"})  # FLOAT[] in the store: passed as float32, not element by element
 
 
-_INSERT_IMAGE = _insert_sql("image_files", ImageRecord)
-_INSERT_QUESTION = _insert_sql("questions", QuestionRecord)
-_INSERT_PREDICTION = _insert_sql("predictions", PredictionRecord)
-_INSERT_MAP = _insert_sql("attention_maps", MapRecord)
-_INSERT_HEAD = _insert_sql("head_maps", HeadMapRecord)
-_INSERT_CHANGE = _insert_sql("attention_changes", AttentionChangeRecord)
+def _grid_array(values: list) -> pa.ListArray:
+    flat = [np.asarray(v, dtype=np.float32).ravel() for v in values]
+    offsets = np.zeros(len(flat) + 1, dtype=np.int64)
+    np.cumsum([len(f) for f in flat], out=offsets[1:])
+    cells = np.concatenate(flat) if flat else np.empty(0, dtype=np.float32)
+    return pa.LargeListArray.from_arrays(pa.array(offsets), pa.array(cells, type=pa.float32()))
+
+
+def _arrow_table(records: list, record_type: type, db_path: Path) -> pa.Table:
+    """The records as one Arrow table, a column per field; the last record of a key wins, as
+    row-by-row replacing would have it. RecordError for a value Arrow cannot hold."""
+    key = _TABLES[record_type][1]
+    records = list({tuple(getattr(r, k) for k in key): r for r in records}.values())
+    try:
+        return pa.table({f.name: _grid_array([getattr(r, f.name) for r in records]) if f.name in _GRID_COLUMNS
+                         else pa.array([getattr(r, f.name) for r in records]) for f in fields(record_type)})
+    except (pa.ArrowInvalid, pa.ArrowTypeError, OverflowError, UnicodeEncodeError, TypeError, ValueError) as exc:
+        raise RecordError(f"{db_path}: a value could not be stored ({_first_line(exc)})") from exc
+
+
+def _insert(con: duckdb.DuckDBPyConnection, table: pa.Table, record_type: type) -> None:
+    """INSERT OR REPLACE the whole table in one statement."""
+    name = _TABLES[record_type][0]
+    columns = ", ".join(table.column_names)
+    con.register("_batch", table)
+    con.execute(f"INSERT OR REPLACE INTO {name} ({columns}) SELECT {columns} FROM _batch")
+    con.unregister("_batch")  # not after a failed statement: the aborted transaction refuses it
 
 
 def _difference(config: dict, fingerprint: str | None, dtype: str | None, run: RunRecord) -> str | None:
@@ -175,25 +204,25 @@ class StoreWriter:
                     predictions: list[PredictionRecord], maps: list[MapRecord | HeadMapRecord] = ()) -> None:
         """Write one batch in one transaction: all of it lands, or none of it (RecordError
         when a value cannot be stored). Marks the batch's runs as alive. `maps` may hold head maps."""
+        heads = [m for m in maps if isinstance(m, HeadMapRecord)]
+        batch = ((ImageRecord, images), (QuestionRecord, questions), (PredictionRecord, predictions),
+                 (MapRecord, [m for m in maps if not isinstance(m, HeadMapRecord)]), (HeadMapRecord, heads))
+        tables = [(t, _arrow_table(list(records), t, self.db_path)) for t, records in batch if records]
         with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
             for run_id in sorted({p.run_id for p in predictions}):
                 self._refuse_if_owned(run_id, con)
                 con.execute("UPDATE runs SET heartbeat_at = ? WHERE run_id = ? AND status = 'running'",
                             [utc_now(), run_id])
-            heads = [m for m in maps if isinstance(m, HeadMapRecord)]
-            for sql, records in ((_INSERT_IMAGE, images), (_INSERT_QUESTION, questions),
-                                 (_INSERT_PREDICTION, predictions),
-                                 (_INSERT_MAP, [m for m in maps if not isinstance(m, HeadMapRecord)]),
-                                 (_INSERT_HEAD, heads)):
-                if records:
-                    con.executemany(sql, [list(astuple(r)) for r in records])
+            for record_type, table in tables:
+                _insert(con, table, record_type)
 
     def write_attention_changes(self, changes: list[AttentionChangeRecord]) -> None:
         """One transaction; rows are keyed, so recomputing replaces them."""
         if not changes:
             return
+        table = _arrow_table(changes, AttentionChangeRecord, self.db_path)
         with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
-            con.executemany(_INSERT_CHANGE, [list(astuple(r)) for r in changes])
+            _insert(con, table, AttentionChangeRecord)
 
     def finish_run(self, run_id: str, status: str, items_per_second: float | None = None,
                    peak_gpu_memory_gb: float | None = None, error: str | None = None) -> None:
