@@ -13,7 +13,7 @@ from PIL import Image
 from compute.config import DecodeConfig, ModelSpec, PromptConfig
 from compute.data.images import load_image
 from compute.model.families import family_for
-from compute.model.prompts import build_messages, conversation_images, expanded_prompts
+from compute.model.prompts import build_messages, conversation_images, expanded_prompts, image_replacements
 from compute.model.yes_no import yes_no_log_odds, yes_no_token_ids
 
 
@@ -50,6 +50,7 @@ class Session:
         tokenizer = processor.tokenizer
         self._special_ids = {i for i, t in tokenizer.added_tokens_decoder.items() if t.special}
         self._special_ids |= set(tokenizer.all_special_ids)
+        self._placeholder: str | None = None  # the stand-in image's token text (prompt_problems)
 
     @property
     def context_length(self) -> int | None:
@@ -76,7 +77,11 @@ class Session:
         specials = [self._special_names(own) for own in alone["input_ids"]]
         # a question with special tokens is not rendered: an image placeholder in it would have no image
         safe = ["" if special else q for q, special in zip(questions, specials)]
-        rendered = self.rendered_prompts([build_messages(_PLACEHOLDER, q, prompt) for q in safe])
+        conversations = [build_messages(_PLACEHOLDER, q, prompt) for q in safe]
+        placeholder = self._placeholder_replacement()  # one image-processor call, not one a question
+        rendered = expanded_prompts(self.processor, self.family.render(self.processor, conversations),
+                                    [conversation_images(c) for c in conversations],
+                                    replacements=[[placeholder] for _ in conversations])
         prompts = tokenizer(rendered, add_special_tokens=False)
         reply = max_new_tokens or self.decode.max_new_tokens
         context = self.context_length
@@ -91,6 +96,11 @@ class Session:
             else:
                 out.append(None)
         return out
+
+    def _placeholder_replacement(self) -> str:
+        if self._placeholder is None:
+            self._placeholder = image_replacements(self.processor, [_PLACEHOLDER], **self.image_kwargs)[0]
+        return self._placeholder
 
     def instruction_problem(self, prompt: PromptConfig | None = None) -> str | None:
         """Why the instruction or system prompt cannot be used (a special token in it), or None."""

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PIL import Image
 
-from store import MapRecord, PredictionRecord
+from store import PredictionRecord
 
 from compute.answering import Answerer, AskResult, Group
 from compute.config import MapConfig
@@ -20,14 +20,15 @@ from compute.data.limits import ImageLimits
 from compute.data.manifest import ManifestItem
 from compute.model.session import Session
 from compute.studies import records
-from compute.studies.maps import map_records
+from compute.studies.maps import ItemMaps, make_maps
 
 
 def answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, maps: MapConfig,
                   limits: ImageLimits, answerer: Answerer
-                  ) -> tuple[dict[str, ImageFile], list[PredictionRecord], list[MapRecord]]:
-    """Check the batch's questions, load its images and answer it in one pass. A question the
-    model cannot take, or an image that cannot be read, fails only its item."""
+                  ) -> tuple[dict[str, ImageFile], list[PredictionRecord], list[ItemMaps]]:
+    """Check the batch's questions, load its images and answer it in one pass, with the model's
+    share of the maps (compute.studies.maps.map_rows scores them). A question the model cannot
+    take, or an image that cannot be read, fails only its item."""
     predictions: dict[str, PredictionRecord] = {}
     for item, problem in zip(batch, _prompt_problems(session, batch)):
         if problem:
@@ -47,12 +48,13 @@ def answer_batch(session: Session, batch: Sequence[ManifestItem], run_id: str, m
         else:
             files[item.item_id] = loaded
     ready = [item for item in batch if item.item_id in files]
-    map_rows: list[MapRecord] = []
+    made: list[ItemMaps] = []
     if ready:
         images = {item_id: f.image for item_id, f in files.items()}
-        answered, map_rows = _answer(session, ready, images, run_id, maps, answerer)
+        contents = {item_id: f.sha256 for item_id, f in files.items()}
+        answered, made = _answer(session, ready, images, run_id, maps, answerer, contents)
         predictions.update({k: replace(p, image_key=records.image_key_of(files[k])) for k, p in answered.items()})
-    return files, [predictions[item.item_id] for item in batch], map_rows
+    return files, [predictions[item.item_id] for item in batch], made
 
 
 def _prompt_problems(session: Session, batch: Sequence[ManifestItem]) -> list[str | None]:
@@ -98,24 +100,25 @@ def ask_items(answerer: Answerer, items: Sequence[ManifestItem], images: dict[st
 
 
 def _answer(session: Session, items: Sequence[ManifestItem], images: dict[str, Image.Image], run_id: str,
-            maps: MapConfig, answerer: Answerer) -> tuple[dict[str, PredictionRecord], list[MapRecord]]:
+            maps: MapConfig, answerer: Answerer, contents: dict[str, str]
+            ) -> tuple[dict[str, PredictionRecord], list[ItemMaps]]:
     """Answer `items` together, with their maps; if the batch fails, retry one by one so
     only the culprit fails."""
     try:
         results = ask_items(answerer, items, images)
-        map_rows = map_records(session, maps, run_id, items, images, [r.map for r in results])
+        made = make_maps(session, maps, items, images, [r.map for r in results], contents)
     except Exception as exc:  # noqa: BLE001 - one failure must not end the run
         if len(items) > 1:
-            answered, rows = {}, []
+            answered, made = {}, []
             for item in items:
-                one, one_rows = _answer(session, [item], images, run_id, maps, answerer)
+                one, one_made = _answer(session, [item], images, run_id, maps, answerer, contents)
                 answered.update(one)
-                rows += one_rows
-            return answered, rows
+                made += one_made
+            return answered, made
         item = items[0]
         reason = f"row {item.row_number}: model error: {type(exc).__name__}: {exc}"
         return {item.item_id: records.failed(run_id, item.item_id, item.row_number, reason)}, []
-    return {item.item_id: records.prediction_record(run_id, item, r) for item, r in zip(items, results)}, map_rows
+    return {item.item_id: records.prediction_record(run_id, item, r) for item, r in zip(items, results)}, made
 
 
 def unique_files(batch: Sequence[ManifestItem], files: dict[str, ImageFile]) -> Iterator[ImageFile]:

@@ -7,6 +7,7 @@ changed: yes→no, no→yes, correct→wrong, wrong→correct, or unchanged (the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -14,31 +15,47 @@ import pandas as pd
 
 from store import AttentionChangeRecord, StoreWriter, queries
 
-from compute.metrics import compare_maps
+from compute.metrics.attention import compare_maps_batch
 from compute.metrics.attention_change import answer_change, correctness_change
 from vocabulary import Method
 
 
-def change_records(maps: pd.DataFrame, run_id: str, method: str = Method.ATTENTION) -> list[AttentionChangeRecord]:
-    """One record per variant whose group has a baseline map (the first baseline row)."""
-    out = []
-    for _, group in maps.groupby("group_id", sort=False):
-        baselines = group[group["variant_index"] == 0]
-        if baselines.empty:
-            continue
-        base = baselines.iloc[0]
-        base_grid = np.asarray(base["grid"], dtype=np.float64).reshape(int(base["grid_rows"]), int(base["grid_cols"]))
-        for _, row in group[group["variant_index"] != 0].iterrows():
-            grid = np.asarray(row["grid"], dtype=np.float64).reshape(int(row["grid_rows"]), int(row["grid_cols"]))
-            c = compare_maps(base_grid, grid)
-            out.append(AttentionChangeRecord(
-                run_id=run_id, item_id=row["item_id"], baseline_item_id=base["item_id"], method=method,
-                layer=int(row["layer"]), answer_change=str(answer_change(base["answer"], row["answer"])),
-                correctness_change=str(correctness_change(bool(base["correct"]), bool(row["correct"]))),
-                js_divergence=c["js_divergence"], pearson=None if np.isnan(c["pearson"]) else c["pearson"],
-                l2=c["l2"], cosine=c["cosine"], grid_rows=grid.shape[0], grid_cols=grid.shape[1],
-                difference=c["difference"].ravel().tolist()))
-    return out
+def change_records(maps: pd.DataFrame, run_id: str, method: str = Method.ATTENTION,
+                   grids: Sequence[np.ndarray] | None = None) -> list[AttentionChangeRecord]:
+    """One record per variant whose group has a baseline map (the first baseline row). `grids`:
+    each row's map (rows, columns), else read from the frame's `grid` column. The comparisons
+    run as one batch per grid shape."""
+    frame = maps.reset_index(drop=True)
+    if grids is None:
+        grids = [np.asarray(g, dtype=np.float64).reshape(int(r), int(c))
+                 for g, r, c in zip(frame["grid"], frame["grid_rows"], frame["grid_cols"])]
+    first_baseline = frame[frame["variant_index"] == 0].drop_duplicates("group_id")
+    baseline_of = dict(zip(first_baseline["group_id"], first_baseline.index))
+    pairs = [(k, baseline_of[g]) for k, g, v in zip(frame.index, frame["group_id"], frame["variant_index"])
+             if v != 0 and g in baseline_of]
+    by_shape: dict[tuple[int, int], list[tuple[int, int]]] = {}
+    for variant, baseline in pairs:
+        by_shape.setdefault(np.shape(grids[variant]), []).append((variant, baseline))
+    compared: dict[int, tuple[int, dict, int]] = {}  # variant row -> (baseline row, comparison, position in it)
+    for members in by_shape.values():
+        result = compare_maps_batch(np.stack([grids[b] for _, b in members]), np.stack([grids[v] for v, _ in members]))
+        compared.update({v: (b, result, k) for k, (v, b) in enumerate(members)})
+    rows = frame.drop(columns=["grid"], errors="ignore").to_dict("records")
+    return [_record(rows, run_id, method, variant, *compared[variant]) for variant, _ in pairs]
+
+
+def _record(rows: list[dict], run_id: str, method: str, variant: int, baseline: int, c: dict,
+            k: int) -> AttentionChangeRecord:
+    row, base = rows[variant], rows[baseline]
+    difference = c["difference"][k]
+    pearson = float(c["pearson"][k])
+    return AttentionChangeRecord(
+        run_id=run_id, item_id=row["item_id"], baseline_item_id=base["item_id"], method=method,
+        layer=int(row["layer"]), answer_change=str(answer_change(base["answer"], row["answer"])),
+        correctness_change=str(correctness_change(bool(base["correct"]), bool(row["correct"]))),
+        js_divergence=float(c["js_divergence"][k]), pearson=None if np.isnan(pearson) else pearson,
+        l2=float(c["l2"][k]), cosine=float(c["cosine"][k]), grid_rows=difference.shape[0],
+        grid_cols=difference.shape[1], difference=difference.ravel().astype(np.float32))
 
 
 def run_attention_change(db: str | Path, run_id: str, method: str = Method.ATTENTION) -> int:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 from PIL import Image
@@ -14,7 +16,7 @@ from compute.maps import MapResult, MapSpec
 from compute.maps.faithfulness import Deletion, deletion_test
 from compute.config import MapConfig
 from compute.data.manifest import ManifestItem
-from compute.metrics import attention_metrics, metrics_without_body
+from compute.metrics.attention import attention_metrics_batch, metric_rows, metrics_without_body_batch
 from compute.metrics.lesion import lesion_metrics
 from compute.metrics.regions import body_cells, mask_to_grid
 from compute.data.lesions import lesion_pixels
@@ -81,38 +83,89 @@ def extra_maps(session, config: MapConfig, items: Sequence[ManifestItem],
     return out
 
 
-def map_records(session, config: MapConfig, run_id: str, items: Sequence[ManifestItem],
-                images: dict[str, Image.Image], results: Sequence[MapResult | None]) -> list[MapRecord]:
-    """Rows for the attention maps in `results`, plus Grad-CAM and deletion tests when asked."""
-    bodies: dict[tuple, tuple[np.ndarray | None, str | None]] = {}  # (image file, grid) -> body_cells
-    lesions: dict[tuple, tuple[np.ndarray | None, str | None]] = {}  # (image, lesion, grid) -> lesion_cells
-    rows: list[MapRecord] = []
+class BodyCells:
+    """Each image's body coverage of a grid (compute.metrics.regions.body_cells), computed once per
+    image content and grid shape. A run keeps one, so an image whose questions span batches is not
+    masked again; the last `capacity` images are kept."""
+
+    def __init__(self, capacity: int = 64):
+        self.capacity = capacity
+        self._cells: OrderedDict[tuple, tuple[np.ndarray | None, str | None]] = OrderedDict()
+
+    def __call__(self, content: str, image: Image.Image, shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+        key = (content, image.size, shape)
+        if key in self._cells:
+            self._cells.move_to_end(key)
+        else:
+            self._cells[key] = body_cells(image, shape)
+            if len(self._cells) > self.capacity:
+                self._cells.popitem(last=False)
+        return self._cells[key]
+
+
+@dataclass(frozen=True)
+class ItemMaps:
+    """One answered item's maps, as the model made them: each method once, with its deletion test
+    (None unless asked). What is left to do is pure computation (map_rows)."""
+
+    item: ManifestItem
+    image: Image.Image
+    content: str  # the image's content key (the sha256 of its bytes)
+    results: tuple[MapResult, ...]
+    deletions: tuple[Deletion | None, ...]
+
+
+def make_maps(session, config: MapConfig, items: Sequence[ManifestItem], images: dict[str, Image.Image],
+              results: Sequence[MapResult | None], contents: dict[str, str] | None = None) -> list[ItemMaps]:
+    """The model's share of the maps: the answer's attention maps in `results`, plus Grad-CAM, the
+    --methods and the deletion tests when asked. `contents`: each item's image content key (else
+    its path)."""
     gradcams: Sequence[MapResult | None] = [None] * len(items)
     if config.gradcam:
         gradcams = map_batch(session, [images[i.item_id] for i in items], [i.question for i in items],
-                                     MapSpec(method=Method.GRADCAM))
+                             MapSpec(method=Method.GRADCAM))
     extras = extra_maps(session, config, items, images) if config.extra_methods else [[] for _ in items]
+    out = []
     for item, attention, gradcam, extra in zip(items, results, gradcams, extras):
-        image = images[item.item_id]
-        stored: set[str] = set()
+        image, kept = images[item.item_id], {}
         for result in (attention, gradcam, *extra):
-            if result is None or result.method in stored:
-                continue  # a method that fell back onto one already stored for this item must not replace it
-            stored.add(result.method)
-            body_key = (item.image_path, result.grid_shape)
-            if body_key not in bodies:
-                bodies[body_key] = body_cells(image, result.grid_shape)
-            lesion_key = (item.image_path, item.boxes, item.mask, result.grid_shape)
-            if item.has_lesion and lesion_key not in lesions:
-                lesions[lesion_key] = lesion_cells(item, image, result.grid_shape)
-            lesion, lesion_note = lesions.get(lesion_key, (None, None))
-            deletion = None
-            if config.deletion:
-                deletion = deletion_test(session, image, item.question, result.mean, config.deletion_fraction,
-                                         config.deletion_random)
-            body, body_note = bodies[body_key]
-            note = "; ".join(n for n in (body_note, lesion_note) if n) or None
-            rows += records_for(run_id, item.item_id, session.model_id, result, body, note, deletion, lesion)
+            if result is not None and result.method not in kept:  # a method that fell back onto one already
+                kept[result.method] = result                      # kept for this item must not replace it
+        deletions = tuple(deletion_test(session, image, item.question, r.mean, config.deletion_fraction,
+                                        config.deletion_random) if config.deletion else None
+                          for r in kept.values())
+        content = contents[item.item_id] if contents else str(item.image_path)
+        out.append(ItemMaps(item, image, content, tuple(kept.values()), deletions))
+    return out
+
+
+def map_rows(run_id: str, model_id: str, made: Sequence[ItemMaps], bodies: BodyCells | None = None
+             ) -> tuple[list[MapRecord], dict[str, str]]:
+    """The store rows of the maps, with their metrics: (rows, {item id: why its maps could not be
+    scored}). An item whose maps fail gets no rows and its reason; the others are not affected.
+    `bodies`: the run's body-mask cache (else one for these items)."""
+    bodies = bodies or BodyCells()
+    lesions: dict[tuple, tuple[np.ndarray | None, str | None]] = {}  # (image, lesion, grid) -> lesion_cells
+    rows: list[MapRecord] = []
+    problems: dict[str, str] = {}
+    for one in made:
+        try:
+            rows += _item_rows(run_id, model_id, one, bodies, lesions)
+        except Exception as exc:  # noqa: BLE001 - one item's maps must not cost the batch
+            problems[one.item.item_id] = f"its maps could not be scored ({type(exc).__name__}: {exc})"
+    return rows, problems
+
+
+def _item_rows(run_id: str, model_id: str, one: ItemMaps, bodies: BodyCells, lesions: dict) -> list[MapRecord]:
+    item, image, rows = one.item, one.image, []
+    for result, deletion in zip(one.results, one.deletions):
+        lesion_key = (one.content, item.boxes, item.mask, result.grid_shape)
+        if item.has_lesion and lesion_key not in lesions:
+            lesions[lesion_key] = lesion_cells(item, image, result.grid_shape)
+        lesion, lesion_note = lesions.get(lesion_key, (None, None))
+        body, body_note = bodies(one.content, image, result.grid_shape)
+        note = "; ".join(n for n in (body_note, lesion_note) if n) or None
+        rows += records_for(run_id, item.item_id, model_id, result, body, note, deletion, lesion)
     return rows
 
 
@@ -138,8 +191,11 @@ def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, bod
     grids, raw = dict(result.maps), dict(result.raw_maps)
     if len(grids) > 1:
         grids[MEAN_LAYER], raw[MEAN_LAYER] = result.mean, result.raw_mean
+    stacked = np.stack([raw[layer] for layer in grids])
+    metrics = metric_rows(attention_metrics_batch(stacked, body) if body is not None
+                          else metrics_without_body_batch(stacked), len(stacked))
     out = []
-    for layer, grid in grids.items():
+    for (layer, grid), metric in zip(grids.items(), metrics):
         faith = deletion if deletion is not None and (layer == MEAN_LAYER or len(grids) == 1) else None
         out.append(MapRecord(
             run_id=run_id, item_id=item_id, method=result.method, layer=int(layer),
@@ -148,15 +204,15 @@ def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, bod
             query_positions=list(result.query_positions), term=result.term, strip_border=result.strip_border,
             attn_implementation=result.attn_implementation, model_id=model_id,
             image_height=result.image_size[0], image_width=result.image_size[1],
-            grid_rows=grid.shape[0], grid_cols=grid.shape[1], grid=grid.ravel().astype(float).tolist(),
-            **(attention_metrics(raw[layer], body) if body is not None else metrics_without_body(raw[layer])),
-            deletion_delta=faith.deletion_delta if faith else None, random_delta=faith.random_delta if faith else None,
+            grid_rows=grid.shape[0], grid_cols=grid.shape[1], grid=grid.ravel().astype(np.float32),
+            **metric, deletion_delta=faith.deletion_delta if faith else None,
+            random_delta=faith.random_delta if faith else None,
             faithfulness_ratio=faith.faithfulness_ratio if faith else None, metrics_note=body_note,
             **lesion_metrics(raw[layer], lesion, body),
             sink_mass=result.details.get("sink_mass"), details=json.dumps(result.details) if result.details else None,
         ))
     for layer, per_head in (result.head_maps or {}).items():
         out += [HeadMapRecord(run_id=run_id, item_id=item_id, method=result.method, layer=int(layer), head=h,
-                              grid_rows=g.shape[0], grid_cols=g.shape[1], grid=g.ravel().astype(float).tolist())
+                              grid_rows=g.shape[0], grid_cols=g.shape[1], grid=g.ravel().astype(np.float32))
                 for h, g in enumerate(per_head)]
     return out

@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from store import RunRecord, StoreWriter, check_writable, queries
+from store import PredictionRecord, RunRecord, StoreWriter, check_writable, queries
+from store.background import BackgroundWrites
 
 from compute.answering import make_answerer
 from compute.config import RunConfig
@@ -31,10 +32,10 @@ from compute.studies import records
 from compute.studies.answer_items import answer_batch, image_runs, unique_files
 from compute.studies.failures import report_failures, stop_if_failing
 from compute.studies.kinds import STUDY_KINDS
-from compute.studies.maps import attention_spec
+from compute.studies.maps import BodyCells, attention_spec
 from compute.studies.options import OptionError, check_options
 from compute.studies.sharding import distributed_rank, run_sharded
-from compute.studies.writing import write_or_fail_items
+from compute.studies.writing import score_and_write, write_or_fail_items
 
 
 @dataclass(frozen=True)
@@ -156,15 +157,41 @@ def _answer_all(config: RunConfig, session: Session, writer: StoreWriter, manife
     if session.device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(session.device)
     answering, done = time.perf_counter(), 0
-    for batch in image_runs(pending, answerer.batch_items):  # one image's items together, to share its work
-        files, predictions, maps = answer_batch(session, batch, run_id, config.maps, config.image_limits, answerer)
-        predictions = write_or_fail_items(
-            writer, [records.image_record(f) for f in unique_files(batch, files)],
-            [records.question_record(item, dataset) for item in batch], predictions, maps, dataset)
-        failures += [p.error for p in predictions if p.status == "failed"]
-        done += sum(p.status == "ok" for p in predictions)
-        bar.update(len(batch))
+
+    bodies = BodyCells()  # each image's body mask once, also where its questions span batches
+    failed_before_writing: set[str] = set()
+
+    def answered(predictions: list[PredictionRecord]) -> None:  # judged at once, not when the write lands
+        nonlocal done
+        for p in predictions:
+            if p.status == "failed":
+                failures.append(p.error)
+                failed_before_writing.add(p.item_id)
+            else:
+                done += 1
         stop_if_failing(failures[first_tried:], done, config.max_failure_share, manifest.path.name)
+
+    def stored(batches: list[list[PredictionRecord]]) -> None:  # items whose maps or values the store refused
+        nonlocal done
+        for predictions in batches:
+            for p in predictions:
+                if p.status == "failed" and p.item_id not in failed_before_writing:
+                    failures.append(p.error)
+                    done -= 1
+        stop_if_failing(failures[first_tried:], done, config.max_failure_share, manifest.path.name)
+
+    with BackgroundWrites() as writes:  # each batch is scored and written while the next one is answered
+        for batch in image_runs(pending, answerer.batch_items):  # one image's items together, to share its work
+            files, predictions, made = answer_batch(session, batch, run_id, config.maps, config.image_limits,
+                                                    answerer)
+            landed = writes.submit(score_and_write, writer, bodies, run_id, session.model_id,
+                                   [records.image_record(f) for f in unique_files(batch, files)],
+                                   [records.question_record(item, dataset) for item in batch], predictions, made,
+                                   dataset)
+            bar.update(len(batch))
+            answered(predictions)
+            stored(landed)
+        stored(writes.drain())
     bar.close()
     rate = len(pending) / (time.perf_counter() - answering) if pending else None
     peak = torch.cuda.max_memory_allocated(session.device) / 2**30 if session.device.type == "cuda" else None

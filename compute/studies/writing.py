@@ -6,6 +6,21 @@ from dataclasses import replace
 
 from store import ImageRecord, MapRecord, PredictionRecord, QuestionRecord, RecordError, StoreWriter
 
+from compute.studies import records
+from compute.studies.maps import BodyCells, ItemMaps, map_rows
+
+
+def score_and_write(writer: StoreWriter, bodies: BodyCells, run_id: str, model_id: str, images: list[ImageRecord],
+                    questions: list[QuestionRecord], predictions: list[PredictionRecord], made: list[ItemMaps],
+                    dataset: str) -> list[PredictionRecord]:
+    """The pure rest of a batch, run while the model answers the next one: its maps' rows and
+    metrics (an item whose maps cannot be scored is stored as failed, with the reason), then
+    write_or_fail_items. Returns the predictions as stored."""
+    rows, problems = map_rows(run_id, model_id, made, bodies)
+    predictions = [records.failed(p.run_id, p.item_id, p.row_number, f"row {p.row_number}: {problems[p.item_id]}")
+                   if p.item_id in problems else p for p in predictions]
+    return write_or_fail_items(writer, images, questions, predictions, rows, dataset)
+
 
 def write_or_fail_items(writer: StoreWriter, images: list[ImageRecord], questions: list[QuestionRecord],
                         predictions: list[PredictionRecord], maps: list[MapRecord], dataset: str

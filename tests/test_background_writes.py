@@ -1,0 +1,104 @@
+"""The background writer: jobs in order, at most `depth` pending, a job's error raised in the caller,
+and batches written through Arrow as they were given (lists or float arrays, the last of a key winning)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import duckdb
+import numpy as np
+import pytest
+
+from store import MapRecord, PredictionRecord, QuestionRecord, RunRecord, StoreWriter
+from store.background import BackgroundWrites
+
+
+def test_jobs_run_in_order_and_results_come_back_in_order():
+    seen = []
+    with BackgroundWrites(depth=2) as writes:
+        results = []
+        for k in range(10):
+            results += writes.submit(lambda k=k: seen.append(k) or k * k)
+        results += writes.drain()
+    assert seen == list(range(10)) and results == [k * k for k in range(10)]
+
+
+def test_at_most_depth_jobs_pending():
+    gate, running = threading.Event(), []
+
+    def job(k):
+        running.append(k)
+        gate.wait(5)
+        return k
+
+    writes = BackgroundWrites(depth=2)
+    writes.submit(job, 0)
+    writes.submit(job, 1)
+    returned = []
+    blocked = threading.Thread(target=lambda: returned.extend(writes.submit(job, 2)))
+    blocked.start()
+    time.sleep(0.2)
+    assert blocked.is_alive()  # the third waits while two are pending
+    gate.set()
+    blocked.join(5)
+    assert not blocked.is_alive()
+    assert returned[:1] == [0] and returned + writes.drain() == [0, 1, 2]
+    writes.close()
+
+
+def test_a_job_error_is_raised_at_the_next_submit_which_queues_nothing():
+    done = []
+
+    def failing():
+        raise OSError("disk full")
+
+    with pytest.raises(OSError, match="disk full"):
+        with BackgroundWrites(depth=3) as writes:
+            writes.submit(failing)
+            time.sleep(0.2)
+            writes.submit(lambda: done.append("after"))
+    assert done == []
+
+
+def test_a_job_error_is_raised_at_drain():
+    writes = BackgroundWrites(depth=2)
+    writes.submit(lambda: 1)
+    writes.submit(lambda: 1 / 0)
+    with pytest.raises(ZeroDivisionError):
+        writes.drain()
+    writes.close()
+
+
+def test_leaving_on_an_error_waits_for_the_queued_writes():
+    done = []
+    with pytest.raises(KeyboardInterrupt):
+        with BackgroundWrites(depth=2) as writes:
+            writes.submit(lambda: time.sleep(0.2) or done.append(1))
+            raise KeyboardInterrupt
+    assert done == [1]
+
+
+def _map(item_id: str, grid) -> MapRecord:
+    return MapRecord(run_id="r", item_id=item_id, method="attention", layer=-1, requested_method="attention",
+                     fallback_reason=None, layers=[0, 1], heads="mean", query="answer", query_positions=[7],
+                     term=None, strip_border=0, attn_implementation="eager", model_id="m", image_height=2,
+                     image_width=2, grid_rows=2, grid_cols=2, grid=grid, attention_entropy=1.0)
+
+
+def test_grids_as_lists_or_arrays_are_stored_as_float32_and_the_last_of_a_key_wins(tmp_path):
+    db = tmp_path / "s.duckdb"
+    writer = StoreWriter(db)
+    writer.start_run(RunRecord(run_id="r", study="baseline", dataset="d", model_id="m", config={},
+                               package_versions={}))
+    questions = [QuestionRecord(i, "d", "img", "Is there edema?", "yes", "edema") for i in ("a", "b")]
+    predictions = [PredictionRecord("r", i, k + 1, "ok", answer="yes", p_yes=0.9, correct=True)
+                   for k, i in enumerate(("a", "b"))]
+    grid = np.array([0.1, 0.2, 0.3, 0.4], dtype=np.float64)
+    writer.write_batch([], questions, predictions,
+                       [_map("a", grid.tolist()), _map("b", np.zeros(4)), _map("b", grid.astype(np.float32))])
+    with duckdb.connect(str(db), read_only=True) as con:
+        rows = con.execute("SELECT item_id, grid, layers, query_positions FROM attention_maps ORDER BY item_id").fetchall()
+    assert [r[0] for r in rows] == ["a", "b"]
+    for _, stored, layers, positions in rows:
+        assert stored == pytest.approx(grid.astype(np.float32).tolist(), abs=0) and layers == [0, 1] and positions == [7]
