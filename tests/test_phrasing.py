@@ -315,6 +315,9 @@ def test_phrasing_chunks_pack_whole_images():
     chunks = ["".join(item.image_path.name for item in chunk) for chunk in _image_runs(items, 6)]
     # a, b fit together; c alone (adding d would pass 6); d's 8 questions split at the cap
     assert chunks == ["aaabb", "cccc", "dddddd", "dd"]
+    # at most two images a chunk (the engine's images per prefix pass), however few their questions
+    items = [SimpleNamespace(image_path=Path(i)) for i in "abbcdeeef"]
+    assert ["".join(i.image_path.name for i in c) for c in _image_runs(items, 100, 2)] == ["abb", "cd", "eeef"]
 
 
 @pytest.mark.integration

@@ -47,7 +47,8 @@ class Answerer(Protocol):
     """Answers (and maps, when it was made with a MapSpec) for every question of every group,
     in order. The strategies differ in speed, never in the answers (a test compares them)."""
 
-    batch_items: int  # questions a caller should pass per call (and a study writes per transaction)
+    batch_items: int  # questions a caller should pass per call at most (and a study writes per transaction)
+    batch_images: int | None  # images a caller should pass per call at most (None: no limit)
 
     def ask_groups(self, groups: Sequence[Group]) -> list[list[AskResult]]: ...
 

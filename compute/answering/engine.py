@@ -87,7 +87,6 @@ class PrefixSharedEngine:
         self.generate_text = generate_text or BatchedGenerate(session).texts
         self.full_replies = full_replies  # every reply generated, not only those whose first token is not yes/no
         self.max_batch = max_batch  # suffix rows per forward pass
-        self.batch_items = max_batch
         self.images_per_pass = images_per_pass  # images per prefix pass
         self.workers = workers  # threads that decode and resize images
         self.generated_rows = 0  # rows whose reply had to be generated (first token not yes/no, or asked)
@@ -97,6 +96,15 @@ class PrefixSharedEngine:
         if session.device.type == "cuda":  # start from what fits in half the free memory; back off on OOM
             free, _ = torch.cuda.mem_get_info(session.device)
             self.max_batch = max(1, min(max_batch, rows_that_fit(free // 2, text_config, 512, session.dtype.itemsize)))
+
+    @property
+    def batch_images(self) -> int:
+        """A call's images: one prefix pass's worth, so a study's batches fill the passes the engine alone runs."""
+        return self.images_per_pass
+
+    @property
+    def batch_items(self) -> int:
+        return self.max_batch * self.images_per_pass
 
     def ask_group(self, group: Group) -> list[AskResult]:
         """Answers (and maps) for every question of one image."""

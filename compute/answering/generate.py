@@ -26,6 +26,7 @@ class BatchedGenerate:
         self.maps = maps
         self.max_batch = max_batch  # questions per generate call
         self.batch_items = max_batch
+        self.batch_images = None
 
     def ask_groups(self, groups: Sequence[Group]) -> list[list[AskResult]]:
         flat = [(g.image, q) for g in groups for q in g.questions]

@@ -31,7 +31,7 @@ class NoBodyError(ValueError):
 def body_mask(image: Image.Image | np.ndarray) -> np.ndarray:
     """Boolean (H, W) mask of the body in a radiograph (bright on dark). NoBodyError for an
     image under BODY_MASK_MIN_SIDE a side, or a uniform one (a blank image has no body)."""
-    pixels = np.asarray(image.convert("L") if isinstance(image, Image.Image) else image, dtype=np.float64)
+    pixels = np.asarray(image.convert("L") if isinstance(image, Image.Image) else image)
     if pixels.ndim != 2:
         raise ValueError(f"expected a grayscale image, got shape {pixels.shape}")
     if min(pixels.shape) < BODY_MASK_MIN_SIDE:
@@ -39,16 +39,38 @@ def body_mask(image: Image.Image | np.ndarray) -> np.ndarray:
                           f"{BODY_MASK_MIN_SIDE} px a side")
     if np.ptp(pixels) == 0:
         raise NoBodyError("the image is uniform: there is no body to find")
-    mask = pixels > threshold_otsu(pixels)
+    threshold = _otsu_of_bytes(pixels) if pixels.dtype == np.uint8 else threshold_otsu(pixels.astype(np.float64))
+    mask = pixels > threshold
     radius = max(1, round(min(pixels.shape) / 100))
     structure = ndimage.generate_binary_structure(2, 1)
     mask = ndimage.binary_closing(mask, structure, iterations=radius)
-    mask = ndimage.binary_fill_holes(mask)
+    mask = fill_holes(mask)
     labels, count = ndimage.label(mask)
     if count > 1:
         sizes = ndimage.sum(mask, labels, index=range(1, count + 1))
         mask = labels == 1 + int(np.argmax(sizes))
     return ndimage.binary_opening(mask, structure, iterations=radius)
+
+
+def _otsu_of_bytes(pixels: np.ndarray) -> float:
+    """threshold_otsu of a uint8 image as of its float pixels, from a 256-entry count: np.histogram
+    puts each distinct value in the same bin however many pixels have it, and the pixels are not
+    histogrammed one by one (5 ms for 512 x 512)."""
+    counts = np.bincount(pixels.ravel(), minlength=256)
+    values = np.flatnonzero(counts)
+    hist, edges = np.histogram(values.astype(np.float64), bins=256, range=(float(values[0]), float(values[-1])),
+                               weights=counts[values])
+    return float(threshold_otsu(hist=(hist, (edges[:-1] + edges[1:]) / 2.0)))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """ndimage.binary_fill_holes(mask): background not 4-connected to the image's edge becomes
+    mask, found by labelling the background once instead of growing it from the edge."""
+    background, count = ndimage.label(~mask)  # 4-connected, as binary_fill_holes's default structure
+    reaches_edge = np.zeros(count + 1, dtype=bool)
+    reaches_edge[0] = True  # label 0: the mask itself
+    reaches_edge[np.concatenate([background[0], background[-1], background[:, 0], background[:, -1]])] = True
+    return mask | ~reaches_edge[background]
 
 
 def mask_to_grid(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
@@ -59,10 +81,17 @@ def mask_to_grid(mask: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     reps = (-(-shape[0] // mask.shape[0]), -(-shape[1] // mask.shape[1]))  # ceiling division
     if reps != (1, 1):
         mask = np.repeat(np.repeat(mask, reps[0], axis=0), reps[1], axis=1)
-    rows = np.array_split(np.arange(mask.shape[0]), shape[0])
-    cols = np.array_split(np.arange(mask.shape[1]), shape[1])
-    m = mask.astype(np.float64)
-    return np.array([[m[np.ix_(r, c)].mean() for c in cols] for r in rows])
+    row_starts, row_sizes = _split_points(mask.shape[0], shape[0])
+    col_starts, col_sizes = _split_points(mask.shape[1], shape[1])
+    sums = np.add.reduceat(np.add.reduceat(mask.astype(np.float64), row_starts, axis=0), col_starts, axis=1)
+    return sums / np.outer(row_sizes, col_sizes)
+
+
+def _split_points(length: int, parts: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where np.array_split(range(length), parts) starts each part, and the parts' sizes."""
+    sizes = np.full(parts, length // parts)
+    sizes[:length % parts] += 1
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]]), sizes
 
 
 def body_cells(image: Image.Image | np.ndarray, shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:

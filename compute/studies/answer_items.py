@@ -130,16 +130,19 @@ def unique_files(batch: Sequence[ManifestItem], files: dict[str, ImageFile]) -> 
             yield file
 
 
-def image_runs(items: Sequence[ManifestItem], cap: int) -> Iterator[Sequence[ManifestItem]]:
-    """Consecutive items packed into chunks of at most `cap`, split only where the image
-    changes unless one image alone has more: each engine call shares each image's prefix, and
-    several images share a pass."""
+def image_runs(items: Sequence[ManifestItem], cap: int, max_images: int | None = None
+               ) -> Iterator[Sequence[ManifestItem]]:
+    """Consecutive items packed into chunks of at most `cap` items and `max_images` runs of one
+    image, split only where the image changes unless one image alone has more than `cap`: each
+    engine call shares each image's prefix, and several images share a pass."""
     chunk: list[ManifestItem] = []
+    runs = 0
     for run in _same_image_runs(items, cap):
-        if chunk and len(chunk) + len(run) > cap:
+        if chunk and (len(chunk) + len(run) > cap or runs == max_images):
             yield chunk
-            chunk = []
+            chunk, runs = [], 0
         chunk += run
+        runs += 1
     if chunk:
         yield chunk
 

@@ -181,7 +181,7 @@ def _answer_all(config: RunConfig, session: Session, writer: StoreWriter, manife
         stop_if_failing(failures[first_tried:], done, config.max_failure_share, manifest.path.name)
 
     with BackgroundWrites() as writes:  # each batch is scored and written while the next one is answered
-        for batch in image_runs(pending, answerer.batch_items):  # one image's items together, to share its work
+        for batch in image_runs(pending, answerer.batch_items, answerer.batch_images):  # one image's items together, to share its work
             files, predictions, made = answer_batch(session, batch, run_id, config.maps, config.image_limits,
                                                     answerer)
             landed = writes.submit(score_and_write, writer, bodies, run_id, session.model_id,
