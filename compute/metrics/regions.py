@@ -6,7 +6,10 @@ keep the largest component, open) with scipy.ndimage. Regions on the grid:
   midline of an odd-width box counts for neither). A frontal radiograph shows the
   patient's right on the image's left;
 - apical / middle / basal: thirds of the body's bounding box, top to bottom.
-All regions are restricted to body cells. An image with no findable body (smaller than
+All regions are restricted to body cells. `body_cells` finds the body on the image reduced
+(area-averaged) to a short side of BODY_MASK_SIDE pixels: a cell of a 64 x 64 grid still spans
+4 of them, and a 3000-pixel radiograph costs what a 256-pixel one does (the morphology at full
+size took about 0.4 s an image). All regions are restricted to body cells. An image with no findable body (smaller than
 BODY_MASK_MIN_SIDE a side, uniform, or a mask that covers no grid cell) has no regions:
 `body_cells` says why, and the body-based metrics are not computed for it.
 """
@@ -22,6 +25,7 @@ from skimage.filters import threshold_otsu
 
 
 BODY_MASK_MIN_SIDE = 32  # px: a smaller side leaves a 16 x 16 grid under two pixels a cell
+BODY_MASK_SIDE = 256  # px: the short side body_cells finds the body at
 
 
 class NoBodyError(ValueError):
@@ -50,6 +54,20 @@ def body_mask(image: Image.Image | np.ndarray) -> np.ndarray:
         sizes = ndimage.sum(mask, labels, index=range(1, count + 1))
         mask = labels == 1 + int(np.argmax(sizes))
     return ndimage.binary_opening(mask, structure, iterations=radius)
+
+
+def reduced(image: Image.Image | np.ndarray, short_side: int) -> Image.Image | np.ndarray:
+    """The image as grayscale, area-averaged down to `short_side` pixels on its short side if it is
+    larger; other arrays than 8-bit ones are returned as they are."""
+    if isinstance(image, np.ndarray):
+        if image.dtype != np.uint8 or image.ndim != 2:
+            return image
+        image = Image.fromarray(image)
+    gray = image.convert("L")
+    scale = short_side / min(gray.size)
+    if scale >= 1:
+        return gray
+    return gray.resize((max(1, round(gray.width * scale)), max(1, round(gray.height * scale))), Image.Resampling.BOX)
 
 
 def _otsu_of_bytes(pixels: np.ndarray) -> float:
@@ -98,7 +116,7 @@ def body_cells(image: Image.Image | np.ndarray, shape: tuple[int, int]) -> tuple
     """(the body's coverage of each grid cell, None), or (None, why there is no body) for an
     image with no findable body or a mask that covers no cell from half on."""
     try:
-        cells = mask_to_grid(body_mask(image), shape)
+        cells = mask_to_grid(body_mask(reduced(image, BODY_MASK_SIDE)), shape)
     except NoBodyError as exc:
         return None, f"no body-based metrics: {exc}"
     if not (cells >= 0.5).any():
