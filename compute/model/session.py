@@ -24,6 +24,7 @@ class PromptError(ValueError):
 
 # Stands for the image where only the prompt's text is needed (on dynamic-resolution families the
 # real image's token count may differ from this one's).
+JOIN_SLACK = 16  # tokens a text may gain or lose where it joins the prompt's words (a merge at each edge)
 _PLACEHOLDER = Image.new("RGB", (224, 224), (128, 128, 128))
 
 
@@ -75,27 +76,36 @@ class Session:
         tokenizer = self.processor.tokenizer
         alone = tokenizer(list(questions), add_special_tokens=False)
         specials = [self._special_names(own) for own in alone["input_ids"]]
-        # a question with special tokens is not rendered: an image placeholder in it would have no image
-        safe = ["" if special else q for q, special in zip(questions, specials)]
-        conversations = [build_messages(_PLACEHOLDER, q, prompt) for q in safe]
-        placeholder = self._placeholder_replacement()  # one image-processor call, not one a question
-        rendered = expanded_prompts(self.processor, self.family.render(self.processor, conversations),
-                                    [conversation_images(c) for c in conversations],
-                                    replacements=[[placeholder] for _ in conversations])
-        prompts = tokenizer(rendered, add_special_tokens=False)
         reply = max_new_tokens or self.decode.max_new_tokens
         context = self.context_length
+        frame = self._prompt_lengths([""], prompt)[0] if context is not None else 0  # the prompt around no question
+        # Only a question that could come near the context is rendered and counted: set in its prompt, a
+        # text gains at most JOIN_SLACK tokens where it meets the words around it.
+        near = [k for k, (own, special) in enumerate(zip(alone["input_ids"], specials))
+                if not special and context is not None and frame + len(own) + JOIN_SLACK + reply > context]
+        lengths = dict(zip(near, self._prompt_lengths([questions[k] for k in near], prompt)))
         out: list[str | None] = []
-        for ids, own, special in zip(prompts["input_ids"], alone["input_ids"], specials):
+        for k, (own, special) in enumerate(zip(alone["input_ids"], specials)):
             if special:
                 out.append(f"the question contains the model's special token {special[0]!r}, which would be read "
                            "as prompt structure, not as text; remove it")
-            elif context is not None and len(ids) + reply > context:
-                out.append(f"the prompt is {len(ids):,} tokens (the question alone {len(own):,}) and the reply may "
+            elif k in lengths and lengths[k] + reply > context:
+                out.append(f"the prompt is {lengths[k]:,} tokens (the question alone {len(own):,}) and the reply may "
                            f"add {reply}: more than the model's context of {context:,} tokens")
             else:
                 out.append(None)
         return out
+
+    def _prompt_lengths(self, questions: Sequence[str], prompt: PromptConfig) -> list[int]:
+        """Each question's whole prompt in tokens, image tokens included (those of a stand-in image)."""
+        if not questions:
+            return []
+        conversations = [build_messages(_PLACEHOLDER, q, prompt) for q in questions]
+        placeholder = self._placeholder_replacement()  # one image-processor call, not one a question
+        rendered = expanded_prompts(self.processor, self.family.render(self.processor, conversations),
+                                    [conversation_images(c) for c in conversations],
+                                    replacements=[[placeholder] for _ in conversations])
+        return [len(ids) for ids in self.processor.tokenizer(rendered, add_special_tokens=False)["input_ids"]]
 
     def _placeholder_replacement(self) -> str:
         if self._placeholder is None:
