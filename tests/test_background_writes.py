@@ -102,3 +102,22 @@ def test_grids_as_lists_or_arrays_are_stored_as_float32_and_the_last_of_a_key_wi
     assert [r[0] for r in rows] == ["a", "b"]
     for _, stored, layers, positions in rows:
         assert stored == pytest.approx(grid.astype(np.float32).tolist(), abs=0) and layers == [0, 1] and positions == [7]
+
+
+def test_rewriting_stored_keys_replaces_them(tmp_path):
+    """The writer tries a plain INSERT first: a batch that meets stored keys (a resumed run's retried
+    items) is written again, replacing, all of it or none."""
+    db = tmp_path / "s.duckdb"
+    writer = StoreWriter(db)
+    writer.start_run(RunRecord(run_id="r", study="baseline", dataset="d", model_id="m", config={},
+                               package_versions={}))
+    questions = [QuestionRecord(i, "d", "img", "Is there edema?", "yes", "edema") for i in ("a", "b")]
+    first = [PredictionRecord("r", "a", 1, "failed", error="boom")]
+    writer.write_batch([], questions[:1], first, [_map("a", np.full(4, 0.25))])
+    again = [PredictionRecord("r", i, k + 1, "ok", answer="yes", p_yes=0.9, correct=True)
+             for k, i in enumerate(("a", "b"))]
+    writer.write_batch([], questions, again, [_map("a", [0.1, 0.2, 0.3, 0.4]), _map("b", [0.4, 0.3, 0.2, 0.1])])
+    with duckdb.connect(str(db), read_only=True) as con:
+        assert con.execute("SELECT item_id, status FROM predictions ORDER BY 1").fetchall() == [("a", "ok"), ("b", "ok")]
+        grids = con.execute("SELECT grid FROM attention_maps ORDER BY item_id").fetchall()
+    assert grids[0][0] == pytest.approx([0.1, 0.2, 0.3, 0.4]) and len(grids) == 2

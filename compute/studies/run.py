@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from store import PredictionRecord, RunRecord, StoreWriter, check_writable, queries
 from store.background import BackgroundWrites
+from store.connection import held
 
 from compute.answering import make_answerer
 from compute.config import RunConfig
@@ -86,10 +87,11 @@ def run_study(config: RunConfig, session: Session | None = None, *, progress: bo
     problem = session.instruction_problem(config.prompt)
     if problem:
         raise OptionError(problem)
-    writer = writer or StoreWriter(config.db)
     torch.manual_seed(config.seed)  # greedy decoding needs none; kept for sampling studies to come
-    done_before = writer.start_run(_run_record(config, session, n_items=len(items) + len(errors)))
-    dropped = writer.drop_other_items(config.run_name, {i.item_id for i in items} | {e.item_id for e in errors})
+    with held(config.db):  # the run's first few statements share one open of the file
+        writer = writer or StoreWriter(config.db)
+        done_before = writer.start_run(_run_record(config, session, n_items=len(items) + len(errors)))
+        dropped = writer.drop_other_items(config.run_name, {i.item_id for i in items} | {e.item_id for e in errors})
     if dropped:
         log(f"note: {dropped} stored predictions belong to rows this version reads differently (now row errors, "
             "stored with their reasons); they were removed from the run")
@@ -98,7 +100,8 @@ def run_study(config: RunConfig, session: Session | None = None, *, progress: bo
         failures, done, rate, peak = _answer_all(config, session, writer, manifest, errors, pending, progress)
         after = STUDY_KINDS[config.study].after
         if after is not None:
-            after(config.db, config.run_name, config, log)
+            with held(config.db):  # and so do its last
+                after(config.db, config.run_name, config, log)
     except KeyboardInterrupt:
         writer.finish_run(config.run_name, "interrupted")
         raise
@@ -106,9 +109,11 @@ def run_study(config: RunConfig, session: Session | None = None, *, progress: bo
         writer.finish_run(config.run_name, "failed", error=f"{type(exc).__name__}: {exc}")
         raise
     report_failures(failures, manifest.path.name, log)
-    writer.finish_run(config.run_name, "completed", rate, peak)
+    with held(config.db):
+        writer.finish_run(config.run_name, "completed", rate, peak)
+        agreement = queries.answer_agreement(config.db, config.run_name)
     return RunSummary(config.run_name, done, len(failures), len(items) - len(pending), time.perf_counter() - start,
-                      queries.answer_agreement(config.db, config.run_name))
+                      agreement)
 
 
 def _items(config: RunConfig, log: Callable[[str], None]) -> tuple[Manifest, list[ManifestItem], list[RowError]]:
