@@ -143,29 +143,65 @@ def map_rows(run_id: str, model_id: str, made: Sequence[ItemMaps], bodies: BodyC
              ) -> tuple[list[MapRecord], dict[str, str]]:
     """The store rows of the maps, with their metrics: (rows, {item id: why its maps could not be
     scored}). An item whose maps fail gets no rows and its reason; the others are not affected.
-    `bodies`: the run's body-mask cache (else one for these items)."""
+    The metrics of all maps of one image on one grid are computed in one batch. `bodies`: the
+    run's body-mask cache (else one for these items)."""
     bodies = bodies or BodyCells()
+    metrics = _image_metrics(made, bodies)
     lesions: dict[tuple, tuple[np.ndarray | None, str | None]] = {}  # (image, lesion, grid) -> lesion_cells
     rows: list[MapRecord] = []
     problems: dict[str, str] = {}
-    for one in made:
+    for i, one in enumerate(made):
         try:
-            rows += _item_rows(run_id, model_id, one, bodies, lesions)
+            rows += _item_rows(run_id, model_id, one, bodies, lesions, [metrics.get((i, j)) for j in
+                                                                        range(len(one.results))])
         except Exception as exc:  # noqa: BLE001 - one item's maps must not cost the batch
             problems[one.item.item_id] = f"its maps could not be scored ({type(exc).__name__}: {exc})"
     return rows, problems
 
 
-def _item_rows(run_id: str, model_id: str, one: ItemMaps, bodies: BodyCells, lesions: dict) -> list[MapRecord]:
+def _layer_grids(result: MapResult) -> tuple[dict[int, np.ndarray], dict[int, np.ndarray]]:
+    """(stored grid, raw grid) per layer, the mean over layers as MEAN_LAYER where there are several."""
+    grids, raw = dict(result.maps), dict(result.raw_maps)
+    if len(grids) > 1:
+        grids[MEAN_LAYER], raw[MEAN_LAYER] = result.mean, result.raw_mean
+    return grids, raw
+
+
+def _image_metrics(made: Sequence[ItemMaps], bodies: BodyCells) -> dict[tuple[int, int], list[dict]]:
+    """Per (item, result) position, the metrics of each of its layer rows, one batch per image and
+    grid. A batch that fails is left out: its items' metrics are then computed one by one, so the
+    error falls on the item that has it."""
+    groups: dict[tuple, list[tuple[int, int]]] = {}
+    for i, one in enumerate(made):
+        for j, result in enumerate(one.results):
+            groups.setdefault((one.content, result.grid_shape), []).append((i, j))
+    out: dict[tuple[int, int], list[dict]] = {}
+    for (content, shape), members in groups.items():
+        try:
+            body, _ = bodies(content, made[members[0][0]].image, shape)
+            per_member = [np.stack(list(_layer_grids(made[i].results[j])[1].values())) for i, j in members]
+            stacked = np.concatenate(per_member)
+            batch = attention_metrics_batch(stacked, body) if body is not None else metrics_without_body_batch(stacked)
+        except Exception:  # noqa: BLE001 - found again, item by item, in records_for
+            continue
+        rows, start = metric_rows(batch, len(stacked)), 0
+        for member, grids in zip(members, per_member):
+            out[member] = rows[start:start + len(grids)]
+            start += len(grids)
+    return out
+
+
+def _item_rows(run_id: str, model_id: str, one: ItemMaps, bodies: BodyCells, lesions: dict,
+               metrics: Sequence[list[dict] | None]) -> list[MapRecord]:
     item, image, rows = one.item, one.image, []
-    for result, deletion in zip(one.results, one.deletions):
+    for result, deletion, metric in zip(one.results, one.deletions, metrics):
         lesion_key = (one.content, item.boxes, item.mask, result.grid_shape)
         if item.has_lesion and lesion_key not in lesions:
             lesions[lesion_key] = lesion_cells(item, image, result.grid_shape)
         lesion, lesion_note = lesions.get(lesion_key, (None, None))
         body, body_note = bodies(one.content, image, result.grid_shape)
         note = "; ".join(n for n in (body_note, lesion_note) if n) or None
-        rows += records_for(run_id, item.item_id, model_id, result, body, note, deletion, lesion)
+        rows += records_for(run_id, item.item_id, model_id, result, body, note, deletion, lesion, metric)
     return rows
 
 
@@ -183,17 +219,17 @@ def lesion_cells(item: ManifestItem, image: Image.Image, shape: tuple[int, int])
 
 def records_for(run_id: str, item_id: str, model_id: str, result: MapResult, body: np.ndarray | None,
                 body_note: str | None = None, deletion: Deletion | None = None,
-                lesion: np.ndarray | None = None) -> list[MapRecord]:
+                lesion: np.ndarray | None = None, metrics: list[dict] | None = None) -> list[MapRecord]:
     """One row per layer plus the mean over layers (layer -1, which carries the deletion test).
     Stored grids are stripped as asked; their metrics describe the map before stripping.
     Without a body (`body` None, `body_note` says why) the body-based metrics are None;
-    without a lesion (`lesion`: each cell's coverage) the lesion metrics are."""
-    grids, raw = dict(result.maps), dict(result.raw_maps)
-    if len(grids) > 1:
-        grids[MEAN_LAYER], raw[MEAN_LAYER] = result.mean, result.raw_mean
-    stacked = np.stack([raw[layer] for layer in grids])
-    metrics = metric_rows(attention_metrics_batch(stacked, body) if body is not None
-                          else metrics_without_body_batch(stacked), len(stacked))
+    without a lesion (`lesion`: each cell's coverage) the lesion metrics are. `metrics`: the
+    rows' attention metrics when already computed (map_rows batches them by image)."""
+    grids, raw = _layer_grids(result)
+    if metrics is None:
+        stacked = np.stack([raw[layer] for layer in grids])
+        metrics = metric_rows(attention_metrics_batch(stacked, body) if body is not None
+                              else metrics_without_body_batch(stacked), len(stacked))
     out = []
     for (layer, grid), metric in zip(grids.items(), metrics):
         faith = deletion if deletion is not None and (layer == MEAN_LAYER or len(grids) == 1) else None
