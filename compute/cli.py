@@ -149,15 +149,24 @@ def build_parser() -> argparse.ArgumentParser:
                                        "generate and one eager output_attentions forward per variant) and through "
                                        "the prefix-sharing engine, in one run; prints both rates and their ratio.")
     _add_demo_model_option(bench)
-    bench.add_argument("--images", type=positive_int, default=20, help="images (default: 20)")
+    bench.add_argument("--images", type=positive_int, default=None,
+                       help="images (default: 20; with --end-to-end 30, two questions each)")
     bench.add_argument("--variants", type=positive_int, default=10, help="rewrites per question (default: 10)")
+    bench.add_argument("--end-to-end", action="store_true",
+                       help="instead: the engine alone against the whole `run --study phrasing` into a fresh DuckDB "
+                            "(image reading, maps, metrics, store writes and the attention-change study included) "
+                            "on a synthetic dataset as `make demo` writes it; prints both rates and their ratio")
+    bench.add_argument("--repeat", type=positive_int, default=3,
+                       help="--end-to-end: timed rounds, the median reported (default: 3)")
 
     gpu = sub.add_parser("gpu-bench", help="the 600-variant workload at MedGemma 4B's (or Qwen2.5-VL 7B's) shapes",
                          description="Builds a random-weight model with MedGemma 4B's (--family qwen2_5_vl: "
                                      "Qwen2.5-VL 7B's) exact configuration on the "
                                      "device (bf16 on CUDA; no download), runs 63 images x ~9.5 variants through the "
-                                     "engine with maps from 4 layers, and the original protocol on a small subset; "
-                                     "prints variants/s, seconds and peak GPU memory, and writes them as JSON.")
+                                     "engine with maps from 4 layers, the original protocol on a small subset, and the "
+                                     "whole phrasing study into a fresh DuckDB on 63 synthetic images (~630 variants) "
+                                     "against the engine alone; prints variants/s, seconds and peak GPU memory, and "
+                                     "writes them as JSON.")
     gpu.add_argument("--device", default="cuda", help="torch device (default: cuda)")
     gpu.add_argument("--tiny", action="store_true", help="toy sizes with the same code path, to check it runs")
     gpu.add_argument("--images", type=positive_int, default=63, help="images (default: 63)")
@@ -166,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="also profile one pass of the engine (8 images) and write operators.txt and python.txt here")
     gpu.add_argument("--family", choices=("gemma3", "qwen2_5_vl"), default="gemma3",
                      help="whose shapes: gemma3 (MedGemma 4B, the default) or qwen2_5_vl (Qwen2.5-VL 7B)")
+    gpu.add_argument("--no-study", action="store_true",
+                     help="skip the end-to-end study into DuckDB (the engine figures only)")
 
     tiny = sub.add_parser(
         "tiny-model", help="build a tiny random-weight checkpoint of a model family (for tests; no download)",
@@ -386,7 +397,11 @@ def _bench(args: argparse.Namespace) -> int:
     from compute.model.loading import ModelNotAvailableError
 
     try:
-        result = run_bench(args.model, args.images, args.variants)
+        if args.end_to_end:
+            from compute.benchmarks.end_to_end import run_end_to_end
+            result = run_end_to_end(args.model, args.images or 30, args.variants, args.repeat)
+        else:
+            result = run_bench(args.model, args.images or 20, args.variants)
     except ModelNotAvailableError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -400,7 +415,8 @@ def _gpu_bench(args: argparse.Namespace) -> int:
 
     from compute.benchmarks.gpu_bench import run_gpu_bench, save
 
-    result = run_gpu_bench(args.device, args.tiny, args.images, profile=args.profile, family=args.family)
+    result = run_gpu_bench(args.device, args.tiny, args.images, profile=args.profile, family=args.family,
+                           study=not args.no_study)
     print(json.dumps(asdict(result), indent=1))
     if args.json:
         save(result, args.json)

@@ -3,7 +3,10 @@
 #     bash scripts/gpu_check.sh OUT_DIR
 # 1. gpu-bench: the 600-variant workload at MedGemma 4B's shapes in bf16 (random weights),
 #    the straightforward path on a subset for the ratio, and the out-of-memory back-off on a
-#    real GPU; figures in OUT_DIR/gpu_bench.json, where the time goes in OUT_DIR/profile/.
+#    real GPU, then the whole phrasing study into a fresh DuckDB on 63 synthetic images (~630
+#    variants, maps from 4 layers) against the engine alone (its "end_to_end" figures; the study
+#    needs duckdb and pyarrow: carry their wheels in .whl/ if the machine lacks them); figures in
+#    OUT_DIR/gpu_bench.json, where the time goes in OUT_DIR/profile/.
 # 2. The same gpu-bench at Qwen2.5-VL 7B's shapes (bf16, random weights), figures in
 #    OUT_DIR/gpu_bench_qwen2_5_vl.json: the second family measured in the same call.
 # 3. The engine equals Session.ask_batch on CUDA's kernels (fp32, the demo model).

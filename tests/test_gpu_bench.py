@@ -26,6 +26,9 @@ def test_tiny_gpu_bench_runs_on_cpu_and_writes_json(tmp_path, capsys):
     assert result["engine_variants_per_s"] == pytest.approx(result["variants"] / result["engine_s"])
     assert result["straightforward_variants_per_s"] == pytest.approx(19 / result["straightforward_s"])
     assert result["backoff"] is None and result["peak_memory_gb"] is None  # CUDA only
+    study = result["end_to_end"]  # the whole phrasing study into DuckDB: 3 images x 2 questions x (1 + 4 rewrites)
+    assert (study["images"], study["variants"]) == (3, 30) and study["peak_memory_gb"] is None
+    assert study["ratio"] == pytest.approx(study["study_variants_per_s"] / study["engine_variants_per_s"])
     assert json.loads(capsys.readouterr().out) == result
 
 
@@ -43,6 +46,7 @@ def test_tiny_qwen_gpu_bench_runs_on_cpu():
     assert result["engine_generated_rows"] == 0  # the yes/no trick works on this family too
     assert result["same_answers_on_subset"] == 1.0  # fp32: the engine equals the original protocol
     assert result["backoff"] is None and result["peak_memory_gb"] is None
+    assert result["end_to_end"]["variants"] == 30 and math.isfinite(result["end_to_end"]["ratio"])
 
 
 def test_tiny_qwen_engine_results_are_finite():

@@ -8,7 +8,8 @@ hidden 2560, vocab 262208, SigLIP 27 layers at 896 px, 16x16 image tokens) direc
 device, runs 63 images x ~9.5 variants through the engine with maps from 4 layers, and the
 original protocol (generate + eager output_attentions per variant) on a small subset for
 the ratio. It prints and writes JSON: variants/s, seconds for the workload, peak GPU memory.
-It needs neither duckdb nor the hub.
+It needs no hub; the end-to-end part (`end_to_end`: the whole phrasing study into a fresh DuckDB
+on 63 synthetic images, ~630 variants, against the engine alone) needs duckdb and pyarrow.
 
 Random weights put a yes/no word first only by chance, and the engine generates a reply for
 every row that lacks one, which a trained model rarely needs (the demo model: 0 of 660 rows
@@ -132,6 +133,7 @@ class GpuBenchResult:
     backoff: dict | None
     torch: str
     python: str
+    end_to_end: dict | None = None  # the whole phrasing study into DuckDB against the engine alone (end_to_end)
 
 
 def build_session(cfg: DemoModelConfig, vocab: int | None, device: torch.device, dtype: torch.dtype) -> Session:
@@ -226,8 +228,9 @@ def answer_yes_or_no(model, yes_ids: list[int], no_ids: list[int], scale: float 
 
 def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, variants: int = 9,
                   subset_images: int = 2, layers: str = "last:4", profile: Path | None = None,
-                  family: str = "gemma3") -> GpuBenchResult:
-    """`family`: "gemma3" (MedGemma 4B's shapes) or "qwen2_5_vl" (Qwen2.5-VL 7B's)."""
+                  family: str = "gemma3", study: bool = True) -> GpuBenchResult:
+    """`family`: "gemma3" (MedGemma 4B's shapes) or "qwen2_5_vl" (Qwen2.5-VL 7B's); `study`: also the
+    whole phrasing study into DuckDB (end_to_end)."""
     if family not in FAMILIES:
         raise ValueError(f"gpu-bench: unknown family {family!r}; choose from {', '.join(FAMILIES)}")
     dev = torch.device(device)
@@ -281,7 +284,32 @@ def run_gpu_bench(device: str = "cuda", tiny: bool = False, images: int = 63, va
         speedup=(n / engine_s) / (n_slow / slow_s), engine_generated_rows=engine.generated_rows,
         yes_share=sum(a == "yes" for g in answers for a in g) / n, same_answers_on_subset=same,
         backoff=backoff_check(session, groups[0], layers) if dev.type == "cuda" else None,
-        torch=torch.__version__, python=platform.python_version())
+        torch=torch.__version__, python=platform.python_version(),
+        end_to_end=end_to_end(session, images, layers, dev) if study else None)
+
+
+def end_to_end(session: Session, images: int, layers: str, device: torch.device) -> dict:
+    """The engine alone and the whole `run --study phrasing` into a fresh DuckDB on one synthetic
+    dataset (`images` images, two questions each with 4 rewrites: about 600 variants at 63), maps from
+    `layers`; with the peak GPU memory of the study. Needs duckdb and pyarrow, unlike the rest."""
+    import tempfile
+
+    from compute.benchmarks.end_to_end import compare
+    from compute.config import MapConfig, VariantConfig
+    from compute.demo.synth import SynthConfig, generate_dataset
+
+    _progress(f"end to end: {images} synthetic images into a phrasing study in DuckDB, against the engine alone")
+    with tempfile.TemporaryDirectory(prefix="mgv-gpu-e2e-") as tmp:
+        manifest = generate_dataset(SynthConfig(n=images, seed=0), Path(tmp) / "data", progress=False)
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
+        result = compare(session, manifest, VariantConfig(n=4), MapConfig(layers=layers), repeats=2,
+                         folder=Path(tmp), log=_progress)
+        peak = torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else None
+    _progress(result.table())
+    return {"images": result.images, "variants": result.variants, "engine_s": result.engine_s,
+            "engine_variants_per_s": result.engine_rate, "study_s": result.study_s,
+            "study_variants_per_s": result.study_rate, "ratio": result.ratio, "peak_memory_gb": peak}
 
 
 def backoff_check(session: Session, group: Group, layers: str, rows: int = 512) -> dict:
