@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from pathlib import Path
 
@@ -25,6 +25,14 @@ from store.owner import STALE_AFTER, live_owner, this_host, utc_now
 from store.records import (AttentionChangeRecord, HeadMapRecord, ImageRecord, MapRecord, PredictionRecord,
                            QuestionRecord, RunRecord)
 from store.schema import ensure_schema
+
+
+@dataclass(frozen=True)
+class PreparedBatch:
+    """A batch's rows as Arrow tables (StoreWriter.prepare_batch), and the runs it writes to."""
+
+    tables: tuple[tuple[type, pa.Table], ...]
+    run_ids: frozenset[str]
 
 
 class RunConfigMismatch(ValueError):
@@ -218,16 +226,28 @@ class StoreWriter:
                     predictions: list[PredictionRecord], maps: list[MapRecord | HeadMapRecord] = ()) -> None:
         """Write one batch in one transaction: all of it lands, or none of it (RecordError
         when a value cannot be stored). Marks the batch's runs as alive. `maps` may hold head maps."""
+        self.write_prepared(self.prepare_batch(images, questions, predictions, maps))
+
+    def prepare_batch(self, images: list[ImageRecord], questions: list[QuestionRecord],
+                      predictions: list[PredictionRecord], maps: list[MapRecord | HeadMapRecord] = ()
+                      ) -> PreparedBatch:
+        """The batch as Arrow tables, ready for write_prepared (RecordError for a value Arrow cannot
+        hold). Building them is Python work; writing them is DuckDB's, which a background thread can
+        do without holding the interpreter from the model's thread."""
         heads = [m for m in maps if isinstance(m, HeadMapRecord)]
         batch = ((ImageRecord, images), (QuestionRecord, questions), (PredictionRecord, predictions),
                  (MapRecord, [m for m in maps if not isinstance(m, HeadMapRecord)]), (HeadMapRecord, heads))
-        tables = [(t, _arrow_table(list(records), t, self.db_path)) for t, records in batch if records]
-        try:
-            self._write_tables(tables, {p.run_id for p in predictions}, replace=False)
-        except _StoredAlready:  # a resumed run's retried items, say: nothing was written, so replace
-            self._write_tables(tables, {p.run_id for p in predictions}, replace=True)
+        return PreparedBatch(tuple((t, _arrow_table(list(records), t, self.db_path)) for t, records in batch
+                                   if records), frozenset(p.run_id for p in predictions))
 
-    def _write_tables(self, tables: list[tuple[type, pa.Table]], run_ids: set[str], replace: bool) -> None:
+    def write_prepared(self, batch: PreparedBatch) -> None:
+        """write_batch of a prepared batch."""
+        try:
+            self._write_tables(batch.tables, batch.run_ids, replace=False)
+        except _StoredAlready:  # a resumed run's retried items, say: nothing was written, so replace
+            self._write_tables(batch.tables, batch.run_ids, replace=True)
+
+    def _write_tables(self, tables: Sequence[tuple[type, pa.Table]], run_ids: frozenset[str], replace: bool) -> None:
         with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
             for run_id in sorted(run_ids):
                 self._refuse_if_owned(run_id, con)

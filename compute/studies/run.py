@@ -36,7 +36,7 @@ from compute.studies.kinds import STUDY_KINDS
 from compute.studies.maps import BodyCells, attention_spec
 from compute.studies.options import OptionError, check_options
 from compute.studies.sharding import distributed_rank, run_sharded
-from compute.studies.writing import score_and_write, write_or_fail_items
+from compute.studies.writing import score, write, write_or_fail_items
 
 
 @dataclass(frozen=True)
@@ -185,16 +185,17 @@ def _answer_all(config: RunConfig, session: Session, writer: StoreWriter, manife
                     done -= 1
         stop_if_failing(failures[first_tried:], done, config.max_failure_share, manifest.path.name)
 
-    with BackgroundWrites() as writes:  # each batch is scored and written while the next one is answered
-        for batch in image_runs(pending, answerer.batch_items, answerer.batch_images):  # one image's items together, to share its work
+    with BackgroundWrites() as writes:  # each batch's transaction runs while the next one is answered
+        # one image's items together, to share its work
+        for batch in image_runs(pending, answerer.batch_items, answerer.batch_images):
             files, predictions, made = answer_batch(session, batch, run_id, config.maps, config.image_limits,
                                                     answerer)
-            landed = writes.submit(score_and_write, writer, bodies, run_id, session.model_id,
-                                   [records.image_record(f) for f in unique_files(batch, files)],
-                                   [records.question_record(item, dataset) for item in batch], predictions, made,
-                                   dataset)
+            scored = score(writer, bodies, run_id, session.model_id, predictions, made,
+                           ([records.image_record(f) for f in unique_files(batch, files)],
+                            [records.question_record(item, dataset) for item in batch]))
+            landed = writes.submit(write, writer, scored, dataset)
             bar.update(len(batch))
-            answered(predictions)
+            answered(scored.predictions)
             stored(landed)
         stored(writes.drain())
     bar.close()
