@@ -155,7 +155,9 @@ class AnswerConfig:
                 "batch; auto: prefix-shared unless --query needs the generated reply (default: {default})"})
     batch_size: int = field(default=8, metadata={  # the prefix-shared engine takes 8x as many suffix rows
         "range": (1, 4096),
-        "help": "questions per forward pass and per write, at most 4096 (default: {default})"})
+        "help": "questions per forward pass, at most 4096; the batched generate also writes this many at a time, "
+                "the prefix-shared engine (8x as many suffix rows a pass) one prefix pass's 8 images' questions "
+                "(default: {default})"})
     full_replies: bool = field(default=False, metadata={
         "help": "prefix-shared answerer: generate every reply in full; by default it reads P(yes) and the "
                 "answer from the first token and generates text only where that token is not yes or no"})

@@ -72,9 +72,10 @@ EXPECTED_DEFAULTS = {
     "import-results": {("file",): None, ("--db",): None, ("--run",): None, ("--dataset",): None,
                        ("--model",): "imported", ("--map",): None},  # --map: added with issue 14
     "report": {("--db",): None, ("--run",): None, ("--format",): "md", ("--out",): None},
-    "bench": {("--model",): "models/demo", ("--images",): 20, ("--variants",): 10},
+    "bench": {("--model",): "models/demo", ("--images",): None, ("--variants",): 10, ("--end-to-end",): False,
+              ("--repeat",): 3},
     "gpu-bench": {("--device",): "cuda", ("--tiny",): False, ("--images",): 63, ("--json",): None,
-                  ("--profile",): None, ("--family",): "gemma3"},
+                  ("--profile",): None, ("--family",): "gemma3", ("--no-study",): False},
     "merge": {("--db",): None, ("--run",): None, ("--world",): None},
     "demo-faithfulness": {("--model",): "models/demo", ("--n",): 6, ("--quiet",): False, ("--json",): None,
                           ("--methods",): "attention,gradcam,relevancy,relative,knockout,logit_lens"},
@@ -120,7 +121,7 @@ EXPECTED_TYPES = {
     "demo-eval": {"--n": POSITIVE, "--seed": int, "--json": Path},
     "import-results": {"file": Path, "--db": Path},
     "report": {"--db": Path, "--out": Path},
-    "bench": {"--images": POSITIVE, "--variants": POSITIVE},
+    "bench": {"--images": POSITIVE, "--variants": POSITIVE, "--repeat": POSITIVE},
     "gpu-bench": {"--images": POSITIVE, "--json": Path, "--profile": Path},
     "merge": {"--db": Path, "--world": POSITIVE},
     "demo-faithfulness": {"--n": POSITIVE, "--json": Path},
@@ -192,7 +193,7 @@ def test_every_option_has_help_and_run_help_shows_the_groups():
         assert f"\n{title}:\n" in out.getvalue()
     for fragment in ("(default: 'Answer yes or no.')", "(default: 50,000,000)", "(default: 1,073,741,824)",
                      "blur the top 10% of cells vs random cells (4 more forward passes",
-                     "at most 4096 (default: 8)", "--run NAME, --run-name NAME", "seed of the rewrite choice (default: 0)"):
+                     "8 images' questions (default: 8)", "--run NAME, --run-name NAME", "seed of the rewrite choice (default: 0)"):
         assert fragment in text
 
 
