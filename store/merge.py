@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from store import aggregates
 from store.connection import StoreError, connect, transaction
 from store.schema import ensure_schema
 
@@ -49,6 +50,7 @@ def merge_parts(db: str | Path, parts: list[Path], run_id: str) -> int:
                     # by name: a part written by code of another schema version lines up column for column
                     con.execute(f"INSERT OR REPLACE INTO {table} BY NAME SELECT * FROM part{k}.{table}{where}",
                                 params)
+            aggregates.refresh(con)  # the merged run's summary tables, in the same transaction
         merged = con.execute("SELECT count(*) FROM predictions WHERE run_id = ?", [run_id]).fetchone()[0]
     return merged
 

@@ -213,7 +213,88 @@ CREATE TABLE head_maps (                                  -- --heads all: each h
 );
 """
 
-MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6)
+# Pre-aggregated tables (store.aggregates): what the pages read a whole run of, joined and ordered once
+# when a run ends rather than on every page view. A reader uses a run's rows only while run_aggregates
+# holds the stamp of the store's current state for it; otherwise it reads the tables above. And indexes
+# for the pages that show one item.
+_V7 = """
+CREATE TABLE run_items (                                  -- prediction_details of each run, in manifest order
+    run_id            VARCHAR NOT NULL,
+    position          INTEGER NOT NULL,                   -- 0, 1, ... by row_number (NULLs last), then item_id
+    item_id           VARCHAR NOT NULL,
+    row_number        INTEGER,
+    status            VARCHAR NOT NULL,
+    error             VARCHAR,
+    generated_text    VARCHAR,
+    answer            VARCHAR,
+    p_yes             DOUBLE,
+    yes_no_mass       DOUBLE,
+    correct           BOOLEAN,
+    latency_s         DOUBLE,
+    image_key         VARCHAR,
+    image_sha256      VARCHAR,                            -- of image_files' row for image_key
+    image_id          VARCHAR,
+    question          VARCHAR,
+    ground_truth      VARCHAR,
+    condition         VARCHAR,
+    group_id          VARCHAR,
+    variant_index     INTEGER,
+    strategy          VARCHAR,
+    strategy_category VARCHAR,
+    baseline_question VARCHAR,
+    has_maps          BOOLEAN NOT NULL                    -- the run stored a map of the item
+);
+CREATE TABLE run_changes (                                -- attention_changes (without the difference maps)
+    run_id             VARCHAR NOT NULL,                  -- with their variants' details, most changed first
+    position           INTEGER NOT NULL,                  -- 0, 1, ... by js_divergence descending (NULLs last)
+    item_id            VARCHAR NOT NULL,
+    baseline_item_id   VARCHAR NOT NULL,
+    method             VARCHAR NOT NULL,
+    layer              INTEGER NOT NULL,
+    answer_change      VARCHAR NOT NULL,
+    correctness_change VARCHAR NOT NULL,
+    js_divergence      DOUBLE,
+    pearson            DOUBLE,
+    l2                 DOUBLE,
+    cosine             DOUBLE,
+    grid_rows          INTEGER NOT NULL,
+    grid_cols          INTEGER NOT NULL,
+    group_id           VARCHAR,
+    image_id           VARCHAR,
+    condition          VARCHAR,
+    question           VARCHAR,
+    baseline_question  VARCHAR,
+    strategy           VARCHAR,
+    strategy_category  VARCHAR,
+    answer             VARCHAR,
+    correct            BOOLEAN,
+    ground_truth       VARCHAR
+);
+CREATE TABLE run_method_figures (                         -- store.queries.method_figures of each run
+    run_id         VARCHAR NOT NULL,
+    method         VARCHAR NOT NULL,
+    condition      VARCHAR,
+    n              BIGINT NOT NULL,
+    n_lesion       BIGINT NOT NULL,
+    hit_rate       DOUBLE,
+    lesion_ratio   DOUBLE,
+    deletion_ratio DOUBLE,
+    sink_mass      DOUBLE
+);
+CREATE TABLE run_aggregates (
+    run_id       VARCHAR PRIMARY KEY,
+    stamp        VARCHAR NOT NULL,                        -- store.aggregates.stamp when the rows were computed
+    refreshed_at TIMESTAMP NOT NULL
+);
+-- One item's rows, found without scanning the run's: DuckDB looks up a one-column index, not a leading
+-- part of a primary key (nor with an equality on layer too, so the queries match the layer afterwards).
+CREATE INDEX predictions_item ON predictions (item_id);
+CREATE INDEX attention_maps_item ON attention_maps (item_id);
+CREATE INDEX head_maps_item ON head_maps (item_id);
+CREATE INDEX attention_changes_item ON attention_changes (item_id);
+"""
+
+MIGRATIONS: tuple[str, ...] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -224,11 +305,10 @@ class SchemaError(StoreError):
 def current_version(con: duckdb.DuckDBPyConnection) -> int:
     exists = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'schema_version'"
-    ).fetchone()[0]
+    ).fetchall()[0][0]
     if not exists:
         return 0
-    row = con.execute("SELECT max(version) FROM schema_version").fetchone()
-    return row[0] or 0
+    return con.execute("SELECT max(version) FROM schema_version").fetchall()[0][0] or 0
 
 
 def usable_version(con: duckdb.DuckDBPyConnection, db_path: str | Path = "the database") -> int:

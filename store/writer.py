@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
@@ -20,6 +21,7 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 
+from store import aggregates
 from store.connection import StoreError, connect, transaction
 from store.owner import STALE_AFTER, live_owner, this_host, utc_now
 from store.records import (AttentionChangeRecord, HeadMapRecord, ImageRecord, MapRecord, PredictionRecord,
@@ -81,8 +83,18 @@ _TABLES: dict[type, tuple[str, tuple[str, ...]]] = {  # record type -> (table, p
 _GRID_COLUMNS = frozenset({"grid", "difference"})  # FLOAT[] in the store: passed as float32, not element by element
 
 
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
+
+
 def _grid_array(values: list) -> pa.ListArray:
-    flat = [np.asarray(v, dtype=np.float32).ravel() for v in values]
+    """The grids as float32 lists. ValueError (a RecordError for the caller) for a missing grid or cell,
+    or a finite value float32 cannot hold, which the cast would turn into infinity unseen."""
+    if any(v is None or (isinstance(v, (list, tuple)) and any(c is None for c in v)) for v in values):
+        raise ValueError("a map has no grid, or a cell of it has no value")
+    wide = [np.asarray(v, dtype=np.float64).ravel() for v in values]
+    if any((np.abs(g[np.isfinite(g)]) > _FLOAT32_MAX).any() for g in wide):
+        raise ValueError(f"a map cell is beyond what a FLOAT holds (±{_FLOAT32_MAX:.3g})")
+    flat = [g.astype(np.float32) for g in wide]
     offsets = np.zeros(len(flat) + 1, dtype=np.int64)
     np.cumsum([len(f) for f in flat], out=offsets[1:])
     cells = np.concatenate(flat) if flat else np.empty(0, dtype=np.float32)
@@ -266,10 +278,17 @@ class StoreWriter:
 
     def finish_run(self, run_id: str, status: str, items_per_second: float | None = None,
                    peak_gpu_memory_gb: float | None = None, error: str | None = None) -> None:
-        """Mark the run `status` (completed | interrupted | failed); `error` says why it failed."""
+        """Mark the run `status` (completed | interrupted | failed); `error` says why it failed. Then
+        the pages' pre-aggregated tables are brought up to date (store.aggregates); if that fails,
+        the pages read the live tables, which is slower, never wrong, and a warning says so."""
         with connect(self.db_path, read_only=False) as con, _transaction(con, self.db_path):
             self._refuse_if_owned(run_id, con)
             con.execute("UPDATE runs SET status = ?, finished_at = ?, error = ?,"
                         " items_per_second = coalesce(?, items_per_second),"
                         " peak_gpu_memory_gb = coalesce(?, peak_gpu_memory_gb) WHERE run_id = ?",
                         [status, datetime.now(), error, items_per_second, peak_gpu_memory_gb, run_id])
+        try:
+            aggregates.refresh_store(self.db_path)
+        except (StoreError, duckdb.Error) as exc:
+            warnings.warn(f"{self.db_path}: the pages' summary tables were not refreshed ({_first_line(exc)}); "
+                          "they read the full tables until `python -m store.aggregates --db` succeeds", stacklevel=2)
