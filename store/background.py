@@ -41,9 +41,17 @@ class BackgroundWrites:
         """Wait for every pending job, ignoring their errors: for a run that is stopping anyway
         (interrupted, or failed elsewhere), whose batches already answered should still land
         before it marks itself in the store."""
+        interrupted = None
         while self._pending:
-            self._pending.popleft().exception()
+            try:
+                self._pending[0].exception()
+            except KeyboardInterrupt as again:  # a second Ctrl-C: the batch in flight still lands first
+                interrupted = again
+                continue
+            self._pending.popleft()
         self.close()
+        if interrupted is not None:
+            raise interrupted
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import threading
+from dataclasses import dataclass
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,7 +19,7 @@ import duckdb
 
 LOCK_RETRY_SECONDS = 30.0  # how long to wait for another process to release the file
 _RETRY_SLEEP = 0.05
-_held: dict[Path, duckdb.DuckDBPyConnection] = {}  # stores this process keeps open for a block of work (held)
+_held: dict[Path, _Held] = {}  # stores this process keeps open for a block of work (held)
 _held_lock = threading.Lock()
 
 
@@ -55,28 +56,34 @@ def check_writable(db_path: str | Path) -> None:
 @contextmanager
 def connect(db_path: str | Path, *, read_only: bool,
             retry_seconds: float = LOCK_RETRY_SECONDS) -> Iterator[duckdb.DuckDBPyConnection]:
-    """Open `db_path` for one unit of work. Read-only opens never create the file."""
+    """Open `db_path` for one unit of work. Read-only opens never create the file. Inside `held` the
+    connection is a cursor of the held one (which is writable, whatever `read_only` says)."""
     db_path = Path(db_path)
+    _check_path(db_path, read_only)
+    with _held_lock:
+        entry = _held.get(db_path.resolve())
+        cursor = entry.con.cursor() if entry is not None else None  # no second open of the file
+    con = cursor if cursor is not None else _open(db_path, read_only, retry_seconds)
+    try:
+        yield con
+    finally:
+        con.close()
+
+
+def _check_path(db_path: Path, read_only: bool) -> None:
     if read_only and not db_path.exists():
         raise StoreNotFoundError(f"{db_path}: no such database")
     if db_path.is_dir():
         raise StoreError(f"{db_path}: is a folder, not a database file; name a .duckdb file")
     if not read_only:
         check_writable(db_path)
-    with _held_lock:
-        anchor = _held.get(db_path.resolve())
-    if anchor is not None:
-        cursor = anchor.cursor()  # another connection to the open database: no second open of the file
-        try:
-            yield cursor
-        finally:
-            cursor.close()
-        return
+
+
+def _open(db_path: Path, read_only: bool, retry_seconds: float) -> duckdb.DuckDBPyConnection:
     deadline = time.monotonic() + retry_seconds
     while True:
         try:
-            con = duckdb.connect(str(db_path), read_only=read_only)
-            break
+            return duckdb.connect(str(db_path), read_only=read_only)
         except duckdb.IOException as exc:
             if _is_lock_error(exc) and time.monotonic() < deadline:
                 time.sleep(_RETRY_SLEEP)
@@ -84,10 +91,12 @@ def connect(db_path: str | Path, *, read_only: bool,
             raise StoreError(f"{db_path}: cannot open the database ({str(exc).splitlines()[0]})") from exc
         except duckdb.Error as exc:
             raise StoreError(f"{db_path}: cannot open the database ({str(exc).splitlines()[0]})") from exc
-    try:
-        yield con
-    finally:
-        con.close()
+
+
+@dataclass
+class _Held:
+    con: duckdb.DuckDBPyConnection
+    users: int = 0
 
 
 @contextmanager
@@ -95,21 +104,24 @@ def held(db_path: str | Path) -> Iterator[None]:
     """Keep the store open, read-write, for a block of short operations: each `connect` inside it
     (from any thread) shares this process's open database instead of opening the file again, which
     costs about 20 ms a time. Other processes wait for the block to end, as they wait for any
-    write; so hold it for quick sequences (a run's start and its end), not for a whole run."""
-    key = Path(db_path).resolve()
+    write; so hold it for quick sequences (a run's start and its end), not for a whole run. Blocks
+    may nest and overlap across threads: the last one out closes the file."""
+    db_path = Path(db_path)
+    _check_path(db_path, read_only=False)
+    key = db_path.resolve()
     with _held_lock:
-        nested = key in _held
-    if nested:
+        entry = _held.get(key)
+        if entry is None:
+            entry = _held[key] = _Held(_open(db_path, False, LOCK_RETRY_SECONDS))
+        entry.users += 1
+    try:
         yield
-        return
-    with connect(db_path, read_only=False) as con:
+    finally:
         with _held_lock:
-            _held[key] = con
-        try:
-            yield
-        finally:
-            with _held_lock:
+            entry.users -= 1
+            if entry.users == 0:
                 del _held[key]
+                entry.con.close()
 
 
 @contextmanager

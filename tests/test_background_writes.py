@@ -121,3 +121,41 @@ def test_rewriting_stored_keys_replaces_them(tmp_path):
         assert con.execute("SELECT item_id, status FROM predictions ORDER BY 1").fetchall() == [("a", "ok"), ("b", "ok")]
         grids = con.execute("SELECT grid FROM attention_maps ORDER BY item_id").fetchall()
     assert grids[0][0] == pytest.approx([0.1, 0.2, 0.3, 0.4]) and len(grids) == 2
+
+
+@pytest.mark.parametrize("grid", [None, [None, 0.5, 0.25, 0.25], [1e39, 0.0, 0.0, 0.0]],
+                         ids=["no grid", "a cell without value", "beyond float32"])
+def test_a_grid_the_store_cannot_hold_is_refused_not_cast(tmp_path, grid):
+    from store import RecordError
+    writer = StoreWriter(tmp_path / "s.duckdb")
+    writer.start_run(RunRecord(run_id="r", study="baseline", dataset="d", model_id="m", config={},
+                               package_versions={}))
+    with pytest.raises(RecordError, match="could not be stored"):
+        writer.write_batch([], [QuestionRecord("a", "d", "img", "Is there edema?", "yes", "edema")],
+                           [PredictionRecord("r", "a", 1, "ok")], [_map("a", grid)])
+
+
+def test_held_blocks_overlap_across_threads_and_the_last_one_closes(tmp_path):
+    from store.connection import _held, connect, held
+    db = tmp_path / "s.duckdb"
+    StoreWriter(db)
+    inside, errors = threading.Barrier(2), []
+
+    def block():
+        try:
+            with held(db):
+                inside.wait(5)
+                with connect(db, read_only=True) as con:
+                    assert con.execute("SELECT 1").fetchall() == [(1,)]
+                inside.wait(5)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=block) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert errors == [] and _held == {}
+    with duckdb.connect(str(db)) as con:  # the file is free again
+        assert con.execute("SELECT count(*) FROM runs").fetchall() == [(0,)]

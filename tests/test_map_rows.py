@@ -58,3 +58,16 @@ def test_a_map_that_cannot_be_scored_fails_only_its_item(made):
     assert list(problems) == ["i2"] and "negative or non-finite" in problems["i2"]
     assert {r.item_id for r in rows} == {"i0", "i1", "i3", "i4", "i5"}
     assert np.isfinite([r.attention_entropy for r in rows]).all()
+
+
+def test_an_item_whose_maps_cannot_be_scored_keeps_its_image(made, tmp_path):
+    from store import PredictionRecord, StoreWriter
+
+    from compute.studies.writing import score
+    broken = made[0].results[0]
+    bad = replace(broken, maps={k: -v for k, v in broken.maps.items()}, unstripped=None)
+    spoiled = [ItemMaps(made[0].item, made[0].image, made[0].content, (bad,), (None,))]
+    prediction = PredictionRecord("r", "i0", 1, "ok", answer="yes", p_yes=0.9, image_key="KEY")
+    pending = score(StoreWriter(tmp_path / "s.duckdb"), BodyCells(), "r", "m", [prediction], spoiled, ([], []))
+    (failed,) = pending.predictions
+    assert failed.status == "failed" and "could not be scored" in failed.error and failed.image_key == "KEY"

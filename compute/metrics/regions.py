@@ -36,6 +36,8 @@ def body_mask(image: Image.Image | np.ndarray) -> np.ndarray:
     """Boolean (H, W) mask of the body in a radiograph (bright on dark). NoBodyError for an
     image under BODY_MASK_MIN_SIDE a side, or a uniform one (a blank image has no body)."""
     pixels = np.asarray(image.convert("L") if isinstance(image, Image.Image) else image)
+    if pixels.dtype == bool:
+        pixels = pixels.astype(np.uint8)
     if pixels.ndim != 2:
         raise ValueError(f"expected a grayscale image, got shape {pixels.shape}")
     if min(pixels.shape) < BODY_MASK_MIN_SIDE:

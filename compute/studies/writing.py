@@ -19,7 +19,8 @@ def score(writer: StoreWriter, bodies: BodyCells, run_id: str, model_id: str, pr
     holding the interpreter: a thread busy in Python makes each of the model's operations wait for
     it to let go."""
     rows, problems = map_rows(run_id, model_id, made, bodies)
-    predictions = [records.failed(p.run_id, p.item_id, p.row_number, f"row {p.row_number}: {problems[p.item_id]}")
+    predictions = [replace(records.failed(p.run_id, p.item_id, p.row_number, f"row {p.row_number}: "
+                                          f"{problems[p.item_id]}"), image_key=p.image_key)  # the image it failed on
                    if p.item_id in problems else p for p in predictions]
     images, questions = batch
     try:
