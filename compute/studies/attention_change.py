@@ -60,6 +60,9 @@ def _record(rows: list[dict], run_id: str, method: str, variant: int, baseline: 
 
 def run_attention_change(db: str | Path, run_id: str, method: str = Method.ATTENTION) -> int:
     """Compute and store the comparisons of a run; returns how many were stored."""
-    records = change_records(queries.group_maps(db, run_id, method), run_id, method)
+    rows, grids = queries.group_map_arrays(db, run_id, method)  # every map at once, as float32 arrays
+    per_row = [grids[(int(r), int(c))][int(k)] for r, c, k in zip(rows["grid_rows"], rows["grid_cols"],
+                                                                 rows["grid_index"])]
+    records = change_records(rows, run_id, method, [g.astype(np.float64) for g in per_row])
     StoreWriter(db).write_attention_changes(records)
     return len(records)
