@@ -63,7 +63,7 @@ def test_a_map_that_cannot_be_scored_fails_only_its_item(made):
 def test_an_item_whose_maps_cannot_be_scored_keeps_its_image(made, tmp_path):
     from store import PredictionRecord, StoreWriter
 
-    from compute.studies.writing import score
+    from compute.studies.scoring import score
     broken = made[0].results[0]
     bad = replace(broken, maps={k: -v for k, v in broken.maps.items()}, unstripped=None)
     spoiled = [ItemMaps(made[0].item, made[0].image, made[0].content, (bad,), (None,))]

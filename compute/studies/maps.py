@@ -92,7 +92,8 @@ class BodyCells:
         self.capacity = capacity
         self._cells: OrderedDict[tuple, tuple[np.ndarray | None, str | None]] = OrderedDict()
 
-    def __call__(self, content: str, image: Image.Image, shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
+    def __call__(self, content: str, image: Image.Image,
+                 shape: tuple[int, int]) -> tuple[np.ndarray | None, str | None]:
         key = (content, image.size, shape)
         if key in self._cells:
             self._cells.move_to_end(key)

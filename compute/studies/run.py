@@ -36,7 +36,8 @@ from compute.studies.kinds import STUDY_KINDS
 from compute.studies.maps import BodyCells, attention_spec
 from compute.studies.options import OptionError, check_options
 from compute.studies.sharding import distributed_rank, run_sharded
-from compute.studies.writing import score, write, write_or_fail_items
+from compute.studies.scoring import score, write
+from compute.studies.writing import write_or_fail_items
 
 
 @dataclass(frozen=True)
