@@ -8,7 +8,7 @@ from compute.data.images import ImageFile, ImageLoadError, read_image
 from compute.data.lesions import lesion_pixels, parse_boxes
 from compute.data.uploads import MAX_UPLOAD_BYTES, load_upload
 from compute.metrics.attention import attention_metrics, metrics_without_body
-from compute.metrics.attention_change import by_change_type, change_tests
+from compute.metrics.attention_change import by_change_type, change_distribution, change_tests
 from compute.metrics.phrasing import accuracy_by
 from compute.metrics.regions import body_cells
 from compute.reports import ReportError, overall_accuracy, phrasing_report, with_accuracy
@@ -23,7 +23,8 @@ if TYPE_CHECKING:  # these need torch: imported inside the functions below, when
 __all__ = [
     "CompareError", "RunTables", "align", "compare_report", "map_similarity",
     # reports over a stored run (pure)
-    "ReportError", "accuracy_by", "by_change_type", "change_tests", "overall_accuracy", "phrasing_report",
+    "ReportError", "accuracy_by", "by_change_type", "change_distribution", "change_tests", "overall_accuracy",
+    "phrasing_report",
     "with_accuracy",
     # a stored run's images, and their findings' boxes and masks
     "ImageFile", "ImageLoadError", "read_image", "stored_lesion",

@@ -17,6 +17,7 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
+from compute.facade import by_change_type, change_distribution, change_tests
 from dashboard.safe_text import escape_markdown
 from store import StoreError, StoreNotFoundError, queries
 
@@ -125,9 +126,34 @@ def phrasing_rows(db: StoreFile, run_id: str) -> pd.DataFrame:
     return queries.phrasing_rows(db.path, run_id)
 
 
+@dataclass(frozen=True)
+class ChangeSummary:
+    """The Attention changes page's statistics over all of a run's comparisons, computed once and
+    cached small (the comparisons themselves can be a million rows)."""
+
+    n: int
+    by_change_type: dict[str, dict[str, float]]  # compute.metrics.attention_change.by_change_type
+    distribution: pd.DataFrame  # change_distribution: the box plot's numbers
+    tests: dict[str, dict]  # change_tests
+
+
 @cached
-def attention_changes(db: StoreFile, run_id: str) -> pd.DataFrame:
-    return queries.attention_changes(db.path, run_id)
+def change_summary(db: StoreFile, run_id: str) -> ChangeSummary:
+    values = queries.change_statistics(db.path, run_id)
+    if values.empty:
+        return ChangeSummary(0, {}, pd.DataFrame(), {})
+    return ChangeSummary(len(values), by_change_type(values), change_distribution(values), change_tests(values))
+
+
+@cached
+def change_choices(db: StoreFile, run_id: str) -> dict[str, list[str]]:
+    return queries.change_choices(db.path, run_id)
+
+
+@cached
+def change_gallery(db: StoreFile, run_id: str, conditions: list[str], categories: list[str],
+                   answer_changes: list[str], correct: list[bool], limit: int) -> tuple[int, pd.DataFrame]:
+    return queries.change_gallery(db.path, run_id, conditions, categories, answer_changes, correct, limit)
 
 
 @cached

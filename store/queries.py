@@ -385,6 +385,68 @@ def attention_changes(db_path: str | Path, run_id: str) -> pd.DataFrame:
         """, [run_id])
 
 
+_CHANGE_STATISTICS = "answer_change, correctness_change, js_divergence, pearson, cosine"
+
+
+def _changes_source(con: duckdb.DuckDBPyConnection, run_id: str) -> tuple[str, str]:
+    """(the FROM clause with a run's comparisons and their variants' details, its ORDER BY: most changed
+    first): the summary table where it is current, else the live tables."""
+    if aggregates.current(con, run_id):
+        return "run_changes c", "c.position"
+    return ("attention_changes c JOIN prediction_details d ON d.run_id = c.run_id AND d.item_id = c.item_id",
+            "c.js_divergence DESC, c.item_id, c.method")
+
+
+def change_statistics(db_path: str | Path, run_id: str) -> pd.DataFrame:
+    """Every comparison of a run with only what its statistics read (compute.metrics.attention_change:
+    by_change_type, change_tests, change_distribution): the change types and the metrics, no text."""
+    with _open(db_path) as con:
+        if current_version(con) < 3:
+            return pd.DataFrame()
+        table = "run_changes" if aggregates.current(con, run_id) else "attention_changes"
+        return _frame(con, f"SELECT {_CHANGE_STATISTICS} FROM {table} WHERE run_id = ?", [run_id])
+
+
+def change_choices(db_path: str | Path, run_id: str) -> dict[str, list[str]]:
+    """The values a run's comparisons take, sorted, for the gallery's filters: condition,
+    strategy_category and answer_change (NULLs left out)."""
+    with _open(db_path) as con:
+        if current_version(con) < 3:
+            return {"condition": [], "strategy_category": [], "answer_change": []}
+        source, _ = _changes_source(con, run_id)
+        return {column: [r[0] for r in con.execute(
+                    f"SELECT DISTINCT {column} FROM {source} WHERE c.run_id = ? AND {column} IS NOT NULL "
+                    f"ORDER BY 1", [run_id]).fetchall()]
+                for column in ("condition", "strategy_category", "answer_change")}
+
+
+def change_gallery(db_path: str | Path, run_id: str, conditions: list[str], categories: list[str],
+                   answer_changes: list[str], correct: list[bool], limit: int) -> tuple[int, pd.DataFrame]:
+    """(how many comparisons match, the `limit` most changed of them as attention_changes has them):
+    the variants whose condition, strategy category, answer change and correctness are among those
+    given (a NULL matches none)."""
+    with _open(db_path) as con:
+        if current_version(con) < 3:
+            return 0, pd.DataFrame()
+        source, order = _changes_source(con, run_id)
+        where = ("c.run_id = $run AND list_contains($conditions, condition) AND list_contains($categories, "
+                 "strategy_category) AND list_contains($changes, c.answer_change) AND list_contains($correct, correct)")
+        params = {"run": run_id, "conditions": list(conditions), "categories": list(categories),
+                  "changes": list(answer_changes), "correct": [bool(c) for c in correct]}
+        matched = con.execute(f"SELECT count(*) FROM {source} WHERE {where}", params).fetchall()[0][0]
+        shown = _frame(con, f"SELECT {_prefixed(aggregates.CHANGE_COLUMNS)} FROM {source} WHERE {where} "
+                            f"ORDER BY {order} LIMIT {int(limit)}", params)
+    return int(matched), shown
+
+
+def _prefixed(columns: str) -> str:
+    """CHANGE_COLUMNS with each attention_changes column named through its table (`c.`), the
+    details' through theirs, so that one list reads from run_changes and from the live join."""
+    own = {"run_id", "item_id", "baseline_item_id", "method", "layer", "answer_change", "correctness_change",
+           "js_divergence", "pearson", "l2", "cosine", "grid_rows", "grid_cols"}
+    return ", ".join(f"c.{c}" if c in own else c for c in (c.strip() for c in columns.split(",")))
+
+
 def item_map(db_path: str | Path, run_id: str, item_id: str, method: str, layer: int) -> np.ndarray | None:
     """One stored map as a (rows, columns) array, or None."""
     with _open(db_path) as con:  # the item's maps of the method, by its index; then the layer (see schema _V7)

@@ -242,6 +242,17 @@ def test_change_summaries_by_hand_and_against_scipy():
     assert tests["correct→wrong vs wrong→correct"]["n_a"] == 2
 
 
+def test_change_distribution_by_hand():
+    from compute.metrics.attention_change import change_distribution
+    changes = pd.DataFrame({"answer_change": ["yes→no", "unchanged", "yes→no", "unchanged", "unchanged", "other"],
+                            "js_divergence": [0.4, 0.03, 0.2, None, 0.01, None]})
+    box = change_distribution(changes).set_index("answer_change")
+    assert list(box.index) == ["unchanged", "yes→no"]  # "other" has no value: no box
+    assert box.loc["yes→no"].tolist() == pytest.approx([2, 0.2, 0.25, 0.3, 0.35, 0.4])  # linear quartiles
+    assert box.loc["unchanged"].tolist() == pytest.approx([2, 0.01, 0.015, 0.02, 0.025, 0.03])  # None left out
+    assert change_distribution(changes.iloc[:0]).empty
+
+
 @pytest.mark.integration
 def test_phrasing_run_stores_attention_changes_and_reports_them(phrasing_run, change_counts):
     con = duckdb.connect(str(phrasing_run), read_only=True)

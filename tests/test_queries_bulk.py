@@ -326,6 +326,35 @@ def test_run_queries_match_the_old_ones(store, which):
             assert overview[key] is None if expected is None else overview[key] == pytest.approx(expected), key
 
 
+@pytest.mark.parametrize("which", [0, 1], ids=["live", "pre-aggregated"])
+def test_the_attention_change_pages_queries_are_the_full_tables_filtered(store, which):
+    """change_statistics, change_choices and change_gallery (what the page reads at a million rows)
+    against the full attention_changes frame, filtered and cut as the page used to."""
+    db = store[which]
+    full = queries.attention_changes(db, "r1")
+    stats = queries.change_statistics(db, "r1")
+    assert list(stats.columns) == ["answer_change", "correctness_change", "js_divergence", "pearson", "cosine"]
+    same_frames(stats, full[list(stats.columns)], ties=["js_divergence", "answer_change", "pearson", "cosine"])
+    choices = queries.change_choices(db, "r1")
+    for column in ("condition", "strategy_category", "answer_change"):
+        assert choices[column] == sorted(full[column].dropna().unique())
+    everything = (choices["condition"], choices["strategy_category"], choices["answer_change"], [True, False])
+    picks = [everything, (choices["condition"][:1], *everything[1:]), (*everything[:2], ["unchanged"], [False]),
+             (everything[0], choices["strategy_category"][-1:], *everything[2:]), (*everything[:3], []),
+             ([], *everything[1:])]
+    for conditions, categories, changes, correct in picks:
+        expected = full[full.condition.isin(conditions) & full.strategy_category.isin(categories)
+                        & full.answer_change.isin(changes) & full.correct.isin(correct)]
+        for limit in (2, 1000):
+            matched, shown = queries.change_gallery(db, "r1", conditions, categories, changes, correct, limit)
+            assert matched == len(expected)
+            if expected.empty:  # no rows: no dtype to infer from them
+                assert shown.empty and list(shown.columns) == list(full.columns)
+            else:
+                same_frames(shown, expected.head(limit).reset_index(drop=True))
+    assert queries.change_gallery(db, "nothing", *everything, 6)[0] == 0
+
+
 def test_one_items_maps_match_the_old_ones(rich):
     db = rich[0]
     for item, method, layer in (("g0v1", "attention", MEAN_LAYER), ("g0v1", "attention", 0), ("g0v2", "attention", 3),

@@ -43,7 +43,11 @@ def test_each_item_has_a_map_per_layer_and_their_mean(built):
 def test_page_calls_answer_on_the_built_store(built):
     calls = scale_check.page_calls(built, "big", 2200)
     assert len(calls["phrasing_rows"]()) == 2200
-    assert len(calls["attention_changes"]()) == 2000
+    assert len(calls["attention_changes (report CLI)"]()) == 2000
+    assert len(calls["change_statistics"]()) == 2000
+    matched, shown = calls["change_gallery"]()
+    assert 0 < matched < 2000 and len(shown) == 6
+    assert calls["change_choices"]()["strategy_category"] == sorted(scale_check.CATEGORIES[1:])  # no baseline variant
     assert len(calls["summary_maps (one item)"]()) == 1
     assert calls["item_map (baseline)"]().shape == (16, 16)
     assert calls["change_difference"]() is not None

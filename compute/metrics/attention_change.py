@@ -66,3 +66,18 @@ def change_tests(changes: pd.DataFrame, metric: str = "js_divergence") -> dict[s
         "changed vs unchanged": mann_whitney(values[changes["answer_change"] != AnswerChange.UNCHANGED],
                                              values[changes["answer_change"] == AnswerChange.UNCHANGED]),
     }
+
+
+def change_distribution(changes: pd.DataFrame, metric: str = "js_divergence") -> pd.DataFrame:
+    """A box plot's numbers of `metric` per answer change, drawn from these instead of from every
+    comparison: answer_change, n, min, q1, median, q3, max (quartiles by linear interpolation, as
+    numpy's percentile and Vega-Lite's box plot compute them; missing values left out; an answer
+    change with no value left out)."""
+    rows = []
+    for change, values in changes.groupby("answer_change", observed=True)[metric]:
+        kept = values.dropna().to_numpy(dtype=float)
+        if len(kept):
+            q1, median, q3 = np.percentile(kept, [25, 50, 75])
+            rows.append({"answer_change": str(change), "n": len(kept), "min": float(kept.min()), "q1": float(q1),
+                         "median": float(median), "q3": float(q3), "max": float(kept.max())})
+    return pd.DataFrame(rows, columns=["answer_change", "n", "min", "q1", "median", "q3", "max"])

@@ -1,7 +1,6 @@
 import altair as alt
 import streamlit as st
 
-from compute.facade import by_change_type, change_tests
 from dashboard import data
 from dashboard.overlay import overlay
 from dashboard.run_images import run_image
@@ -14,52 +13,62 @@ CHANGES = [str(c) for c in (AnswerChange.YES_TO_NO, AnswerChange.NO_TO_YES, Answ
 GALLERY_SIZE = 6
 
 
+def _box_plot(distribution) -> alt.Chart:
+    """Min-to-max whiskers, quartile boxes and medians of JS divergence per answer change, drawn from
+    their numbers (change_distribution), not from every comparison."""
+    base = alt.Chart(distribution).encode(
+        x=alt.X("answer_change:N", title="Answer change", sort=CHANGES, axis=alt.Axis(labelAngle=0)),
+        color=alt.Color("answer_change:N", legend=None, sort=CHANGES),
+        tooltip=["answer_change", "n", *(alt.Tooltip(f"{c}:Q", format=".3f") for c in
+                                         ("min", "q1", "median", "q3", "max"))])
+    whiskers = base.mark_rule().encode(y=alt.Y("min:Q", title="JS divergence from the baseline map"), y2="max:Q")
+    boxes = base.mark_bar(size=40).encode(y="q1:Q", y2="q3:Q")
+    medians = base.mark_tick(size=40, thickness=2, color="white").encode(y="median:Q")
+    return whiskers + boxes + medians
+
+
 st.title("Attention changes")
 selection = require_run()
 if selection is not None:
     db, run_id = selection
-    changes = data.attention_changes(db, run_id)
-    if changes.empty:
+    summary = data.change_summary(db, run_id)
+    if summary.n == 0:
         st.info("This run stored no attention comparisons. A phrasing run with maps stores them: "
                 "`python -m compute run --study phrasing ...`.")
     else:
         st.caption("Each variant's attention map compared with its group's baseline map (same image). "
                    "JS divergence is base 2, in [0, 1].")
-        summary = by_change_type(changes)
-        distribution = alt.Chart(changes).mark_boxplot(extent="min-max").encode(
-            x=alt.X("answer_change:N", title="Answer change", sort=CHANGES, axis=alt.Axis(labelAngle=0)),
-            y=alt.Y("js_divergence:Q", title="JS divergence from the baseline map"),
-            color=alt.Color("answer_change:N", legend=None, sort=CHANGES))
-        st.altair_chart(distribution, width="stretch")
-        st.dataframe([{"change": k, **v} for k, v in summary.items()], hide_index=True)
-        for name, test in change_tests(changes).items():
+        st.altair_chart(_box_plot(summary.distribution), width="stretch")
+        st.dataframe([{"change": k, **v} for k, v in summary.by_change_type.items()], hide_index=True)
+        for name, test in summary.tests.items():
             p = "n/a (a side is empty)" if test["p_value"] is None else f"{test['p_value']:.3g}"
             st.markdown(f"Mann–Whitney U, {name}: n = {test['n_a']} vs {test['n_b']}, p = {p}")
 
         st.subheader("Gallery")
+        choices = data.change_choices(db, run_id)
         left, right = st.columns(2)
         with left:
-            conditions = url_multiselect("Condition", sorted(changes.condition.dropna().unique()), "condition")
-            categories = url_multiselect("Strategy category", sorted(changes.strategy_category.dropna().unique()), "category")
+            conditions = url_multiselect("Condition", choices["condition"], "condition")
+            categories = url_multiselect("Strategy category", choices["strategy_category"], "category")
         with right:
-            kinds = url_multiselect("Answer change", [c for c in CHANGES if c in set(changes.answer_change)], "change")
+            kinds = url_multiselect("Answer change", [c for c in CHANGES if c in set(choices["answer_change"])],
+                                    "change")
             correctness = url_multiselect("Variant answer", ["correct", "wrong"], "correctness")
-        shown = changes[changes.condition.isin(conditions) & changes.strategy_category.isin(categories)
-                        & changes.answer_change.isin(kinds)
-                        & changes.correct.map({True: "correct", False: "wrong"}).isin(correctness)]
-        st.caption(f"{len(shown)} variants match; the {min(GALLERY_SIZE, len(shown))} whose attention moved most "
+        matched, shown = data.change_gallery(db, run_id, conditions, categories, kinds,
+                                             [c == "correct" for c in correctness], GALLERY_SIZE)
+        st.caption(f"{matched} variants match; the {len(shown)} whose attention moved most "
                    "are shown. Difference: red where the variant looks more, blue where it looks less.")
-        for _, row in shown.head(GALLERY_SIZE).iterrows():
+        for _, row in shown.iterrows():
             st.markdown(f"**Variant:** {esc(row.question)} · **baseline:** {esc(row.baseline_question)}")
             st.caption(f"{esc(row.strategy)} · {esc(row.answer_change)} · answer {esc(row.answer)}, "
                        f"truth {esc(row.ground_truth)} · JS {row.js_divergence:.3f}")
-            shown = run_image(db, run_id, row.item_id)
-            if shown.image is None:
-                st.warning(esc(shown.problem))
+            found = run_image(db, run_id, row.item_id)
+            if found.image is None:
+                st.warning(esc(found.problem))
                 continue
-            if shown.note:
-                st.caption(esc(shown.note))
-            image = shown.image
+            if found.note:
+                st.caption(esc(found.note))
+            image = found.image
             base = data.item_map(db, run_id, row.baseline_item_id, row.method, row.layer)
             variant = data.item_map(db, run_id, row.item_id, row.method, row.layer)
             difference = data.change_difference(db, run_id, row.item_id, row.method)

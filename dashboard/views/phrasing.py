@@ -1,4 +1,5 @@
 import altair as alt
+import pandas as pd
 import streamlit as st
 
 from compute.facade import accuracy_by, phrasing_report
@@ -20,8 +21,9 @@ if selection is not None:
         st.info("This run has no variant groups. Run `python -m compute run --study phrasing ...`, or import "
                 "results with `python -m compute import-results FILE --db DB --run NAME`.")
     else:
-        # The report `python -m compute report` prints; every group in its most-sensitive list.
-        report = phrasing_report(rows, data.attention_changes(db, run_id), run_id, top=len(rows))
+        # The report `python -m compute report` prints, without its attention-change part (the
+        # Attention changes page shows that); every group in its most-sensitive list.
+        report = phrasing_report(rows, pd.DataFrame(), run_id, top=len(rows))
         rows = rows.fillna({"strategy": "(none)", "strategy_category": "other", "condition": "(unknown)"})
         cols = st.columns(4)
         cols[0].metric("Groups", report["groups"])
