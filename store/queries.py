@@ -376,13 +376,9 @@ def attention_changes(db_path: str | Path, run_id: str) -> pd.DataFrame:
             return pd.DataFrame()
         if aggregates.current(con, run_id):
             return _cached(con, "run_changes", aggregates.CHANGE_COLUMNS, run_id)
-        return _frame(con, """
-            SELECT c.* EXCLUDE (difference), d.group_id, d.image_id, d.condition, d.question, d.baseline_question,
-                   d.strategy, d.strategy_category, d.answer, d.correct, d.ground_truth
-            FROM attention_changes c JOIN prediction_details d ON d.run_id = c.run_id AND d.item_id = c.item_id
-            WHERE c.run_id = ?
-            ORDER BY c.js_divergence DESC, c.item_id, c.method
-        """, [run_id])
+        source, order = _changes_source(con, run_id)
+        return _frame(con, f"SELECT {_prefixed(aggregates.CHANGE_COLUMNS)} FROM {source} WHERE c.run_id = ? "
+                           f"ORDER BY {order}", [run_id])
 
 
 _CHANGE_STATISTICS = "answer_change, correctness_change, js_divergence, pearson, cosine"
