@@ -53,6 +53,8 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     saw_dead_run = False
     for _ in range(5):
+        if _stored(db) >= 30:
+            break  # on a fast machine the kills can run ahead; leave the resume work to do
         # Kill mid-run: once 1-3 more items have landed, after a random extra moment.
         target = _stored(db) + int(rng.integers(1, 4))
         process = subprocess.Popen([sys.executable, "-m", "compute", *args, "--db", str(db)], cwd=ROOT, env=env,
@@ -60,7 +62,7 @@ def test_sigkill_at_random_points_then_resume(tmp_path):
         deadline = time.monotonic() + 120
         while process.poll() is None and _stored(db) < target and time.monotonic() < deadline:
             time.sleep(0.05)
-        time.sleep(float(rng.uniform(0.0, 0.3)))
+        time.sleep(float(rng.uniform(0.0, 0.1)))
         assert process.poll() is None, "the run finished before it could be killed"
         process.send_signal(signal.SIGKILL)
         process.wait()
