@@ -8,10 +8,13 @@ from compute.data.images import ImageFile, ImageLoadError, read_image
 from compute.data.lesions import lesion_pixels, parse_boxes
 from compute.data.uploads import MAX_UPLOAD_BYTES, load_upload
 from compute.metrics.attention import attention_metrics, metrics_without_body
+from compute.metrics.calibration import at_threshold_by, curves_by
+from compute.metrics.calibration import summary_by as calibration_summary_by
 from compute.metrics.attention_change import by_change_type, change_distribution, change_tests
 from compute.metrics.phrasing import accuracy_by
 from compute.metrics.regions import body_cells
 from compute.reports import ReportError, overall_accuracy, phrasing_report, with_accuracy
+from compute.reports.figures import accuracy_chart, reliability_chart, roc_chart
 from compute.reports.compare import CompareError, RunTables, align, compare_report, map_similarity
 
 if TYPE_CHECKING:  # these need torch: imported inside the functions below, when a model is used
@@ -22,6 +25,8 @@ if TYPE_CHECKING:  # these need torch: imported inside the functions below, when
 
 __all__ = [
     "CompareError", "RunTables", "align", "compare_report", "map_similarity",
+    # calibration and ROC, and the headline figures (pure)
+    "at_threshold_by", "calibration_summary_by", "curves_by", "accuracy_chart", "reliability_chart", "roc_chart",
     # reports over a stored run (pure)
     "ReportError", "accuracy_by", "by_change_type", "change_distribution", "change_tests", "overall_accuracy",
     "phrasing_report",

@@ -17,9 +17,9 @@ from typing import TypeVar
 import pandas as pd
 import streamlit as st
 
-from compute.facade import by_change_type, change_distribution, change_tests
+from compute.facade import by_change_type, calibration_summary_by, change_distribution, change_tests
 from dashboard.safe_text import escape_markdown
-from store import StoreError, StoreNotFoundError, queries
+from store import StoreError, StoreNotFoundError, queries, slices
 
 R = TypeVar("R")
 
@@ -124,6 +124,28 @@ def image_file(db: StoreFile, run_id: str, item_id: str) -> queries.ImageLocatio
 @cached
 def phrasing_rows(db: StoreFile, run_id: str) -> pd.DataFrame:
     return queries.phrasing_rows(db.path, run_id)
+
+
+@cached
+def slice_columns(db: StoreFile, run_id: str) -> list[str]:
+    return slices.slice_columns(db.path, run_id)
+
+
+@cached
+def probability_rows(db: StoreFile, run_id: str, slice_by: str | None) -> tuple[pd.DataFrame, int]:
+    """(rows, n_without): store.slices.probability_rows."""
+    return slices.probability_rows(db.path, run_id, slice_by)
+
+
+@cached
+def calibration_table(db: StoreFile, run_id: str, slice_by: str | None, condition: str | None,
+                      by: tuple[str, ...]) -> pd.DataFrame:
+    """compute.metrics.calibration.summary_by of a run's P(yes) rows (of one condition, or all), cached:
+    the AUROC intervals are a bootstrap."""
+    rows, _ = slices.probability_rows(db.path, run_id, slice_by)
+    if condition is not None:
+        rows = rows[rows["condition"] == condition]
+    return calibration_summary_by(rows, list(by))
 
 
 @dataclass(frozen=True)

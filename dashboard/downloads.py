@@ -36,10 +36,10 @@ def csv_text(frame: pd.DataFrame) -> str:
     return neutralise_formulas(frame).to_csv(index=False)
 
 
-def file_name(run_id: str, what: str) -> str:
-    """`{run}_{what}.csv` with the run name reduced to characters safe in any file system."""
+def file_name(run_id: str, what: str, extension: str = "csv") -> str:
+    """`{run}_{what}.{extension}` with the run name reduced to characters safe in any file system."""
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", run_id).strip("._-")[:80] or "run"
-    return f"{stem}_{what}.csv"
+    return f"{stem}_{what}.{extension}"
 
 
 def csv_button(label: str, frame: pd.DataFrame, run_id: str, what: str) -> None:

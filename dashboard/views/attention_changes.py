@@ -2,6 +2,7 @@ import altair as alt
 import streamlit as st
 
 from dashboard import data
+from dashboard.charts import show_chart
 from dashboard.overlay import overlay
 from dashboard.run_images import run_image
 from dashboard.safe_text import escape_markdown as esc
@@ -38,7 +39,7 @@ if selection is not None:
     else:
         st.caption("Each variant's attention map compared with its group's baseline map (same image). "
                    "JS divergence is base 2, in [0, 1].")
-        st.altair_chart(_box_plot(summary.distribution), width="stretch")
+        show_chart(_box_plot(summary.distribution), run_id, "attention_change_distribution")
         st.dataframe([{"change": k, **v} for k, v in summary.by_change_type.items()], hide_index=True)
         for name, test in summary.tests.items():
             p = "n/a (a side is empty)" if test["p_value"] is None else f"{test['p_value']:.3g}"

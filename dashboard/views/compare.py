@@ -9,6 +9,7 @@ import streamlit as st
 
 from compute.facade import CompareError, RunTables, align, compare_report, map_similarity
 from dashboard import data
+from dashboard.charts import show_chart
 from dashboard.overlay import overlay
 from dashboard.run_images import run_image
 from dashboard.safe_text import escape_markdown as esc
@@ -198,7 +199,7 @@ if require_run() is not None:
             st.subheader("Accuracy on the shared items")
             st.caption("Whiskers: 95% Wilson intervals. 'uncertain' answers count as wrong.")
             accuracy = accuracy_table(report)
-            st.altair_chart(accuracy_chart(accuracy, chosen), width="stretch")
+            show_chart(accuracy_chart(accuracy, chosen), "_vs_".join(chosen), "compare_accuracy")
             st.dataframe(accuracy, hide_index=True, column_config={
                 c: st.column_config.NumberColumn(format="percent") for c in ("accuracy", "ci_low", "ci_high")})
 

@@ -1,8 +1,8 @@
-import altair as alt
 import streamlit as st
 
-from compute.facade import with_accuracy
+from compute.facade import accuracy_chart, with_accuracy
 from dashboard import data
+from dashboard.charts import show_chart
 from dashboard.downloads import csv_button
 from dashboard.views.common import require_run, url_multiselect
 
@@ -18,19 +18,7 @@ if selection is not None:
     else:
         st.caption("Bars: accuracy per condition, split by the ground-truth answer. Whiskers: 95% Wilson "
                    "intervals. Labels: number of questions.")
-        base = alt.Chart(split).encode(
-            x=alt.X("condition:N", title=None, sort=chosen, axis=alt.Axis(labelAngle=-30, labelLimit=200, labelOverlap=False)),
-            xOffset=alt.XOffset("ground_truth:N", sort=["yes", "no"]),
-            color=alt.Color("ground_truth:N", title="Ground truth", sort=["yes", "no"]),
-            tooltip=["condition", "ground_truth", "n", "n_correct",
-                     alt.Tooltip("accuracy:Q", format=".1%"), alt.Tooltip("ci_low:Q", format=".1%"),
-                     alt.Tooltip("ci_high:Q", format=".1%")],
-        )
-        bars = base.mark_bar().encode(y=alt.Y("accuracy:Q", scale=alt.Scale(domain=[0, 1]),
-                                              axis=alt.Axis(format="%"), title="Accuracy"))
-        whiskers = base.mark_rule(color="black").encode(y="ci_low:Q", y2="ci_high:Q")
-        labels = base.mark_text(dy=-6, baseline="bottom").encode(y="ci_high:Q", text="n:Q")
-        st.altair_chart(bars + whiskers + labels, width="stretch")
+        show_chart(accuracy_chart(split, chosen), run_id, "condition_accuracy")
         st.dataframe(table, hide_index=True, column_config={
             c: st.column_config.NumberColumn(format="percent") for c in ("accuracy", "ci_low", "ci_high")})
         csv_button("Download per-condition accuracy (CSV)", table, run_id, "condition_accuracy")

@@ -4,6 +4,7 @@ import streamlit as st
 
 from compute.facade import accuracy_by, phrasing_report
 from dashboard import data
+from dashboard.charts import show_chart
 from dashboard.downloads import csv_button
 from dashboard.views.common import require_run, url_multiselect, url_selectbox
 
@@ -51,7 +52,7 @@ if selection is not None:
             y=alt.Y("strategy:N", title=None, sort=table.strategy.tolist(), axis=alt.Axis(labelLimit=300)),
             color=alt.Color("accuracy:Q", scale=alt.Scale(domain=[0, 1], scheme="redyellowgreen"), title="Accuracy"),
             tooltip=["strategy", "condition", alt.Tooltip("accuracy:Q", format=".1%"), "n"])
-        st.altair_chart(heatmap, width="stretch")
+        show_chart(heatmap, run_id, "strategy_condition_accuracy")
 
         st.subheader("One group")
         labels = {g["group_id"]: f"{g['group_id']}  (consistency {g['consistency']:.2f}, "
