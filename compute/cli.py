@@ -137,10 +137,15 @@ def build_parser() -> argparse.ArgumentParser:
                                      "condition, with 95% Wilson intervals. A run with variant groups adds group "
                                      "consistency, flip rates, accuracy by strategy and category, exact McNemar "
                                      "tests of each category against the baseline (Holm-adjusted), the most "
-                                     "sensitive groups and, where maps were compared, the attention change.")
+                                     "sensitive groups and, where maps were compared, the attention change. Every run "
+                                     "with P(yes) adds its calibration: ECE, Brier score and AUROC with a bootstrap "
+                                     "interval, overall and per condition.")
     rep.add_argument("--db", required=True, type=Path, help="DuckDB file to read")
     rep.add_argument("--run", required=True, dest="run_name", help="run to report on")
-    rep.add_argument("--format", choices=("json", "md"), default="md", help="output format (default: md)")
+    rep.add_argument("--format", choices=("md", "json", "html"), default="md",
+                     help="md (default), json, or html: one self-contained page with the tables and figures "
+                          "(accuracy by condition, calibration and ROC, phrasing, attention change) to share or "
+                          "print")
     rep.add_argument("--out", type=Path, default=None, help="write here instead of standard output")
 
     bench = sub.add_parser("bench", help="the phrasing workload through the straightforward path and the engine",
@@ -366,24 +371,15 @@ def _import_results(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    import json
-
     from store import StoreError, queries
 
-    from compute.reports import ReportError, report_markdown, run_report
+    from compute.reports import ReportError
+    from compute.reports.study_report import gather, render
     try:
-        queries.require_run(args.db, args.run_name)
-        overview = queries.run_overview(args.db, args.run_name)
-        rows = queries.phrasing_rows(args.db, args.run_name)
-        report = run_report(queries.condition_counts(args.db, args.run_name), rows,
-                            queries.attention_changes(args.db, args.run_name) if not rows.empty else None,
-                            args.run_name, study=overview["study"], n_failed=overview["n_failed"],
-                            agreement=queries.answer_agreement(args.db, args.run_name),
-                            methods=queries.method_figures(args.db, args.run_name))
+        text = render(gather(args.db, args.run_name), args.format)
     except (ReportError, StoreError, queries.RunNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    text = json.dumps(report, indent=1) + "\n" if args.format == "json" else report_markdown(report)
     if args.out:
         args.out.write_text(text, encoding="utf-8")
         print(f"wrote {args.out}")

@@ -14,7 +14,7 @@ from compute.metrics.attention_change import by_change_type, change_distribution
 from compute.metrics.phrasing import accuracy_by
 from compute.metrics.regions import body_cells
 from compute.reports import ReportError, overall_accuracy, phrasing_report, with_accuracy
-from compute.reports.figures import accuracy_chart, reliability_chart, roc_chart
+from compute.reports.figures import accuracy_chart, reliability_chart, roc_chart, spec_json
 from compute.reports.compare import CompareError, RunTables, align, compare_report, map_similarity
 
 if TYPE_CHECKING:  # these need torch: imported inside the functions below, when a model is used
@@ -27,9 +27,10 @@ __all__ = [
     "CompareError", "RunTables", "align", "compare_report", "map_similarity",
     # calibration and ROC, and the headline figures (pure)
     "at_threshold_by", "calibration_summary_by", "curves_by", "accuracy_chart", "reliability_chart", "roc_chart",
+    "spec_json",
     # reports over a stored run (pure)
     "ReportError", "accuracy_by", "by_change_type", "change_distribution", "change_tests", "overall_accuracy",
-    "phrasing_report",
+    "phrasing_report", "study_report_html",
     "with_accuracy",
     # a stored run's images, and their findings' boxes and masks
     "ImageFile", "ImageLoadError", "read_image", "stored_lesion",
@@ -37,6 +38,12 @@ __all__ = [
     "InferenceError", "MAX_UPLOAD_BYTES", "ask", "question_term", "attention_metrics", "body_cells", "load_session", "load_upload",
     "metrics_without_body",
 ]
+
+
+def study_report_html(db, run_id: str) -> str:
+    """The one-file HTML study report of a stored run (what `python -m compute report --format html` writes)."""
+    from compute.reports.study_report import gather, render
+    return render(gather(db, run_id), "html")
 
 
 def stored_lesion(boxes_json: str | None, mask: str | None, width: int, height: int):

@@ -10,25 +10,18 @@ import altair as alt
 import streamlit as st
 import vl_convert
 
+from compute.facade import spec_json
 from dashboard.downloads import file_name
 
-EXPORT_WIDTH = 640  # pixels, for charts whose width follows the page
 PNG_SCALE = 2  # twice the pixels: sharp when printed
 
 
-def export_spec(chart: alt.TopLevelMixin) -> str:
-    """The chart's Vega-Lite JSON with a fixed width where it had none (concatenations keep theirs)."""
-    if isinstance(chart, alt.Chart | alt.LayerChart) and chart.width is alt.Undefined:
-        chart = chart.properties(width=EXPORT_WIDTH)
-    return chart.to_json()
-
-
 def svg(chart: alt.TopLevelMixin) -> str:
-    return vl_convert.vegalite_to_svg(export_spec(chart))
+    return vl_convert.vegalite_to_svg(spec_json(chart))
 
 
 def png(chart: alt.TopLevelMixin) -> bytes:
-    return vl_convert.vegalite_to_png(export_spec(chart), scale=PNG_SCALE)
+    return vl_convert.vegalite_to_png(spec_json(chart), scale=PNG_SCALE)
 
 
 def show_chart(chart: alt.TopLevelMixin, run_id: str, what: str) -> None:

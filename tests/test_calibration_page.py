@@ -103,3 +103,14 @@ def test_charts_export_as_png_and_svg():
     assert drawing.startswith("<svg") and "a &lt;b&gt;" in drawing  # the label is text in the drawing
     image = png(chart)
     assert image[:8] == b"\x89PNG\r\n\x1a\n" and len(image) > 5000
+
+
+def test_charts_with_missing_values_still_export():
+    from compute.reports.figures import accuracy_chart, spec_json
+    from dashboard.charts import svg
+    split = pd.DataFrame({"condition": ["edema", "edema"], "ground_truth": ["yes", "no"], "n": [0, 2],
+                          "n_correct": [0, 1], "accuracy": [np.nan, 0.5], "ci_low": [np.nan, 0.1],
+                          "ci_high": [np.nan, 0.9]})
+    chart = accuracy_chart(split)
+    assert "NaN" not in spec_json(chart) and json.loads(spec_json(chart))["width"] == 640
+    assert svg(chart).startswith("<svg")

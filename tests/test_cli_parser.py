@@ -100,7 +100,7 @@ EXPECTED_CHOICES = {
     "run": {"--dtype": ("bf16", "fp16", "fp32"), "--device-map": ("auto",), "--query": ("answer", "question", "generated"),
             "--heads": ("mean", "max", "all"), "--study": ("baseline", "phrasing"),
             "--answerer": ("auto", "generate", "prefix-shared")},
-    "report": {"--format": ("json", "md")},
+    "report": {"--format": ("md", "json", "html")},
     "tiny-model": {"--family": ("gemma3", "paligemma", "qwen2_5_vl", "llava", "idefics3", "internvl")},
     "compare": {"--format": ("md", "json")},
     "gpu-bench": {"--family": ("gemma3", "qwen2_5_vl")},

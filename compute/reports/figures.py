@@ -3,8 +3,32 @@ and the HTML report embeds them. Pure: DataFrames in, chart specs out."""
 
 from __future__ import annotations
 
+import json
+import math
+
 import altair as alt
 import pandas as pd
+
+EXPORT_WIDTH = 640  # pixels, for charts whose width follows the page
+
+
+def spec_json(chart: alt.TopLevelMixin, width: int = EXPORT_WIDTH) -> str:
+    """The chart's Vega-Lite spec as strict JSON (NaN and infinities as null, which Altair would
+    write as bare NaN), with a fixed `width` where it had none (concatenations keep theirs): what
+    vl-convert renders to SVG and PNG."""
+    if isinstance(chart, alt.Chart | alt.LayerChart) and chart.width is alt.Undefined:
+        chart = chart.properties(width=width)
+    return json.dumps(_finite(chart.to_dict()), allow_nan=False)
+
+
+def _finite(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    return value
 
 
 def accuracy_chart(split: pd.DataFrame, order: list[str] | None = None) -> alt.LayerChart:

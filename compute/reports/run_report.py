@@ -49,6 +49,24 @@ def agreement_report(agreement: dict[str, int]) -> dict[str, Any]:
             "uncertain_share": agreement["n_uncertain"] / ok if ok else None}
 
 
+def calibration_report(probabilities: pd.DataFrame, n_without: int) -> dict[str, Any]:
+    """ECE, Brier score and AUROC with its interval, over all and per condition, of
+    store.slices.probability_rows; `n_without`: the answered questions that have no P(yes)."""
+    from compute.metrics.calibration import summary, summary_by
+    if probabilities.empty:
+        return {"n_without_p_yes": n_without, "overall": None, "by_condition": {}}
+    rows = probabilities.assign(condition=probabilities["condition"].astype(object).where(
+        probabilities["condition"].notna(), UNKNOWN_CONDITION))
+    overall = summary(rows["p_yes"].to_numpy(), rows["truth"].to_numpy(bool))
+    by = summary_by(rows, ["condition"]).set_index("condition")
+    return {"n_without_p_yes": n_without, "overall": _figures(overall),
+            "by_condition": {str(c): _figures(r) for c, r in by.iterrows()}}
+
+
+def _figures(values) -> dict[str, Any]:
+    return {k: int(v) if k in ("n", "n_yes") else _number(v) for k, v in dict(values).items()}
+
+
 def run_report(counts: pd.DataFrame, rows: pd.DataFrame | None, changes: pd.DataFrame | None, run_id: str,
                study: str | None = None, n_failed: int | None = None, top: int = 10,
                agreement: dict[str, int] | None = None, methods: pd.DataFrame | None = None) -> dict[str, Any]:
@@ -76,7 +94,30 @@ def report_markdown(report: dict[str, Any]) -> str:
     """The phrasing report's Markdown for a phrasing run, the accuracy section for every run, and
     the map methods' figures where the run has them."""
     head = to_markdown(report) + "\n" if is_phrasing(report) else f"# Accuracy: run `{report['run']}`\n\n"
-    return head + accuracy_markdown(report, heading=is_phrasing(report)) + methods_markdown(report)
+    return (head + accuracy_markdown(report, heading=is_phrasing(report)) + calibration_markdown(report)
+            + methods_markdown(report))
+
+
+def calibration_markdown(report: dict[str, Any]) -> str:
+    calibration = report.get("calibration")
+    if not calibration:
+        return ""
+    if not calibration["by_condition"]:
+        why = "no P(yes) was stored" if calibration["n_without_p_yes"] else "no yes/no question with a ground truth"
+        return f"\n## Calibration\n\nNot available: {why}.\n"
+
+    def num(x):
+        return "n/a" if x is None else f"{x:.3f}"
+
+    lines = ["", "## Calibration", "", "ECE over ten P(yes) bins; AUROC with its 95% stratified bootstrap interval.",
+             "",
+             "| condition | n | ECE | Brier | AUROC | 95% CI |", "|---|---|---|---|---|---|"]
+    for name, r in {"(all)": calibration["overall"], **calibration["by_condition"]}.items():
+        lines.append(f"| {name} | {r['n']} | {num(r['ece'])} | {num(r['brier'])} | {num(r['auroc'])} | "
+                     f"{num(r['auroc_low'])} – {num(r['auroc_high'])} |")
+    if calibration["n_without_p_yes"]:
+        lines += ["", f"{calibration['n_without_p_yes']} answered questions without a P(yes) are left out."]
+    return "\n".join(lines) + "\n"
 
 
 def methods_markdown(report: dict[str, Any]) -> str:

@@ -1,7 +1,8 @@
 import streamlit as st
 
-from compute.facade import overall_accuracy
+from compute.facade import overall_accuracy, study_report_html
 from dashboard import data
+from dashboard.downloads import file_name
 from dashboard.safe_text import escape_markdown as esc
 from dashboard.views.common import require_run
 
@@ -46,6 +47,11 @@ if selection is not None:
         st.json({"config": o["config"], "model_revision": o["model_revision"],
                  "weights_fingerprint": o["weights_fingerprint"], "packages": o["package_versions"],
                  "started_at": str(o["started_at"]), "finished_at": str(o["finished_at"])})
+    st.download_button("Download the study report (HTML)", lambda: study_report_html(db, run_id),
+                       file_name=file_name(run_id, "report", "html"), mime="text/html", on_click="ignore",
+                       help="One self-contained page: accuracy by condition, calibration and ROC, the phrasing "
+                            "tables and attention change, with figures; the file `python -m compute report "
+                            "--format html` writes")
     st.subheader("All runs")
     runs = data.list_runs(db)
     st.dataframe(runs, hide_index=True, column_config={
