@@ -32,7 +32,8 @@ st.caption(f"Model: {esc(shorten(model, 200))} (set `?model=` in the URL or MGV_
 source = st.radio("Image", ["Upload", "From the selected run"], horizontal=True)
 image = None
 if source == "Upload":
-    upload = st.file_uploader(f"PNG, JPEG or DICOM, up to {MAX_UPLOAD_BYTES // 2**20} MiB (judged by content)")
+    upload = st.file_uploader(f"PNG, JPEG or DICOM, up to {MAX_UPLOAD_BYTES // 2**20} MiB (judged by content)",
+                              max_upload_size=MAX_UPLOAD_BYTES // 2**20)  # the browser refuses larger files first
     if upload is not None:
         try:
             image = load_upload(upload.getvalue(), upload.name)
@@ -67,8 +68,9 @@ if method in ("token", "logit_lens"):
 
 if image is not None and question.strip() and st.button("Ask", type="primary"):
     try:
-        result = ask(_session(model), image, question, method=method,
-                     layers=layers if method in LAYERED else None, term=term or None)
+        with st.spinner("Asking the model (other users' questions go first) ...", show_time=True):
+            result = ask(_session(model), image, question, method=method,
+                         layers=layers if method in LAYERED else None, term=term or None)
     except InferenceError as exc:  # e.g. a bad ?model=, a bad layer list, no map to be had
         show_error(exc)
     else:
