@@ -154,3 +154,33 @@ def textures():
     from PIL import Image
     rng = np.random.default_rng(3)
     return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((64, 64), (60, 120))]
+
+
+APP = str(ROOT / "dashboard" / "app.py")
+
+
+def open_page(db: str | Path, monkeypatch, page: str, **params):
+    """The dashboard over `db` with these query parameters, switched to `page` (e.g.
+    "views/calibration.py") and run, after checking it raised nothing."""
+    from streamlit.testing.v1 import AppTest
+    monkeypatch.setenv("MGV_DB", str(db))
+    at = AppTest.from_file(APP, default_timeout=60)
+    for k, v in params.items():
+        at.query_params[k] = v
+    at.run()
+    at.switch_page(page).run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def write_imported_run(db: str | Path, run_id: str = "imp") -> Path:
+    """A store holding one run imported from another tool's results: one answer, as text, without P(yes)."""
+    import json
+
+    from compute.cli import main
+    results = Path(db).with_name("imported.jsonl")
+    row = {"study_id": "s1", "baseline_question": "Is there edema?", "ground_truth": "yes", "variant_index": 0,
+           "question": "Is there edema?", "extracted_answer": "yes"}
+    results.write_text(json.dumps(row) + "\n")
+    assert main(["import-results", str(results), "--db", str(db), "--run", run_id]) == 0
+    return Path(db)

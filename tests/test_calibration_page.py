@@ -7,14 +7,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from streamlit.testing.v1 import AppTest
+from conftest import open_page, write_imported_run
 
 from compute.cli import main
 from compute.demo.synth import SynthConfig, generate_dataset
 from compute.metrics import calibration
 from store import slices
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 pytestmark = pytest.mark.integration
 
 
@@ -49,15 +48,8 @@ def test_probability_rows_carry_the_slice_values(sliced_db):
         slices.probability_rows(sliced_db, "r", "p_yes; DROP TABLE runs")
 
 
-def _page(db: Path, monkeypatch, **params) -> AppTest:
-    monkeypatch.setenv("MGV_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    at.switch_page("views/calibration.py").run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
+def _page(db: Path, monkeypatch, **params):
+    return open_page(db, monkeypatch, "views/calibration.py", **params)
 
 
 def test_the_page_shows_the_figures_of_the_run(sliced_db, monkeypatch):
@@ -81,11 +73,7 @@ def test_a_threshold_the_link_cannot_mean_gets_a_warning(sliced_db, monkeypatch)
 
 
 def test_an_imported_run_says_it_has_no_p_yes(tmp_path, monkeypatch):
-    results = tmp_path / "r.jsonl"
-    row = {"study_id": "s1", "baseline_question": "Is there edema?", "ground_truth": "yes", "variant_index": 0,
-           "question": "Is there edema?", "extracted_answer": "yes"}
-    results.write_text(json.dumps(row) + "\n")
-    assert main(["import-results", str(results), "--db", str(tmp_path / "i.duckdb"), "--run", "imp"]) == 0
+    write_imported_run(tmp_path / "i.duckdb")
     assert slices.probability_rows(tmp_path / "i.duckdb", "imp")[1] == 1
     at = _page(tmp_path / "i.duckdb", monkeypatch)
     assert any("stored no P(yes)" in i.value for i in at.info)

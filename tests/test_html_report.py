@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from conftest import write_imported_run
 from streamlit.testing.v1 import AppTest
 from test_dashboard_hostile import RUN, build_hostile_store
 
@@ -48,11 +49,7 @@ def test_the_report_figures_match_the_json_report(hostile_db, tmp_path):
 
 
 def test_an_imported_run_reports_calibration_as_not_available(tmp_path, capsys):
-    results = tmp_path / "r.jsonl"
-    row = {"study_id": "s1", "baseline_question": "Is there edema?", "ground_truth": "yes", "variant_index": 0,
-           "question": "Is there edema?", "extracted_answer": "yes"}
-    results.write_text(json.dumps(row) + "\n")
-    assert main(["import-results", str(results), "--db", str(tmp_path / "i.duckdb"), "--run", "imp"]) == 0
+    write_imported_run(tmp_path / "i.duckdb")
     assert main(["report", "--db", str(tmp_path / "i.duckdb"), "--run", "imp", "--format", "html"]) == 0
     assert "Not available: the run stored no P(yes)" in capsys.readouterr().out
     assert main(["report", "--db", str(tmp_path / "i.duckdb"), "--run", "imp"]) == 0
