@@ -21,6 +21,7 @@ pages = [
     st.Page("views/condition_accuracy.py", title="Condition accuracy", url_path="condition-accuracy"),
     st.Page("views/phrasing.py", title="Phrasing strategies", url_path="phrasing"),
     st.Page("views/calibration.py", title="Calibration and ROC", url_path="calibration"),
+    st.Page("views/browse.py", title="Browse", url_path="browse"),
     st.Page("views/attention.py", title="Attention", url_path="attention"),
     st.Page("views/attention_changes.py", title="Attention changes", url_path="attention-changes"),
     st.Page("views/compare.py", title="Compare runs", url_path="compare"),

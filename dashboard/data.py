@@ -19,7 +19,7 @@ import streamlit as st
 
 from compute.facade import by_change_type, calibration_summary_by, change_distribution, change_tests
 from dashboard.safe_text import escape_markdown
-from store import StoreError, StoreNotFoundError, queries, slices
+from store import StoreError, StoreNotFoundError, browse, queries, slices
 
 R = TypeVar("R")
 
@@ -214,3 +214,15 @@ def method_figures(db: StoreFile, run_id: str) -> pd.DataFrame:
 @cached
 def item_head_maps(db: StoreFile, run_id: str, item_id: str, method: str, layer: int) -> pd.DataFrame:
     return queries.item_head_maps(db.path, run_id, item_id, method, int(layer))
+
+
+@cached
+def browse_items(db: StoreFile, run_id: str, filters: browse.BrowseFilter, sort: str, descending: bool,
+                 limit: int, offset: int) -> tuple[int, pd.DataFrame]:
+    """(how many predictions match, the page's rows): store.browse.browse_page."""
+    return browse.browse_page(db.path, run_id, filters, sort, descending, int(limit), int(offset))
+
+
+@cached
+def browse_filter_choices(db: StoreFile, run_id: str) -> browse.BrowseChoices:
+    return browse.browse_choices(db.path, run_id)

@@ -24,7 +24,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from store import aggregates, queries
+from store import aggregates, browse, queries, slices
 from store.connection import connect, transaction
 from store.records import RunRecord
 from store.writer import StoreWriter
@@ -152,6 +152,15 @@ def page_calls(db: Path, run_id: str = "big", n: int | None = None) -> dict[str,
         "compare_rows": lambda: queries.compare_rows(db, run_id),
         "summary_maps (one item)": lambda: queries.summary_maps(db, run_id, "attention", item),
         "method_figures": lambda: queries.method_figures(db, run_id),
+        "slice_columns": lambda: slices.slice_columns(db, run_id),
+        "probability_rows (calibration)": lambda: slices.probability_rows(db, run_id, "strategy_category"),
+        "browse_choices": lambda: browse.browse_choices(db, run_id),
+        "browse_page (first page)": lambda: browse.browse_page(db, run_id, browse.BrowseFilter()),
+        "browse_page (flipped, by JS, page 50)": lambda: browse.browse_page(
+            db, run_id, browse.BrowseFilter(conditions=tuple(some), flipped="flipped"), "js_divergence", True,
+            offset=49 * 24),
+        "browse_page (P(yes) range, by confidence)": lambda: browse.browse_page(
+            db, run_id, browse.BrowseFilter(p_yes=(0.2, 0.8)), "confidence"),
     }
 
 

@@ -159,8 +159,8 @@ def textures():
 APP = str(ROOT / "dashboard" / "app.py")
 
 
-def open_page(db: str | Path, monkeypatch, page: str, **params):
-    """The dashboard over `db` with these query parameters, switched to `page` (e.g.
+def open_page(db: str | Path, monkeypatch, view: str, **params):
+    """The dashboard over `db` with these query parameters, switched to `view` (e.g.
     "views/calibration.py") and run, after checking it raised nothing."""
     from streamlit.testing.v1 import AppTest
     monkeypatch.setenv("MGV_DB", str(db))
@@ -168,7 +168,7 @@ def open_page(db: str | Path, monkeypatch, page: str, **params):
     for k, v in params.items():
         at.query_params[k] = v
     at.run()
-    at.switch_page(page).run()
+    at.switch_page(view).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
 

@@ -8,7 +8,8 @@ from streamlit.testing.v1 import AppTest
 from store import StoreWriter
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
-PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/calibration.py", "views/attention.py",
+PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/calibration.py", "views/browse.py",
+         "views/attention.py",
          "views/phrasing.py",
          "views/attention_changes.py", "views/compare.py", "views/methods.py"]  # pages over a run; not live
 

@@ -22,10 +22,12 @@ def built(tmp_path_factory) -> Path:
 
 
 def test_every_query_the_pages_call_is_timed():
-    called = set(re.findall(r"queries\.(\w+)\(", (ROOT / "dashboard" / "data.py").read_text()))
-    timed = set(re.findall(r"queries\.(\w+)\(", inspect.getsource(scale_check.page_calls)))
-    assert {"summary_maps", "method_figures", "item_head_maps", "answer_agreement", "compare_rows"} <= called
-    assert called | {"require_run"} <= timed
+    calls = r"\b(queries|slices|browse)\.(\w+)\("
+    called = set(re.findall(calls, (ROOT / "dashboard" / "data.py").read_text()))
+    timed = set(re.findall(calls, inspect.getsource(scale_check.page_calls)))
+    assert {("queries", "summary_maps"), ("queries", "compare_rows"), ("slices", "probability_rows"),
+            ("browse", "browse_page"), ("browse", "browse_choices")} <= called
+    assert called | {("queries", "require_run")} <= timed
 
 
 def test_each_item_has_a_map_per_layer_and_their_mean(built):

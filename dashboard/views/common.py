@@ -59,3 +59,24 @@ def url_selectbox(label: str, options: list, param: str, format_func=str):
                    f"have; showing {escape_markdown(format_func(choice))}.")
     st.query_params[param] = str(choice)
     return choice
+
+
+def url_range(label: str, low: float, high: float, param: str, step: float = 0.01) -> tuple[float, float]:
+    """A range slider whose choice lives in the URL as ?param=FROM&param=TO (the whole range: no
+    parameter). A link whose values are not two numbers with low <= FROM <= TO <= high gets a
+    warning and the whole range."""
+    asked = st.query_params.get_all(param)
+    start = (low, high)
+    if asked:
+        try:
+            values = tuple(float(v) for v in asked)
+        except ValueError:
+            values = ()
+        if len(values) == 2 and low <= values[0] <= values[1] <= high:  # NaN fails every comparison
+            start = values
+        else:
+            st.warning(f"{label}: the link names {escape_markdown(shorten(', '.join(map(repr, asked))))}, not two "
+                       f"numbers from {low:g} to {high:g} in order; showing the whole range.")
+    chosen = tuple(st.slider(label, low, high, start, step, key=f"range_{param}"))
+    st.query_params[param] = [] if chosen == (low, high) else [f"{round(v, 6):g}" for v in chosen]
+    return chosen
