@@ -374,7 +374,8 @@ def _report(args: argparse.Namespace) -> int:
     from store import StoreError, queries
 
     from compute.reports import ReportError
-    from compute.reports.study_report import gather, render
+    from compute.reports.study_report import render
+    from compute.stored_report import gather
     try:
         text = render(gather(args.db, args.run_name), args.format)
     except (ReportError, StoreError, queries.RunNotFoundError) as exc:

@@ -42,7 +42,8 @@ __all__ = [
 
 def study_report_html(db, run_id: str) -> str:
     """The one-file HTML study report of a stored run (what `python -m compute report --format html` writes)."""
-    from compute.reports.study_report import gather, render
+    from compute.reports.study_report import render
+    from compute.stored_report import gather
     return render(gather(db, run_id), "html")
 
 

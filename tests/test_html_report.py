@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from test_dashboard_hostile import RUN, build_hostile_store
 
 from compute.cli import main
-from compute.reports.study_report import gather
+from compute.stored_report import gather
 
 APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 pytestmark = pytest.mark.integration
