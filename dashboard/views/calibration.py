@@ -16,6 +16,8 @@ NO_SLICE = "(none)"
 MISSING = "(no value)"
 MAX_CURVES = 8  # more curves than this are unreadable: the largest are drawn, every one is in the tables
 PERCENT = ("sensitivity", "specificity", "ppv", "npv")
+FIGURES = {c: st.column_config.NumberColumn(format="%.3f")
+           for c in ("ece", "brier", "auroc", "auroc_low", "auroc_high")}
 
 
 def _compared_runs(run_id: str, run_ids: list[str]) -> list[str]:
@@ -73,14 +75,14 @@ def _tables(db, runs: list[str], slice_by: str | None, condition: str | None) ->
     st.caption("ECE: expected calibration error over ten equal-width P(yes) bins. Brier: mean squared error of "
                "P(yes). AUROC with its 95% stratified bootstrap interval (1,000 resamples). Only yes/no questions "
                "with a ground truth count.")
-    st.dataframe(by_condition[["run", *by_condition.columns[:-1]]], hide_index=True)
+    st.dataframe(by_condition[["run", *by_condition.columns[:-1]]], hide_index=True, column_config=FIGURES)
     csv_button("Download (CSV)", by_condition, runs[0], "calibration_by_condition")
     if slice_by:
         st.subheader(f"By {esc(slice_by)}" + (f", {esc(condition)}" if condition else ""))
         by_slice = pd.concat([data.calibration_table(db, r, slice_by, condition, ("slice",)).assign(run=r)
                               for r in runs], ignore_index=True)
         by_slice = by_slice.rename(columns={"slice": slice_by})
-        st.dataframe(by_slice[["run", *by_slice.columns[:-1]]], hide_index=True)
+        st.dataframe(by_slice[["run", *by_slice.columns[:-1]]], hide_index=True, column_config=FIGURES)
         csv_button("Download (CSV)", by_slice, runs[0], "calibration_by_slice")
 
 
