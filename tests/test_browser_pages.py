@@ -43,6 +43,8 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 from PIL import Image
 
+from compute.data.uploads import MAX_UPLOAD_BYTES
+
 try:
     from playwright.sync_api import sync_playwright
 except ImportError:  # pragma: no cover - requirements.txt pins it
@@ -507,3 +509,22 @@ def test_script_question_is_literal_text(server, store, tab):
     page.keyboard.press("Escape")
     page.wait_for_timeout(300)  # long enough for an alert from an injected script to open
     assert not t.dialogs, t.dialogs
+
+
+def test_live_page_refuses_an_upload_that_is_not_an_image_or_too_large(server, tab, tmp_path):
+    t = tab()
+    open_page(t, f"{server}/live")
+    page = t.page
+    uploader = page.locator("[data-testid=stFileUploader] input[type=file]")
+    uploader.set_input_files({"name": "scan.png", "mimeType": "image/png", "buffer": b"%PDF-1.7 not an image"})
+    errors = eventually(lambda: page.locator("[data-testid=stAlertContentError]").all_inner_texts(), bool,
+                        "no error for a file that is not an image")
+    assert "scan.png" in errors[0], errors  # the upload named, and the reason given
+    assert not page.get_by_role("button", name="Ask").count()  # nothing to ask about
+    too_large = tmp_path / "big.dcm"
+    with too_large.open("wb") as f:
+        f.truncate(MAX_UPLOAD_BYTES + 1)
+    uploader.set_input_files(too_large)
+    eventually(lambda: page.locator("[data-testid=stFileUploader]").inner_text(),
+               lambda text: "big.dcm" in text and "or smaller" in text,
+               "the browser did not refuse a file over the upload limit")
