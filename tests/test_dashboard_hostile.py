@@ -30,8 +30,8 @@ from test_dashboard import _app
 from dashboard.downloads import FORMULA_START, csv_text, file_name, neutralise_formulas
 from dashboard.safe_text import WORD_JOINER, escape_markdown, shorten
 
-PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/phrasing.py", "views/attention.py",
-         "views/attention_changes.py", "views/live.py"]
+PAGES = ["views/overview.py", "views/condition_accuracy.py", "views/phrasing.py", "views/calibration.py",
+         "views/browse.py", "views/attention.py", "views/attention_changes.py", "views/live.py"]
 
 
 def hostile(sentinel: str) -> str:
@@ -117,7 +117,8 @@ def _page(db: Path, monkeypatch, page: str, **params) -> AppTest:
 # Markdown, so an element added later is checked strictly until it is listed here.
 PLAIN_TYPES = {"text", "code", "json", "dataframe", "vega_lite_chart", "arrow_vega_lite_chart"}
 PLAIN_FIELDS = {("selectbox", ".options"), ("selectbox", ".raw_value"), ("multiselect", ".options"),
-                ("multiselect", ".raw_values"), ("text_input", ".value"), ("text_input", ".default")}
+                ("multiselect", ".raw_values"), ("text_input", ".value"), ("text_input", ".default"),
+                ("page_link", ".query_string")}  # a link's URL-encoded query (?run=…&item=…), never shown
 NOT_SHOWN = {"id", "form_id", "tag", "url", "language", "format", "theme", "mime_type"}
 
 
@@ -160,8 +161,16 @@ def assert_shown_as_text(at: AppTest, expect: set[str] = frozenset()) -> None:
         linked = _AUTOLINK.search(_UNESCAPE.sub(r"\1", text))
         assert not linked, f"{where} would link {linked.group(0)!r}: {text!r}"
         for s in sentinels & set(VALUES):
-            assert escape_markdown(VALUES[s]) in text, f"{where} shows {s} other than escaped: {text!r}"
+            assert _escaped_in(VALUES[s], text), f"{where} shows {s} other than escaped: {text!r}"
     assert expect <= seen, f"not shown: {expect - seen}"
+
+
+def _escaped_in(value: str, text: str) -> bool:
+    """Whether `text` holds `value` escaped, whole or cut short first (safe_text.shorten, as the Browse
+    page's cards do)."""
+    if escape_markdown(value) in text:
+        return True
+    return "…" in text and any(escape_markdown(shorten(value, k)) in text for k in range(20, len(value)))
 
 
 # ---- the helpers ----------------------------------------------------------------------------
@@ -228,6 +237,8 @@ EXPECT = {  # sentinels each page must show (as text)
     "views/attention.py": {"ZQXrun", "ZQXdb", "ZQXquestion", "ZQXcondition", "ZQXfallback", "ZQXterm"},
     "views/attention_changes.py": {"ZQXrun", "ZQXdb", "ZQXquestion", "ZQXbaseline", "ZQXstrategy",
                                    "ZQXcondition", "ZQXcategory"},
+    "views/calibration.py": {"ZQXrun", "ZQXdb", "ZQXcondition"},
+    "views/browse.py": {"ZQXrun", "ZQXdb", "ZQXquestion", "ZQXcondition", "ZQXstrategy"},
     "views/live.py": {"ZQXrun", "ZQXdb"},
 }
 
