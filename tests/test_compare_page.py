@@ -11,9 +11,9 @@ import pytest
 from scipy.stats import binomtest
 from streamlit.testing.v1 import AppTest
 
+from tests.conftest import open_page
 from tests.test_compare import build_compare_store
 
-APP = str(Path(__file__).resolve().parents[1] / "dashboard" / "app.py")
 PAGE = "views/compare.py"
 
 pytestmark = pytest.mark.integration
@@ -25,14 +25,7 @@ def store(tmp_path_factory) -> Path:
 
 
 def _page(db: Path, monkeypatch, **params) -> AppTest:
-    monkeypatch.setenv("MGV_DB", str(db))
-    at = AppTest.from_file(APP, default_timeout=60)
-    for k, v in params.items():
-        at.query_params[k] = v
-    at.run()
-    at.switch_page(PAGE).run()
-    assert not at.exception, at.exception
-    return at
+    return open_page(db, monkeypatch, PAGE, **params)
 
 
 def _table(at: AppTest, column: str):
