@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+from scipy.stats import mannwhitneyu
 
 from compute.metrics import calibration as cal
 
@@ -52,9 +53,22 @@ def test_auroc_is_the_pairwise_definition_and_the_area_under_the_curve():
     y = rng.random(300) < 0.3
     p = np.round(np.clip(0.2 * y + rng.random(300) * 0.8, 0, 1), 1)  # rounded: many ties
     assert cal.auroc(p, y) == pytest.approx(_pairwise_auroc(p, y))
+    u = mannwhitneyu(p[y], p[~y]).statistic
+    assert cal.auroc(p, y) == pytest.approx(u / (y.sum() * (~y).sum()))
     roc = cal.roc_curve(p, y)
     assert np.trapezoid(roc["tpr"], roc["fpr"]) == pytest.approx(cal.auroc(p, y))
     assert math.isnan(cal.auroc(p, np.ones(300, bool)))
+
+
+def test_the_bootstrap_statistic_is_the_pairwise_auroc_of_each_resample():
+    rng = np.random.default_rng(5)
+    yes, no = np.round(rng.random(30), 1), np.round(rng.random(20) * 0.8, 1)  # ties within and across
+    statistic = cal._Auroc(yes, no)
+    drawn_yes, drawn_no = rng.integers(0, 30, (7, 30)), rng.integers(0, 20, (7, 20))  # the items each draws
+    expected = [_pairwise_auroc(np.r_[yes[a], no[b]], np.r_[np.ones(30, bool), np.zeros(20, bool)])
+                for a, b in zip(drawn_yes, drawn_no, strict=True)]
+    np.testing.assert_allclose(statistic(drawn_yes, drawn_no, axis=-1), expected)
+    np.testing.assert_allclose(statistic(drawn_yes.T, drawn_no.T, axis=0), expected)
 
 
 def test_auroc_interval_matches_a_brute_force_stratified_bootstrap():

@@ -2,18 +2,20 @@
 error, the Brier score, the ROC curve, AUROC with a bootstrap interval, and the confusion matrix at
 a threshold. Pure functions of (P(yes), truth) arrays; truth is True where the answer is "yes".
 
-AUROC is the Mann-Whitney U statistic over n_yes * n_no (ties count one half), from scipy. Its
-interval is scipy.stats.bootstrap's percentile interval, resampling the yes and the no items
-separately (a stratified bootstrap: every resample keeps both classes, so AUROC is always defined).
-Percentile, not BCa: BCa's jackknife costs n AUROCs, 40 s for one condition of 20,000 items.
+AUROC is the Mann-Whitney U statistic over n_yes * n_no (ties count one half; tested against
+scipy.stats.mannwhitneyu and the pairwise definition). Its interval is scipy.stats.bootstrap's
+percentile interval, resampling the yes and the no items separately (a stratified bootstrap: every
+resample keeps both classes, so AUROC is always defined). Percentile, not BCa: BCa's jackknife
+costs n AUROCs, 40 s for one condition of 20,000 items.
 """
 
 from __future__ import annotations
 
 import math
+
 import numpy as np
 import pandas as pd
-from scipy.stats import bootstrap, mannwhitneyu
+from scipy.stats import bootstrap
 
 N_BINS = 10
 N_RESAMPLES = 1000
@@ -80,9 +82,32 @@ def roc_curve(p_yes, truth) -> pd.DataFrame:
                          "tpr": np.r_[0.0, tp / n_yes]})
 
 
-def _auroc(yes_scores, no_scores, axis=-1):
-    u = mannwhitneyu(yes_scores, no_scores, axis=axis, method="asymptotic", use_continuity=False).statistic
-    return u / (np.shape(yes_scores)[axis] * np.shape(no_scores)[axis])
+class _Auroc:
+    """AUROC of resamples of one set of yes and no scores, given as the indices of the items drawn
+    (scipy.stats.bootstrap resamples the index arrays; vectorised along `axis`). Each score's rank
+    among the distinct scores is found once, so a resample is counted, not sorted: O(n) a resample,
+    several times faster than ranking (mannwhitneyu) on a condition of 10,000 items."""
+
+    def __init__(self, yes_scores: np.ndarray, no_scores: np.ndarray):
+        values = np.unique(np.r_[yes_scores, no_scores])
+        self.k = len(values)
+        self.yes_rank = np.searchsorted(values, yes_scores)
+        self.no_rank = np.searchsorted(values, no_scores)
+
+    def samples(self) -> tuple[np.ndarray, np.ndarray]:
+        """The index arrays to resample: every yes item, every no item."""
+        return np.arange(len(self.yes_rank)), np.arange(len(self.no_rank))
+
+    def __call__(self, yes_index, no_index, axis: int = -1):
+        yes = self.yes_rank[np.moveaxis(np.asarray(yes_index), axis, -1)]
+        no = self.no_rank[np.moveaxis(np.asarray(no_index), axis, -1)]
+        batch = yes.shape[:-1]
+        yes, no = yes.reshape(-1, yes.shape[-1]), no.reshape(-1, no.shape[-1])
+        rows = np.arange(len(yes))[:, None] * self.k
+        at = np.bincount((no + rows).ravel(), minlength=len(yes) * self.k).reshape(len(yes), self.k)
+        below = np.cumsum(at, axis=1) - at  # each resample's "no" scores under each distinct value
+        wins = np.take_along_axis(below, yes, 1) + 0.5 * np.take_along_axis(at, yes, 1)
+        return (wins.sum(axis=1) / (yes.shape[1] * no.shape[1])).reshape(batch)
 
 
 def auroc(p_yes, truth) -> float:
@@ -90,7 +115,8 @@ def auroc(p_yes, truth) -> float:
     p, y = scores(p_yes, truth)
     if y.all() or not y.any():
         return math.nan
-    return float(_auroc(p[y], p[~y]))
+    statistic = _Auroc(p[y], p[~y])
+    return float(statistic(*statistic.samples()))
 
 
 def auroc_interval(p_yes, truth, confidence: float = 0.95, n_resamples: int = N_RESAMPLES,
@@ -100,7 +126,8 @@ def auroc_interval(p_yes, truth, confidence: float = 0.95, n_resamples: int = N_
     p, y = scores(p_yes, truth)
     if min(y.sum(), (~y).sum()) < 2:
         return None
-    result = bootstrap((p[y], p[~y]), _auroc, confidence_level=confidence, n_resamples=n_resamples,
+    statistic = _Auroc(p[y], p[~y])
+    result = bootstrap(statistic.samples(), statistic, confidence_level=confidence, n_resamples=n_resamples,
                        vectorized=True, paired=False, batch=BATCH, method="percentile",
                        rng=np.random.default_rng(seed))
     return float(result.confidence_interval.low), float(result.confidence_interval.high)
