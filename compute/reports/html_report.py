@@ -14,6 +14,8 @@ import altair as alt
 import pandas as pd
 import vl_convert
 
+from compute.metrics.calibration import curves_by
+from compute.reports.accuracy import with_accuracy
 from compute.reports.figures import accuracy_chart, reliability_chart, roc_chart, spec_json
 
 FIGURE_WIDTH = 560
@@ -68,7 +70,6 @@ _CALIBRATION = {"condition": ("condition", None), "n": ("n", None), "n_yes": ("t
 
 
 def _accuracy_section(report: dict[str, Any], counts: pd.DataFrame) -> str:
-    from compute.reports.accuracy import with_accuracy
     split = with_accuracy(counts[counts["ground_truth"] != "all"])
     parts = ["<h2>Accuracy by condition</h2>",
              _table(_labelled(report["accuracy_by_condition"], "condition"),
@@ -80,7 +81,6 @@ def _accuracy_section(report: dict[str, Any], counts: pd.DataFrame) -> str:
 
 
 def _calibration_section(report: dict[str, Any], probabilities: pd.DataFrame) -> str:
-    from compute.metrics.calibration import curves_by
     calibration = report.get("calibration") or {}
     parts = ["<h2>Calibration and ROC</h2>"]
     if not calibration.get("by_condition"):

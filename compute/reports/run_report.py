@@ -10,6 +10,7 @@ from typing import Any
 
 import pandas as pd
 
+from compute.metrics.calibration import summary, summary_by
 from compute.reports.accuracy import overall_accuracy, with_accuracy
 from compute.reports.phrasing import phrasing_report, to_markdown
 
@@ -52,7 +53,6 @@ def agreement_report(agreement: dict[str, int]) -> dict[str, Any]:
 def calibration_report(probabilities: pd.DataFrame, n_without: int) -> dict[str, Any]:
     """ECE, Brier score and AUROC with its interval, over all and per condition, of
     store.slices.probability_rows; `n_without`: the answered questions that have no P(yes)."""
-    from compute.metrics.calibration import summary, summary_by
     if probabilities.empty:
         return {"n_without_p_yes": n_without, "overall": None, "by_condition": {}}
     rows = probabilities.assign(condition=probabilities["condition"].astype(object).where(
