@@ -184,3 +184,35 @@ def write_imported_run(db: str | Path, run_id: str = "imp") -> Path:
     results.write_text(json.dumps(row) + "\n")
     assert main(["import-results", str(results), "--db", str(db), "--run", run_id]) == 0
     return Path(db)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a server a test starts)."""
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def stop_process(process) -> None:
+    """Terminate a subprocess.Popen a test started, killing it after 10 s."""
+    import subprocess
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def phrasing_store(base: Path, run_id: str, variants: int, n: int = 2, seed: int = 6) -> Path:
+    """base/phrasing.duckdb holding a real phrasing run of the committed demo model: n images x 2
+    questions x (baseline + `variants` rewrites)."""
+    from compute.cli import main
+    from compute.demo.synth import SynthConfig, generate_dataset
+    manifest = generate_dataset(SynthConfig(n=n, seed=seed, size=128, dicom_fraction=0.0), base / "synth",
+                                progress=False)
+    db = base / "phrasing.duckdb"
+    assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", run_id,
+                 "--study", "phrasing", "--variants", str(variants), "--quiet"]) == 0
+    return db

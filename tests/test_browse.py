@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-from conftest import open_page, tiny_map, write_imported_run
+from conftest import open_page, phrasing_store, tiny_map, write_imported_run
 from PIL import Image
 
 from store import (
@@ -371,14 +371,7 @@ def test_dataset_columns_from_the_url(hand_db, tiny_store, monkeypatch):
 @pytest.fixture(scope="module")
 def phrasing_db(tmp_path_factory) -> Path:
     """A real phrasing run of the committed demo model: 2 images x 2 questions x (baseline + 3 rewrites)."""
-    from compute.cli import main
-    from compute.demo.synth import SynthConfig, generate_dataset
-    base = tmp_path_factory.mktemp("browse_phrasing")
-    manifest = generate_dataset(SynthConfig(n=2, seed=6, size=128, dicom_fraction=0.0), base / "synth", progress=False)
-    db = base / "phrasing.duckdb"
-    assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", "p",
-                 "--study", "phrasing", "--variants", "3", "--quiet"]) == 0
-    return db
+    return phrasing_store(tmp_path_factory.mktemp("browse_phrasing"), "p", variants=3)
 
 
 def test_a_real_phrasing_run(phrasing_db, monkeypatch):

@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+from conftest import phrasing_store
 from streamlit.testing.v1 import AppTest
 
 from store import StoreWriter
@@ -187,14 +188,7 @@ def test_overlay_leaves_unattended_pixels_clear_and_hides_below_threshold():
 @pytest.fixture(scope="module")
 def phrasing_db(tmp_path_factory) -> Path:
     """A real phrasing run of the committed demo model: 2 images x 2 questions x (baseline + 4 rewrites)."""
-    from compute.cli import main
-    from compute.demo.synth import SynthConfig, generate_dataset
-    base = tmp_path_factory.mktemp("phrasing_pages")
-    manifest = generate_dataset(SynthConfig(n=2, seed=6, size=128, dicom_fraction=0.0), base / "synth", progress=False)
-    db = base / "phrasing.duckdb"
-    assert main(["run", "--model", "models/demo", "--manifest", str(manifest), "--db", str(db), "--run", "ph",
-                 "--study", "phrasing", "--variants", "4", "--quiet"]) == 0
-    return db
+    return phrasing_store(tmp_path_factory.mktemp("phrasing_pages"), "ph", variants=4)
 
 
 @pytest.mark.integration

@@ -14,7 +14,6 @@ import itertools
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from pathlib import Path
 from urllib.parse import quote, urlparse
 
 import pytest
+from conftest import free_port, stop_process
 from test_dashboard_hostile import RUN, build_hostile_store
 
 from dashboard.safe_text import WORD_JOINER
@@ -37,11 +37,6 @@ pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-g
 websockets_sync = pytest.importorskip("websockets.sync.client")
 HOSTILE_HOSTS = ("127.0.0.1:9", "evil.example")
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(condition, timeout: float, what: str):
@@ -64,7 +59,7 @@ class Browser:
              "--disable-background-networking", "--disable-component-update", "--disable-sync",
              f"--user-data-dir={profile}", "--remote-debugging-port=0", "--window-size=1400,2400", "about:blank"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        self.stack.callback(_stop, self.process)
+        self.stack.callback(stop_process, self.process)
         try:
             port_file = profile / "DevToolsActivePort"
             port = _wait(lambda: port_file.is_file() and port_file.read_text().split("\n")[0], 20, "Chromium")
@@ -108,19 +103,11 @@ class Browser:
         self.stack.close()
 
 
-def _stop(process: subprocess.Popen) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
     db = build_hostile_store(tmp_path_factory.mktemp("browser"))
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "dashboard/app.py", "--server.headless", "true",
          "--server.port", str(port), "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false",
@@ -137,7 +124,7 @@ def server(tmp_path_factory):
         _wait(healthy, 60, "streamlit run")
         yield f"http://127.0.0.1:{port}"
     finally:
-        _stop(process)
+        stop_process(process)
 
 
 @pytest.fixture(scope="module")

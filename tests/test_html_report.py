@@ -63,3 +63,9 @@ def test_the_overview_offers_the_same_file(hostile_db, monkeypatch):
     assert not at.exception
     labels = [b.proto.label for b in at.get("download_button")]
     assert "Download the study report (HTML)" in labels
+    # The button's file is facade.study_report_html's: the CLI's page, but for the minute it was written.
+    from compute.facade import study_report_html
+    out = hostile_db.with_name("cli.html")
+    assert main(["report", "--db", str(hostile_db), "--run", RUN, "--format", "html", "--out", str(out)]) == 0
+    written = re.compile(r"Written by MedGemma Visualizer on [^<]*")
+    assert written.sub("", study_report_html(hostile_db, RUN)) == written.sub("", out.read_text(encoding="utf-8"))
