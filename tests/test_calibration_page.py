@@ -69,7 +69,9 @@ def test_the_page_shows_the_figures_of_the_run(sliced_db, monkeypatch):
 def test_a_threshold_the_link_cannot_mean_gets_a_warning(sliced_db, monkeypatch):
     at = _page(sliced_db, monkeypatch, run="r", threshold="1.5")
     assert any("not a number from 0 to 1" in w.value for w in at.warning)
-    assert at.query_params["threshold"] == "0.50"
+    assert at.query_params["threshold"] == "0.5"
+    at = _page(sliced_db, monkeypatch, run="r", **{"with": "no such run"})
+    assert any("no such run" in w.value and "not compared" in w.value for w in at.warning)
 
 
 def test_an_imported_run_says_it_has_no_p_yes(tmp_path, monkeypatch):

@@ -1,5 +1,3 @@
-import math
-
 import pandas as pd
 import streamlit as st
 
@@ -9,7 +7,7 @@ from dashboard.charts import show_chart
 from dashboard.downloads import csv_button
 from dashboard.safe_text import escape_markdown as esc
 from dashboard.safe_text import shorten
-from dashboard.views.common import require_run, url_selectbox
+from dashboard.views.common import require_run, url_selectbox, url_slider
 
 ALL_CONDITIONS = "(all conditions)"
 NO_SLICE = "(none)"
@@ -24,25 +22,14 @@ def _compared_runs(run_id: str, run_ids: list[str]) -> list[str]:
     """The selected run, then the runs named in ?with=… (chosen below, kept in the URL)."""
     others = [r for r in run_ids if r != run_id]
     asked = [r for r in st.query_params.get_all("with") if r in others]
+    unknown = [r for r in st.query_params.get_all("with") if r not in others]
+    if unknown:
+        st.warning(f"Compare with runs: the link names {esc(shorten(', '.join(map(repr, unknown))))}, which this "
+                   "database does not have besides the selected run; not compared.")
     chosen = st.multiselect("Compare with runs", others, default=asked, key="calibration_with",
                             help="Their curves are drawn beside the selected run's")
     st.query_params["with"] = chosen
     return [run_id, *chosen]
-
-
-def _threshold() -> float:
-    """The slider's threshold, from ?threshold= (0.5 when missing or not a number in [0, 1])."""
-    wanted = st.query_params.get("threshold", "0.5")
-    try:
-        asked = float(wanted)
-    except ValueError:
-        asked = math.nan
-    if not 0.0 <= asked <= 1.0:  # also NaN
-        st.warning(f"Threshold: the link names {esc(shorten(repr(wanted)))}, not a number from 0 to 1; showing 0.5.")
-        asked = 0.5
-    threshold = st.slider("Threshold: answer yes when P(yes) ≥", 0.0, 1.0, asked, 0.01, key="calibration_threshold")
-    st.query_params["threshold"] = f"{threshold:.2f}"
-    return threshold
 
 
 def _label(frame: pd.DataFrame, sliced: bool, several_runs: bool) -> pd.Series:
@@ -110,7 +97,7 @@ if selection is not None:
         if len(sizes) > MAX_CURVES:
             st.caption(f"{len(sizes)} curves: the {MAX_CURVES} with the most items are drawn; the tables hold all.")
         bins, corners = curves_by(drawn, "curve")
-        threshold = _threshold()
+        threshold = url_slider("Threshold: answer yes when P(yes) ≥", 0.0, 1.0, 0.5, "threshold")
         matrix = at_threshold_by(rows, "curve", threshold)
         points = matrix.assign(fpr=1 - matrix["specificity"], tpr=matrix["sensitivity"])
         chart_left, chart_right = st.columns(2)

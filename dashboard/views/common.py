@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import streamlit as st
@@ -80,3 +81,22 @@ def url_range(label: str, low: float, high: float, param: str, step: float = 0.0
     chosen = tuple(st.slider(label, low, high, start, step, key=f"range_{param}"))
     st.query_params[param] = [] if chosen == (low, high) else [f"{round(v, 6):g}" for v in chosen]
     return chosen
+
+
+def url_slider(label: str, low: float, high: float, default: float, param: str, step: float = 0.01) -> float:
+    """A slider whose value lives in the URL as ?param=…; a link whose value is not a number from low
+    to high gets a warning and the default."""
+    wanted = st.query_params.get(param)
+    start = default
+    if wanted is not None:
+        try:
+            start = float(wanted)
+        except ValueError:
+            start = math.nan
+        if not low <= start <= high:  # NaN fails every comparison
+            st.warning(f"{label}: the link names {escape_markdown(shorten(repr(wanted)))}, not a number from "
+                       f"{low:g} to {high:g}; showing {default:g}.")
+            start = default
+    value = st.slider(label, low, high, start, step, key=f"slider_{param}")
+    st.query_params[param] = f"{value:g}"
+    return value
