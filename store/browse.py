@@ -28,7 +28,7 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from store import aggregates
+from store import aggregates, slices
 from store.queries import _frame, _open
 from store.schema import current_version
 from store.slices import ATTRIBUTE
@@ -40,7 +40,7 @@ SORTS = ("manifest", "p_yes", "confidence", "js_divergence")  # manifest: the ru
 FLIPS = ("flipped", "unflipped", "group_flipped", "group_unflipped")
 _FLIP_SQL = {"flipped": "flipped IS TRUE", "unflipped": "flipped IS FALSE",
              "group_flipped": "group_flipped IS TRUE", "group_unflipped": "group_flipped IS FALSE"}
-COLUMNS = {"dataset": 1, "view": 5, "split": 5}  # questions' dataset columns, with the schema version adding each
+COLUMNS = {c: slices.COLUMNS[c] for c in ("dataset", "view", "split")}  # the dataset's columns: schema version
 MAX_LIMIT = 500  # rows per page at most
 MAX_VALUES = 200  # a dataset column with more distinct values than this is not offered as a filter
 
