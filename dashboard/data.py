@@ -142,7 +142,7 @@ def calibration_table(db: StoreFile, run_id: str, slice_by: str | None, conditio
                       by: tuple[str, ...]) -> pd.DataFrame:
     """compute.metrics.calibration.summary_by of a run's P(yes) rows (of one condition, or all), cached:
     the AUROC intervals are a bootstrap."""
-    rows, _ = slices.probability_rows(db.path, run_id, slice_by)
+    rows, _ = probability_rows(db, run_id, slice_by)  # the page's own read, from the cache
     if condition is not None:
         rows = rows[rows["condition"] == condition]
     return calibration_summary_by(rows, list(by))
