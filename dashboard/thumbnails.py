@@ -9,14 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import streamlit as st
 from PIL import Image
 
 from dashboard import data
-from dashboard.data import StoreFile, _stat, cached
+from dashboard.data import StoreFile, _stat
 from dashboard.overlay import overlay
 from dashboard.run_images import run_image
 from store import queries
 
+MAX_CACHED = 2000  # thumbnails kept (some 50 kB each): browsing a whole large run must not fill the memory
 
 @dataclass(frozen=True)
 class BrowseThumbnail:
@@ -39,7 +41,7 @@ def browse_thumbnail(db: Path | StoreFile, run_id: str, item_id: str, method: st
     return _browse_thumbnail(store, run_id, item_id, method, int(size), image_state)
 
 
-@cached
+@st.cache_data(show_spinner=False, max_entries=MAX_CACHED, hash_funcs={StoreFile: StoreFile.state})
 def _browse_thumbnail(db: StoreFile, run_id: str, item_id: str, method: str | None, size: int,
                       image_state: tuple | None) -> BrowseThumbnail:
     shown = run_image(db.path, run_id, item_id)
